@@ -1,0 +1,69 @@
+import { z } from "zod";
+
+const positiveInt = z.number().int().positive();
+const threadsSetting = z.union([z.literal("auto"), positiveInt]);
+const gpuLayersSetting = z.union([z.literal("auto"), z.literal("max"), z.number().int().min(0)]);
+export const gpuSetting = z.enum(["auto", "cuda", "metal", "vulkan", "cpu"]);
+
+/** Settings that shape a runner; each model may override the server-wide defaults. */
+export const runnerSettingsSchema = z.strictObject({
+  /** Tokens per sequence; null = the model's training context, capped at 4096. */
+  context_size: positiveInt.nullable().optional(),
+  /** Sequences decoded together in one batch: the number of requests a runner serves at once. */
+  parallel: positiveInt.max(256).optional(),
+  threads: threadsSetting.optional(),
+  batch_size: positiveInt.optional(),
+  gpu_layers: gpuLayersSetting.optional(),
+  flash_attention: z.boolean().optional(),
+});
+export type RunnerSettingsInput = z.infer<typeof runnerSettingsSchema>;
+
+export const modelTypeSchema = z.enum(["chat", "completion", "embedding"]);
+export type ModelType = z.infer<typeof modelTypeSchema>;
+
+const modelIdSchema = z
+  .string()
+  .min(1)
+  .max(200)
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._:@/+-]*$/, "model ids use letters, digits and . _ : @ / + - and start with a letter or digit")
+  .refine((id) => !id.split("/").includes(".."), "model ids may not contain '..' segments");
+
+export const modelEntrySchema = runnerSettingsSchema.extend({
+  id: modelIdSchema,
+  path: z.string().min(1),
+  type: modelTypeSchema.optional(),
+  aliases: z.array(modelIdSchema).optional(),
+});
+export type ModelEntryInput = z.infer<typeof modelEntrySchema>;
+
+const logLevel = z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]);
+
+export const configSchema = z.strictObject({
+  host: z.string().min(1).default("127.0.0.1"),
+  port: z.number().int().min(0).max(65535).default(1234),
+  /** Where the server keeps its own files: the generated demo model, runner sockets, later its database. */
+  state_dir: z.string().min(1).optional(),
+  model_dirs: z.array(z.string().min(1)).default([]),
+  models: z.array(modelEntrySchema).default([]),
+  defaults: runnerSettingsSchema.default({}),
+  gpu: gpuSetting.default("auto"),
+  auto_load: z.array(z.string().min(1)).default([]),
+  /** Load a model on the first request that names it. */
+  jit_load: z.boolean().default(true),
+  /** Serve a generated tiny random-weight model when no other model is found, so a fresh install answers. */
+  demo_model: z.boolean().default(true),
+  max_concurrent_requests: positiveInt.default(64),
+  /** Requests that may wait for a free sequence, across all models; past that → 429. */
+  queue_size: z.number().int().min(0).default(256),
+  queue_timeout_sec: z.number().positive().default(300),
+  loader_timeout_sec: z.number().positive().default(120),
+  health_interval_sec: z.number().positive().default(5),
+  shutdown_timeout_sec: z.number().positive().default(30),
+  max_body_bytes: positiveInt.default(16 * 1024 * 1024),
+  admin_key: z.string().min(8, "admin_key must be at least 8 characters").nullable().default(null),
+  log_level: logLevel.default("info"),
+  log_file: z.string().min(1).nullable().default(null),
+});
+
+export type ConfigInput = z.input<typeof configSchema>;
+export type ParsedConfig = z.output<typeof configSchema>;

@@ -1,0 +1,485 @@
+/**
+ * The llama.cpp engine as it runs inside a runner process: one model, one context with `parallel` sequences
+ * decoded together, prefix-aware slot placement, and a lean token loop over `sequence.evaluate`
+ * (the high-level LlamaChat/LlamaCompletion add per-token work we do not need).
+ */
+import {
+  getLlama,
+  getModuleVersion,
+  LlamaLogLevel,
+  LlamaText,
+  resolveChatWrapper,
+  type ChatHistoryItem,
+  type ChatWrapper,
+  type Llama,
+  type LlamaContext,
+  type LlamaEmbeddingContext,
+  type LlamaModel,
+  type Token,
+} from "node-llama-cpp";
+import { LmxError } from "../../errors/codes.js";
+import type { ChatCompletionRequest, CompletionRequest, EmbeddingRequest } from "../../openai/schemas.js";
+import { messageText, stopList } from "../../openai/schemas.js";
+import type { RunnerInfo, RunnerInitMessage, RunnerStats } from "../../runners/protocol.js";
+import { pickSlot, type Slot } from "./slots.js";
+import { IncrementalDetokenizer, StopStringMatcher } from "./text-stream.js";
+
+export const BACKEND_NAME = "llama.cpp";
+const DEFAULT_MAX_CONTEXT = 4096;
+/** llama.cpp's own sampling defaults (llama-server), used where a request leaves a knob unset. */
+const SAMPLING_DEFAULTS = { temperature: 0.8, topK: 40, topP: 0.95, minP: 0.05 } as const;
+const PENALTY_LAST_N = 64;
+
+export type FinishReason = "stop" | "length";
+
+export interface GenerationResult {
+  text: string;
+  finishReason: FinishReason;
+  promptTokens: number;
+  cachedTokens: number;
+  completionTokens: number;
+  promptMs: number;
+  generationMs: number;
+}
+
+/** A request that passed the context check and holds a slot: safe to start answering 200. */
+export interface PreparedGeneration {
+  readonly promptTokens: Token[];
+  readonly choice: { slot: Slot; reusable: number };
+  readonly maxTokens: number;
+  readonly stopStrings: string[];
+  readonly stopTokens: ReadonlySet<Token>;
+  readonly sampling: SamplingSettings;
+}
+
+interface SamplingSettings {
+  temperature: number;
+  topK: number;
+  topP: number;
+  minP: number;
+  seed: number;
+  presencePenalty: number;
+  frequencyPenalty: number;
+}
+
+export interface EmbeddingResult {
+  vectors: number[][];
+  promptTokens: number;
+}
+
+function mapLogLevel(level: string): LlamaLogLevel {
+  switch (level) {
+    case "trace":
+    case "debug":
+      return LlamaLogLevel.debug;
+    case "info":
+      return LlamaLogLevel.warn;
+    default:
+      return LlamaLogLevel.error;
+  }
+}
+
+export class LlamaCppEngine {
+  private readonly stats: RunnerStats;
+  private readonly slots: Slot[];
+  private readonly embeddingPool: LlamaEmbeddingContext[];
+  private readonly idleEmbeddingContexts: LlamaEmbeddingContext[];
+  private readonly embeddingWaiters: Array<(ctx: LlamaEmbeddingContext) => void> = [];
+
+  private constructor(
+    private readonly llama: Llama,
+    private readonly model: LlamaModel,
+    private readonly context: LlamaContext | null,
+    embeddingContexts: LlamaEmbeddingContext[],
+    private readonly chatWrapper: ChatWrapper | null,
+    readonly info: RunnerInfo,
+    stats: RunnerStats,
+  ) {
+    this.stats = stats;
+    this.slots = [];
+    if (context) {
+      for (let i = 0; i < info.parallel; i++) {
+        this.slots.push({ index: i, sequence: context.getSequence(), busy: false, lastUsed: 0 });
+      }
+    }
+    this.embeddingPool = embeddingContexts;
+    this.idleEmbeddingContexts = [...embeddingContexts];
+  }
+
+  static async load(init: RunnerInitMessage, log: (line: string) => void): Promise<LlamaCppEngine> {
+    const started = performance.now();
+    const { settings } = init;
+    const llama = await getLlama({
+      gpu: settings.gpu === "cpu" ? false : settings.gpu,
+      build: "never",
+      // node-llama-cpp's default is max(cores, 4): catastrophically slow on small machines. Always explicit.
+      maxThreads: settings.threads,
+      logLevel: mapLogLevel(init.logLevel),
+      logger: (_level, message) => log(message),
+    });
+    let model: LlamaModel;
+    try {
+      model = await llama.loadModel({
+        modelPath: init.modelPath,
+        gpuLayers: settings.gpuLayers,
+      });
+    } catch (error) {
+      throw classifyLoadError(error, init.modelPath);
+    }
+    const trainContextSize = model.trainContextSize;
+    const contextSize = settings.contextSize ?? Math.min(trainContextSize || DEFAULT_MAX_CONTEXT, DEFAULT_MAX_CONTEXT);
+    const stats: RunnerStats = {
+      requestsServed: 0,
+      requestsActive: 0,
+      decodeCalls: 0,
+      promptTokensEvaluated: 0,
+      promptTokensCached: 0,
+      generatedTokens: 0,
+      slotsBusy: 0,
+      slotsTotal: settings.parallel,
+    };
+    let context: LlamaContext | null = null;
+    const embeddingContexts: LlamaEmbeddingContext[] = [];
+    let chatWrapper: ChatWrapper | null = null;
+    if (init.modelType === "embedding") {
+      for (let i = 0; i < settings.parallel; i++) {
+        embeddingContexts.push(
+          await model.createEmbeddingContext({
+            contextSize,
+            batchSize: Math.min(settings.batchSize, contextSize),
+            threads: settings.threads,
+          }),
+        );
+      }
+    } else {
+      context = await model.createContext({
+        contextSize,
+        sequences: settings.parallel,
+        batchSize: settings.batchSize,
+        threads: settings.threads,
+        flashAttention: settings.flashAttention,
+        // never let node-llama-cpp shrink the context behind our back: a wrong size must fail loudly
+        failedCreationRemedy: false,
+      });
+      countDecodeCalls(context, stats);
+      chatWrapper = resolveChatWrapper(model);
+    }
+    const modelMemory = model.memoryUsage as unknown as { ram?: number; vram?: number } | undefined;
+    const info: RunnerInfo = {
+      pid: process.pid,
+      backend: BACKEND_NAME,
+      backendVersion: `node-llama-cpp ${await getModuleVersion()}`,
+      gpu: llama.gpu,
+      contextSize: context ? context.contextSize / settings.parallel : contextSize,
+      trainContextSize,
+      parallel: settings.parallel,
+      threads: settings.threads,
+      batchSize: context ? context.batchSize : settings.batchSize,
+      gpuLayers: model.gpuLayers,
+      chatWrapper: chatWrapper ? chatWrapper.wrapperName : null,
+      embeddingSize: init.modelType === "embedding" ? model.embeddingVectorSize : null,
+      memory: {
+        modelRam: numberOr(modelMemory?.ram, model.size),
+        modelVram: numberOr(modelMemory?.vram, 0),
+        contextRam: 0,
+        contextVram: 0,
+      },
+      loadMs: Math.round(performance.now() - started),
+    };
+    const engine = new LlamaCppEngine(llama, model, context, embeddingContexts, chatWrapper, info, stats);
+    if (engine.slots[0]) info.contextSize = engine.slots[0].sequence.contextSize;
+    return engine;
+  }
+
+  getStats(): RunnerStats {
+    return { ...this.stats, slotsBusy: this.slots.filter((s) => s.busy).length };
+  }
+
+  get isEmbeddingModel(): boolean {
+    return this.context === null;
+  }
+
+  prepareChat(request: ChatCompletionRequest): PreparedGeneration {
+    if (!this.chatWrapper) throw notForGeneration();
+    const history: ChatHistoryItem[] = [];
+    for (const message of request.messages) {
+      const text = messageText(message.content);
+      if (message.role === "system" || message.role === "developer") history.push({ type: "system", text });
+      else if (message.role === "user") history.push({ type: "user", text });
+      else history.push({ type: "model", response: [text] });
+    }
+    // the wrapper renders up to the start of the model's answer when the history ends with an empty model turn
+    history.push({ type: "model", response: [] });
+    const state = this.chatWrapper.generateContextState({ chatHistory: history });
+    const tokens = state.contextText.tokenize(this.model.tokenizer);
+    const stopTokens = new Set<Token>();
+    const stopStrings = stopList(request.stop);
+    for (const trigger of state.stopGenerationTriggers) {
+      const triggerTokens = LlamaText(trigger).tokenize(this.model.tokenizer);
+      if (triggerTokens.length === 1 && triggerTokens[0] !== undefined) stopTokens.add(triggerTokens[0]);
+      const triggerText = LlamaText(trigger).toString();
+      if (triggerText.trim() !== "" && !stopStrings.includes(triggerText)) stopStrings.push(triggerText);
+    }
+    return this.prepare(tokens, request.max_completion_tokens ?? request.max_tokens ?? null, stopStrings, stopTokens, request);
+  }
+
+  prepareCompletion(request: CompletionRequest): PreparedGeneration {
+    if (!this.context) throw notForGeneration();
+    const prompt = typeof request.prompt === "string" ? request.prompt : (request.prompt[0] ?? "");
+    const tokens = this.model.tokenize(prompt, false);
+    if (this.model.tokens.shouldPrependBosToken && this.model.tokens.bos !== null) tokens.unshift(this.model.tokens.bos);
+    if (tokens.length === 0) throw new LmxError("invalid_value", "prompt must not be empty", { param: "prompt" });
+    return this.prepare(tokens, request.max_tokens ?? null, stopList(request.stop), new Set(), request);
+  }
+
+  private prepare(
+    tokens: Token[],
+    requestedMaxTokens: number | null,
+    stopStrings: string[],
+    stopTokens: Set<Token>,
+    request: ChatCompletionRequest | CompletionRequest,
+  ): PreparedGeneration {
+    const contextSize = this.info.contextSize;
+    // at least one token must be generated, and nothing is ever cut from the prompt to make room
+    if (tokens.length >= contextSize) {
+      throw new LmxError(
+        "context_length_exceeded",
+        `this model's context is ${contextSize} tokens per request, but the prompt has ${tokens.length} tokens; shorten it or load the model with a larger context_size`,
+        { param: "messages" },
+      );
+    }
+    const room = contextSize - tokens.length;
+    if (requestedMaxTokens !== null && requestedMaxTokens > room) {
+      throw new LmxError(
+        "context_length_exceeded",
+        `this model's context is ${contextSize} tokens per request; the prompt has ${tokens.length} tokens and max_tokens asks for ${requestedMaxTokens} more (at most ${room} fit)`,
+        { param: "max_tokens" },
+      );
+    }
+    const choice = pickSlot(this.slots, tokens);
+    if (!choice) throw new LmxError("runner_busy", "all sequences of this runner are busy", { retryAfterSec: 1 });
+    choice.slot.busy = true;
+    return {
+      promptTokens: tokens,
+      choice,
+      maxTokens: requestedMaxTokens ?? room,
+      stopStrings,
+      stopTokens,
+      sampling: {
+        temperature: request.temperature ?? SAMPLING_DEFAULTS.temperature,
+        topK: request.top_k ?? SAMPLING_DEFAULTS.topK,
+        topP: request.top_p ?? SAMPLING_DEFAULTS.topP,
+        minP: request.min_p ?? SAMPLING_DEFAULTS.minP,
+        seed: request.seed ?? Math.floor(Math.random() * 0xffffffff),
+        presencePenalty: request.presence_penalty ?? 0,
+        frequencyPenalty: request.frequency_penalty ?? 0,
+      },
+    };
+  }
+
+  /** Releases a slot that was prepared but never generated on (e.g. the client left before the start). */
+  release(prepared: PreparedGeneration): void {
+    prepared.choice.slot.busy = false;
+  }
+
+  async generate(prepared: PreparedGeneration, onText: (text: string) => void, signal: AbortSignal): Promise<GenerationResult> {
+    const { slot, reusable } = prepared.choice;
+    const sequence = slot.sequence;
+    const { promptTokens, sampling } = prepared;
+    this.stats.requestsActive++;
+    const started = performance.now();
+    let firstTokenAt = 0;
+    let text = "";
+    let completionTokens = 0;
+    let finishReason: FinishReason = "stop";
+    try {
+      if (sequence.nextTokenIndex > reusable) {
+        await sequence.eraseContextTokenRanges([{ start: reusable, end: sequence.nextTokenIndex }]);
+      }
+      const evaluateTokens = promptTokens.slice(reusable);
+      this.stats.promptTokensEvaluated += evaluateTokens.length;
+      this.stats.promptTokensCached += reusable;
+      const history: Token[] = promptTokens.slice(-PENALTY_LAST_N);
+      const detokenizer = new IncrementalDetokenizer<Token>(
+        (tokens, lastTokens) => this.model.detokenize(tokens, false, lastTokens),
+        promptTokens,
+      );
+      const matcher = new StopStringMatcher(prepared.stopStrings);
+      const usePenalty = sampling.presencePenalty !== 0 || sampling.frequencyPenalty !== 0;
+      const iterator = sequence.evaluate(evaluateTokens, {
+        temperature: sampling.temperature,
+        topK: sampling.topK,
+        topP: sampling.topP,
+        minP: sampling.minP,
+        seed: sampling.seed,
+        ...(usePenalty
+          ? {
+              repeatPenalty: {
+                punishTokens: () => history.slice(-PENALTY_LAST_N),
+                penalty: 1,
+                presencePenalty: sampling.presencePenalty,
+                frequencyPenalty: sampling.frequencyPenalty,
+              },
+            }
+          : {}),
+      });
+      const emit = (piece: string) => {
+        if (piece.length === 0) return;
+        text += piece;
+        onText(piece);
+      };
+      let stopped = false;
+      for await (const token of iterator) {
+        if (firstTokenAt === 0) firstTokenAt = performance.now();
+        if (signal.aborted) break;
+        if (prepared.stopTokens.has(token)) {
+          stopped = true;
+          break;
+        }
+        completionTokens++;
+        history.push(token);
+        const scan = matcher.push(detokenizer.push(token));
+        emit(scan.emit);
+        if (scan.stopped) {
+          stopped = true;
+          break;
+        }
+        if (completionTokens >= prepared.maxTokens) {
+          finishReason = "length";
+          break;
+        }
+      }
+      if (!stopped) {
+        const tail = matcher.push(detokenizer.flush());
+        emit(tail.emit);
+        if (!tail.stopped) emit(matcher.flush());
+      }
+      this.stats.generatedTokens += completionTokens;
+      this.stats.requestsServed++;
+      const end = performance.now();
+      return {
+        text,
+        finishReason,
+        promptTokens: promptTokens.length,
+        cachedTokens: reusable,
+        completionTokens,
+        promptMs: (firstTokenAt || end) - started,
+        generationMs: end - (firstTokenAt || end),
+      };
+    } finally {
+      slot.busy = false;
+      slot.lastUsed = performance.now();
+      this.stats.requestsActive--;
+    }
+  }
+
+  async embed(request: EmbeddingRequest): Promise<EmbeddingResult> {
+    if (!this.isEmbeddingModel) {
+      throw new LmxError("model_not_embedding", `model '${request.model}' is not loaded as an embedding model; set type: embedding in its config`, {
+        param: "model",
+      });
+    }
+    const inputs = typeof request.input === "string" ? [request.input] : request.input;
+    const contextSize = this.info.contextSize;
+    let promptTokens = 0;
+    const tokenized = inputs.map((input, index) => {
+      const tokens = this.model.tokenize(input, false);
+      if (tokens.length + 2 > contextSize) {
+        throw new LmxError("context_length_exceeded", `input[${index}] has ${tokens.length} tokens; this model embeds at most ${contextSize - 2}`, {
+          param: "input",
+        });
+      }
+      promptTokens += tokens.length;
+      return input;
+    });
+    const context = await this.acquireEmbeddingContext();
+    this.stats.requestsActive++;
+    try {
+      const vectors: number[][] = [];
+      for (const input of tokenized) {
+        const embedding = await context.getEmbeddingFor(input);
+        vectors.push(Array.from(embedding.vector));
+      }
+      this.stats.requestsServed++;
+      this.stats.promptTokensEvaluated += promptTokens;
+      return { vectors, promptTokens };
+    } finally {
+      this.stats.requestsActive--;
+      this.releaseEmbeddingContext(context);
+    }
+  }
+
+  private acquireEmbeddingContext(): Promise<LlamaEmbeddingContext> {
+    const idle = this.idleEmbeddingContexts.pop();
+    if (idle) return Promise.resolve(idle);
+    return new Promise((resolve) => this.embeddingWaiters.push(resolve));
+  }
+
+  private releaseEmbeddingContext(context: LlamaEmbeddingContext): void {
+    const waiter = this.embeddingWaiters.shift();
+    if (waiter) waiter(context);
+    else this.idleEmbeddingContexts.push(context);
+  }
+
+  async dispose(): Promise<void> {
+    for (const ctx of this.embeddingPool) await ctx.dispose();
+    if (this.context) await this.context.dispose();
+    await this.model.dispose();
+    await this.llama.dispose();
+  }
+}
+
+function notForGeneration(): LmxError {
+  return new LmxError("model_is_embedding", "this model is loaded as an embedding model; use /v1/embeddings", { param: "model" });
+}
+
+function numberOr(value: number | undefined, fallback: number): number {
+  return typeof value === "number" && Number.isFinite(value) ? value : fallback;
+}
+
+/**
+ * node-llama-cpp keeps its native context private and its methods read-only; a proxy in front of it is the
+ * only way to count decode calls, which is how we show (and test) that concurrent sequences share batches.
+ * Bound methods are cached so the hot path pays one Map lookup, not a new closure per call.
+ */
+function countDecodeCalls(context: LlamaContext, stats: RunnerStats): void {
+  const holder = context as unknown as { _ctx?: object };
+  const native = holder._ctx;
+  if (!native) return;
+  const bound = new Map<PropertyKey, unknown>();
+  holder._ctx = new Proxy(native, {
+    get(target, prop) {
+      const cached = bound.get(prop);
+      if (cached !== undefined) return cached;
+      const value: unknown = Reflect.get(target, prop, target);
+      if (typeof value !== "function") return value;
+      const method = value as (...args: unknown[]) => unknown;
+      const wrapped =
+        prop === "decodeBatch"
+          ? (...args: unknown[]) => {
+              stats.decodeCalls++;
+              return method.apply(target, args);
+            }
+          : method.bind(target);
+      bound.set(prop, wrapped);
+      return wrapped;
+    },
+  });
+}
+
+function classifyLoadError(error: unknown, modelPath: string): LmxError {
+  const message = error instanceof Error ? error.message : String(error);
+  const name = error instanceof Error ? error.constructor.name : "";
+  const fileProblem =
+    name === "InvalidGgufMagicError" ||
+    error instanceof TypeError ||
+    error instanceof RangeError ||
+    /failed to load model|invalid|magic|unsupported|unknown model architecture|gguf/i.test(message);
+  if (fileProblem) {
+    return new LmxError("model_file_invalid", `cannot load ${modelPath}: ${message}`, { cause: error });
+  }
+  if ((error as NodeJS.ErrnoException | undefined)?.code === "ENOENT") {
+    return new LmxError("model_file_invalid", `model file not found: ${modelPath}`, { cause: error });
+  }
+  return new LmxError("model_loader_crashed", `loading ${modelPath} failed: ${message}`, { cause: error });
+}

@@ -1,0 +1,63 @@
+/**
+ * Entry point of a runner process (one per loaded model). Started by the gateway with an IPC channel:
+ * it receives `init`, loads the model, listens on a Unix socket, answers `ready` (or `load_failed`).
+ * If the gateway goes away the IPC channel closes and the runner exits, so no orphan keeps a model in memory.
+ */
+import { rmSync } from "node:fs";
+import { LmxError } from "../errors/codes.js";
+import { LlamaCppEngine } from "../engines/llama-cpp/engine.js";
+import type { GatewayToRunner, RunnerToGateway } from "./protocol.js";
+import { startRunnerHttp, type RunnerHttpServer } from "./runner-http.js";
+
+function send(message: RunnerToGateway): void {
+  process.send?.(message);
+}
+
+function log(line: string): void {
+  process.stderr.write(line.endsWith("\n") ? line : `${line}\n`);
+}
+
+let engine: LlamaCppEngine | null = null;
+let http: RunnerHttpServer | null = null;
+let socketPath: string | null = null;
+let stopping = false;
+
+async function init(message: Extract<GatewayToRunner, { type: "init" }>): Promise<void> {
+  try {
+    engine = await LlamaCppEngine.load(message, log);
+    socketPath = message.socketPath;
+    rmSync(socketPath, { force: true });
+    http = await startRunnerHttp(engine, socketPath);
+    send({ type: "ready", info: engine.info });
+  } catch (error) {
+    const lmx = error instanceof LmxError ? error : new LmxError("model_loader_crashed", (error as Error)?.message ?? String(error));
+    log(`load failed: ${lmx.code}: ${lmx.message}`);
+    send({ type: "load_failed", code: lmx.code, message: lmx.message });
+    // give the IPC message time to leave before the process ends
+    setTimeout(() => process.exit(1), 50);
+  }
+}
+
+async function shutdown(graceMs: number): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  try {
+    await http?.drain(graceMs);
+    await engine?.dispose();
+  } finally {
+    if (socketPath) rmSync(socketPath, { force: true });
+    process.exit(0);
+  }
+}
+
+process.on("message", (message: GatewayToRunner) => {
+  if (message.type === "init") void init(message);
+  else if (message.type === "shutdown") void shutdown(message.graceMs);
+});
+process.on("disconnect", () => {
+  if (socketPath) rmSync(socketPath, { force: true });
+  process.exit(0);
+});
+// The gateway owns signals: a Ctrl-C in the terminal reaches the whole process group, and the gateway
+// decides how runners stop (drain first). Ignoring SIGINT here keeps that order.
+process.on("SIGINT", () => {});

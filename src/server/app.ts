@@ -1,0 +1,43 @@
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from "fastify";
+import { LmxError } from "../errors/codes.js";
+import type { GatewayContext } from "./context.js";
+import { sendError } from "./errors.js";
+import { registerAdminRoutes } from "./routes/admin.js";
+import { registerGenerationRoutes } from "./routes/generation.js";
+import { registerHealthRoutes } from "./routes/health.js";
+import { registerModelRoutes } from "./routes/models.js";
+
+/** Slow or stalled uploads must not hold a connection forever (slow-loris). */
+const REQUEST_RECEIVE_TIMEOUT_MS = 30_000;
+
+export function buildApp(ctx: GatewayContext): FastifyInstance {
+  const app = Fastify({
+    loggerInstance: ctx.log as FastifyBaseLogger,
+    bodyLimit: ctx.config.max_body_bytes,
+    requestTimeout: REQUEST_RECEIVE_TIMEOUT_MS,
+    disableRequestLogging: ctx.config.log_level !== "debug" && ctx.config.log_level !== "trace",
+    return503OnClosing: true,
+    forceCloseConnections: false,
+    requestIdHeader: "x-request-id",
+  });
+
+  // `curl -d` sends form or text content types; a JSON body is still what everyone means.
+  app.addContentTypeParser(["text/plain", "application/x-www-form-urlencoded"], { parseAs: "string" }, (_request, body, done) => {
+    try {
+      done(null, JSON.parse(body as string));
+    } catch (error) {
+      done(new LmxError("invalid_json", `the request body is not valid JSON: ${(error as Error).message}`), undefined);
+    }
+  });
+
+  app.setErrorHandler((error, request, reply) => sendError(request, reply, error));
+  app.setNotFoundHandler((request, reply) =>
+    sendError(request, reply, new LmxError("not_found", `no route ${request.method} ${request.url.split("?")[0]}`)),
+  );
+
+  registerHealthRoutes(app, ctx);
+  registerModelRoutes(app, ctx);
+  registerGenerationRoutes(app, ctx);
+  registerAdminRoutes(app, ctx);
+  return app;
+}

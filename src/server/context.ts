@@ -1,0 +1,17 @@
+import type { Logger } from "pino";
+import type { ServerConfig } from "../config/load.js";
+import type { Inventory } from "../inventory/inventory.js";
+import type { AdmissionQueue } from "../scheduler/admission.js";
+import type { ModelManager } from "../scheduler/model-manager.js";
+
+/** What routes need from the rest of the server; passed explicitly so each route file stays testable. */
+export interface GatewayContext {
+  config: ServerConfig;
+  inventory: Inventory;
+  models: ModelManager;
+  admission: AdmissionQueue;
+  log: Logger;
+  startedAt: number;
+  version: string;
+  state: { ready: boolean; shuttingDown: boolean };
+}

@@ -1,0 +1,95 @@
+/**
+ * Forwards one generation or embedding request to a runner and relays the answer. Runners already speak the
+ * final OpenAI wire format, so streamed bytes go straight through: no per-token parsing in the gateway.
+ * If the runner dies mid-way, the client gets a clear error (an SSE error event and [DONE] for streams).
+ */
+import type { FastifyReply } from "fastify";
+import type { RunnerHandle } from "../engines/backend.js";
+import { fromOpenAiBody, LmxError, toOpenAiBody } from "../errors/codes.js";
+import { RUNNER_REQUEST_ID_HEADER } from "../runners/protocol.js";
+
+/** How long to wait for the exit event after the runner connection broke, to say why it broke. */
+const EXIT_GRACE_MS = 500;
+
+export interface ForwardOptions {
+  runner: RunnerHandle;
+  path: string;
+  body: unknown;
+  requestId: string;
+  stream: boolean;
+  signal: AbortSignal;
+  extraHeaders: Record<string, string>;
+}
+
+async function crashError(runner: RunnerHandle, cause: unknown): Promise<LmxError> {
+  const exit = await Promise.race([runner.exited, new Promise<null>((r) => setTimeout(() => r(null), EXIT_GRACE_MS).unref())]);
+  if (exit && exit.reason !== "stopped") return exit.reason;
+  if (exit) return new LmxError("model_crashed", "the model was unloaded while this request was running", { retryAfterSec: 1 });
+  return new LmxError("model_crashed", `lost the connection to the model runner: ${(cause as Error)?.message ?? String(cause)}`, {
+    retryAfterSec: 1,
+  });
+}
+
+export async function forwardToRunner(reply: FastifyReply, options: ForwardOptions): Promise<void> {
+  const { runner, signal } = options;
+  let upstream;
+  try {
+    upstream = await runner.dispatcher.request({
+      path: options.path,
+      method: "POST",
+      headers: { "content-type": "application/json", [RUNNER_REQUEST_ID_HEADER]: options.requestId },
+      body: JSON.stringify(options.body),
+      signal,
+    });
+  } catch (error) {
+    if (signal.aborted) return; // the client left; nothing to answer
+    throw await crashError(runner, error);
+  }
+  if (upstream.statusCode !== 200) {
+    let body: unknown = null;
+    try {
+      body = await upstream.body.json();
+    } catch {
+      // an unparsable error body from a runner is itself the bug to report below
+    }
+    throw fromOpenAiBody(body, "internal_error", `runner answered HTTP ${upstream.statusCode}`);
+  }
+  const raw = reply.raw;
+  reply.hijack();
+  raw.writeHead(200, {
+    ...options.extraHeaders,
+    "content-type": options.stream ? "text/event-stream; charset=utf-8" : "application/json",
+    "cache-control": "no-cache",
+    ...(options.stream ? { connection: "keep-alive", "x-accel-buffering": "no" } : {}),
+  });
+  try {
+    for await (const chunk of upstream.body) {
+      if (!raw.write(chunk as Buffer)) await waitForDrain(raw, signal);
+    }
+    raw.end();
+  } catch (error) {
+    if (signal.aborted || raw.destroyed) {
+      raw.destroy();
+      return;
+    }
+    const lmx = await crashError(runner, error);
+    if (options.stream) {
+      raw.end(`data: ${JSON.stringify(toOpenAiBody(lmx))}\n\ndata: [DONE]\n\n`);
+    } else {
+      // headers are gone already; a cut connection is the only honest signal left
+      raw.destroy(lmx);
+    }
+  }
+}
+
+function waitForDrain(raw: NodeJS.WritableStream, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      raw.removeListener("drain", done);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    raw.once("drain", done);
+    signal.addEventListener("abort", done, { once: true });
+  });
+}

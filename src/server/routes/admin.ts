@@ -1,0 +1,73 @@
+/** /admin/*: operator endpoints, behind `admin_key` when one is configured. */
+import { timingSafeEqual, createHash } from "node:crypto";
+import type { FastifyInstance, FastifyRequest } from "fastify";
+import { z } from "zod";
+import { LmxError } from "../../errors/codes.js";
+import { parseRequest } from "../../openai/schemas.js";
+import type { GatewayContext } from "../context.js";
+
+const modelIdBody = z.strictObject({ model_id: z.string().min(1).max(512) });
+
+function presentedKey(request: FastifyRequest): string | null {
+  const header = request.headers["x-admin-key"];
+  if (typeof header === "string" && header) return header;
+  const auth = request.headers.authorization;
+  if (typeof auth === "string" && auth.startsWith("Bearer ")) return auth.slice(7);
+  return null;
+}
+
+/** Hashing first makes both sides the same length, so the comparison time says nothing about the key. */
+function sameKey(a: string, b: string): boolean {
+  const ha = createHash("sha256").update(a).digest();
+  const hb = createHash("sha256").update(b).digest();
+  return timingSafeEqual(ha, hb);
+}
+
+export function registerAdminRoutes(app: FastifyInstance, ctx: GatewayContext): void {
+  app.register(async (admin) => {
+    admin.addHook("onRequest", async (request) => {
+      const expected = ctx.config.admin_key;
+      if (!expected) return;
+      const key = presentedKey(request);
+      if (!key || !sameKey(key, expected)) {
+        throw new LmxError(
+          "unauthorized",
+          key
+            ? "the admin key is wrong: send the value of admin_key (or LMX_ADMIN_KEY) in the X-Admin-Key header"
+            : "this route needs the admin key: send the value of admin_key (or LMX_ADMIN_KEY) in the X-Admin-Key header or as Authorization: Bearer",
+        );
+      }
+    });
+
+    admin.get("/admin/models/loaded", async () => {
+      const loaded = ctx.models.loaded();
+      const withStats = await Promise.all(
+        loaded.map(async (m) => ({ ...m, stats: (await ctx.models.runnerFor(m.id)?.stats()) ?? null })),
+      );
+      return { object: "list", data: withStats };
+    });
+
+    admin.post("/admin/models/load", async (request) => {
+      const { model_id } = parseRequest(modelIdBody, request.body);
+      const model = ctx.inventory.resolve(model_id);
+      const runner = await ctx.models.ensureLoaded(model, true);
+      return { status: "loaded", model_id: model.id, pid: runner.pid, info: runner.info };
+    });
+
+    admin.post("/admin/models/unload", async (request) => {
+      const { model_id } = parseRequest(modelIdBody, request.body);
+      const model = ctx.inventory.resolve(model_id);
+      const unloaded = await ctx.models.unload(model.id, ctx.config.shutdown_timeout_sec * 1000);
+      return { status: unloaded ? "unloaded" : "not_loaded", model_id: model.id };
+    });
+
+    admin.get("/admin/status", async () => ({
+      version: ctx.version,
+      uptime_sec: Math.round((Date.now() - ctx.startedAt) / 1000),
+      ready: ctx.state.ready,
+      queue: ctx.admission.snapshot(),
+      models_available: ctx.inventory.list().length,
+      models_loaded: ctx.models.loaded(),
+    }));
+  });
+}

@@ -1,0 +1,116 @@
+/**
+ * Assembles and runs the gateway: config → inventory → backends → scheduler → HTTP.
+ * Owns start-up (auto_load) and shutdown (stop accepting, drain, stop runners, exit 0).
+ */
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import type { FastifyInstance } from "fastify";
+import type { ServerConfig } from "../config/load.js";
+import { LmxError } from "../errors/codes.js";
+import { LlamaCppBackend } from "../engines/llama-cpp/backend.js";
+import { Inventory } from "../inventory/inventory.js";
+import { AdmissionQueue } from "../scheduler/admission.js";
+import { ModelManager } from "../scheduler/model-manager.js";
+import { buildApp } from "./app.js";
+import type { GatewayContext } from "./context.js";
+import { createLogger } from "./logger.js";
+
+export interface RunningServer {
+  app: FastifyInstance;
+  ctx: GatewayContext;
+  url: string;
+  close(): Promise<void>;
+}
+
+function packageVersion(): string {
+  const file = fileURLToPath(new URL("../../../package.json", import.meta.url));
+  try {
+    return (JSON.parse(readFileSync(file, "utf8")) as { version: string }).version;
+  } catch {
+    return "0.0.0";
+  }
+}
+
+export async function startServer(config: ServerConfig): Promise<RunningServer> {
+  const log = createLogger(config.log_level, config.log_file);
+  mkdirSync(config.state_dir, { recursive: true });
+  // Unix socket paths must stay short, so runner sockets live under the system temp folder, private to us.
+  const socketDir = mkdtempSync(path.join(os.tmpdir(), "lmx-"));
+  const inventory = new Inventory(config);
+  await inventory.init();
+  const runnerLog = log.child({ component: "runner" });
+  const models = new ModelManager([new LlamaCppBackend()], {
+    jitLoad: config.jit_load,
+    start: {
+      loaderTimeoutMs: config.loader_timeout_sec * 1000,
+      healthIntervalMs: config.health_interval_sec * 1000,
+      logLevel: config.log_level,
+      socketDir,
+    },
+    log: (level, message, fields) => runnerLog[level](fields ?? {}, message),
+  });
+  const admission = new AdmissionQueue({
+    maxConcurrent: config.max_concurrent_requests,
+    queueSize: config.queue_size,
+    queueTimeoutMs: config.queue_timeout_sec * 1000,
+  });
+  const ctx: GatewayContext = {
+    config,
+    inventory,
+    models,
+    admission,
+    log,
+    startedAt: Date.now(),
+    version: packageVersion(),
+    state: { ready: false, shuttingDown: false },
+  };
+  const app = buildApp(ctx);
+  if (!isLoopback(config.host) && !config.admin_key) {
+    log.warn({ host: config.host }, "listening beyond loopback without admin_key: anyone who can reach this port can load and unload models");
+  }
+  await app.listen({ host: config.host, port: config.port });
+  const address = app.server.address();
+  const port = typeof address === "object" && address ? address.port : config.port;
+  const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${port}`;
+  log.info({ url, models: inventory.list().map((m) => m.id), state_dir: config.state_dir }, "opta-lmx listening");
+
+  void autoLoad(ctx).finally(() => {
+    ctx.state.ready = true;
+  });
+
+  let closing: Promise<void> | null = null;
+  const close = () => {
+    closing ??= (async () => {
+      ctx.state.shuttingDown = true;
+      const graceMs = config.shutdown_timeout_sec * 1000;
+      admission.rejectAll(new LmxError("server_shutting_down", "the server is shutting down", { retryAfterSec: 5 }));
+      // stop accepting and let in-flight HTTP requests finish (bounded by the grace period), then stop runners
+      const drained = app.close();
+      await Promise.race([drained, new Promise((r) => setTimeout(r, graceMs).unref())]);
+      await models.stopAll(1_000);
+      app.server.closeAllConnections();
+      rmSync(socketDir, { recursive: true, force: true });
+      log.info("opta-lmx stopped");
+      log.flush?.();
+    })();
+    return closing;
+  };
+  return { app, ctx, url, close };
+}
+
+async function autoLoad(ctx: GatewayContext): Promise<void> {
+  for (const id of ctx.config.auto_load) {
+    try {
+      await ctx.models.ensureLoaded(ctx.inventory.resolve(id), true);
+    } catch (error) {
+      // one model that fails to load must not keep the server from serving the others
+      ctx.log.error({ model: id, code: (error as LmxError).code, err: (error as Error).message }, "auto_load failed");
+    }
+  }
+}
+
+function isLoopback(host: string): boolean {
+  return host === "localhost" || host === "::1" || host.startsWith("127.");
+}
