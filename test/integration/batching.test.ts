@@ -29,7 +29,7 @@ async function runnerStats() {
   return entry.stats;
 }
 
-test("16 concurrent streams on a runner with parallel 4 all complete, batched", async () => {
+test("16 concurrent streams on a runner with parallel 4 all complete, batched", async (t) => {
   await client.chat.completions.create({ model: "stories-chat", messages: [{ role: "user", content: "warm up" }], max_tokens: 2 });
   const before = await runnerStats();
   const maxTokens = 48;
@@ -73,6 +73,7 @@ test("16 concurrent streams on a runner with parallel 4 all complete, batched", 
   }
   const generated = afterStats.generatedTokens - before.generatedTokens;
   const decodes = afterStats.decodeCalls - before.decodeCalls;
+  t.diagnostic(`${decodes} decode calls for ${generated} generated tokens (${(generated / decodes).toFixed(2)} tokens per decode)`);
   assert.equal(afterStats.requestsServed - before.requestsServed, 16);
   assert.equal(generated, results.reduce((sum, r) => sum + r.tokens, 0), "the runner counted every streamed token");
   // one decode per token per sequence would be `generated` decodes; sharing batches needs far fewer

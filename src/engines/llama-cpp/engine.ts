@@ -21,6 +21,7 @@ import { LmxError } from "../../errors/codes.js";
 import type { ChatCompletionRequest, CompletionRequest, EmbeddingRequest } from "../../openai/schemas.js";
 import { messageText, stopList } from "../../openai/schemas.js";
 import type { RunnerInfo, RunnerInitMessage, RunnerStats } from "../../runners/protocol.js";
+import { BatchGate } from "./batch-gate.js";
 import { pickSlot, type Slot } from "./slots.js";
 import { IncrementalDetokenizer, StopStringMatcher } from "./text-stream.js";
 
@@ -94,6 +95,7 @@ export class LlamaCppEngine {
     private readonly chatWrapper: ChatWrapper | null,
     readonly info: RunnerInfo,
     stats: RunnerStats,
+    private readonly batchGate: BatchGate,
   ) {
     this.stats = stats;
     this.slots = [];
@@ -139,6 +141,7 @@ export class LlamaCppEngine {
       slotsTotal: settings.parallel,
     };
     let context: LlamaContext | null = null;
+    const batchGate = new BatchGate();
     const embeddingContexts: LlamaEmbeddingContext[] = [];
     let chatWrapper: ChatWrapper | null = null;
     if (init.modelType === "embedding") {
@@ -155,6 +158,7 @@ export class LlamaCppEngine {
       context = await model.createContext({
         contextSize,
         sequences: settings.parallel,
+        batching: { itemPrioritizationStrategy: batchGate.strategy },
         batchSize: settings.batchSize,
         threads: settings.threads,
         flashAttention: settings.flashAttention,
@@ -186,7 +190,7 @@ export class LlamaCppEngine {
       },
       loadMs: Math.round(performance.now() - started),
     };
-    const engine = new LlamaCppEngine(llama, model, context, embeddingContexts, chatWrapper, info, stats);
+    const engine = new LlamaCppEngine(llama, model, context, embeddingContexts, chatWrapper, info, stats, batchGate);
     if (engine.slots[0]) info.contextSize = engine.slots[0].sequence.contextSize;
     return engine;
   }
@@ -292,6 +296,7 @@ export class LlamaCppEngine {
     let text = "";
     let completionTokens = 0;
     let finishReason: FinishReason = "stop";
+    let generating = false;
     try {
       if (sequence.nextTokenIndex > reusable) {
         await sequence.eraseContextTokenRanges([{ start: reusable, end: sequence.nextTokenIndex }]);
@@ -329,6 +334,8 @@ export class LlamaCppEngine {
         onText(piece);
       };
       let stopped = false;
+      this.batchGate.generating++;
+      generating = true;
       for await (const token of iterator) {
         if (firstTokenAt === 0) firstTokenAt = performance.now();
         if (signal.aborted) break;
@@ -367,6 +374,7 @@ export class LlamaCppEngine {
         generationMs: end - (firstTokenAt || end),
       };
     } finally {
+      if (generating) this.batchGate.generating--;
       slot.busy = false;
       slot.lastUsed = performance.now();
       this.stats.requestsActive--;
