@@ -3,7 +3,7 @@ import { test } from "node:test";
 import type { BatchItem, Token } from "node-llama-cpp";
 import { BatchGate, fairShare } from "../../src/engines/llama-cpp/batch-gate.js";
 
-function item(tokens: number, evaluationPriority = 5): BatchItem {
+function item(tokens: number, evaluationPriority: BatchItem["evaluationPriority"] = 5): BatchItem {
   return { tokens: Array.from({ length: tokens }, (_, i) => i as Token), logits: [], evaluationPriority };
 }
 
