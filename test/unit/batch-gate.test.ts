@@ -41,7 +41,7 @@ test("fair share: a long prompt cannot starve single-token sequences, and leftov
 
 test("fair share gives leftovers to higher priority first", () => {
   const low = item(600, 1);
-  const high = item(600, 9);
+  const high = item(600, 5);
   const result = fairShare([low, high], 512);
   const amounts = new Map(result.map((r) => [r.item, r.processAmount]));
   assert.equal(amounts.get(low), 256);
