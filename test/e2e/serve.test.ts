@@ -1,0 +1,76 @@
+/** The README's start command, as a user runs it: `lmx serve` on a fresh machine with no models configured. */
+import assert from "node:assert/strict";
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { after, test } from "node:test";
+import OpenAI from "openai";
+import { PROJECT_ROOT } from "../helpers/models.js";
+import { getJson, waitFor } from "../helpers/server.js";
+
+const CLI = path.join(PROJECT_ROOT, "dist", "src", "cli", "main.js");
+const cleanups: Array<() => void> = [];
+after(() => cleanups.forEach((c) => c()));
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function serve(): Promise<{ child: ChildProcess; url: string; stateDir: string; exit: Promise<number | null> }> {
+  const stateDir = mkdtempSync(path.join(os.tmpdir(), "lmx-e2e-"));
+  cleanups.push(() => rmSync(stateDir, { recursive: true, force: true }));
+  const child = spawn(process.execPath, [CLI, "serve", "--port", "0", "--state-dir", stateDir], {
+    env: { ...process.env, LMX_CONFIG: "", HOME: stateDir },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  cleanups.push(() => child.kill("SIGKILL"));
+  const exit = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  let output = "";
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start: ${output}`)), 20_000);
+    child.stdout!.on("data", (chunk: Buffer) => {
+      output += chunk.toString();
+      const match = /"url":"(http:\/\/[^"]+)".*opta-lmx listening/.exec(output);
+      if (match?.[1]) {
+        clearTimeout(timer);
+        resolve(match[1]);
+      }
+    });
+    child.stderr!.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  });
+  return { child, url, stateDir, exit };
+}
+
+test("a fresh start serves the generated demo model and answers a chat; SIGTERM exits 0 and stops runners", async () => {
+  const { child, url, stateDir, exit } = await serve();
+  assert.ok(existsSync(path.join(stateDir, "models", "lmx-demo-tiny-chat.gguf")), "the demo model was generated");
+  const models = await getJson<{ data: Array<{ id: string; status: string }> }>(`${url}/v1/models`);
+  assert.deepEqual(models.body.data.map((m) => [m.id, m.status]), [["lmx-demo", "available"]]);
+  const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: "unused", maxRetries: 0 });
+  const answer = await client.chat.completions.create({ model: "lmx-demo", messages: [{ role: "user", content: "Hello!" }], max_tokens: 16 });
+  assert.ok((answer.choices[0]?.message.content ?? "").length > 0);
+  const loaded = await getJson<{ data: Array<{ pid: number }> }>(`${url}/admin/models/loaded`);
+  const runnerPid = loaded.body.data[0]?.pid ?? -1;
+  assert.ok(alive(runnerPid));
+  await waitFor(async () => (await fetch(`${url}/readyz`)).status === 200, 10_000, "readiness");
+  child.kill("SIGTERM");
+  assert.equal(await exit, 0);
+  await waitFor(() => !alive(runnerPid), 5_000, "the runner to exit");
+});
+
+test("a gateway killed with SIGKILL leaves no orphan runner holding the model", async () => {
+  const { child, url, exit } = await serve();
+  const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: "unused", maxRetries: 0 });
+  await client.chat.completions.create({ model: "lmx-demo", messages: [{ role: "user", content: "Hi" }], max_tokens: 2 });
+  const loaded = await getJson<{ data: Array<{ pid: number }> }>(`${url}/admin/models/loaded`);
+  const runnerPid = loaded.body.data[0]?.pid ?? -1;
+  child.kill("SIGKILL");
+  await exit;
+  await waitFor(() => !alive(runnerPid), 5_000, "the orphaned runner to exit");
+});
