@@ -10,6 +10,7 @@ import type { RunnerInfo, RunnerInitMessage, RunnerStats, RunnerToGateway } from
 
 const STDERR_TAIL_LINES = 40;
 const HEALTH_TIMEOUT_MS = 5_000;
+const STATS_TIMEOUT_MS = 5_000;
 /** Consecutive missed pings before a runner is declared hung and killed. */
 const HEALTH_MISSES_ALLOWED = 3;
 const KILL_GRACE_MS = 2_000;
@@ -186,7 +187,9 @@ export class RunnerProcess implements RunnerHandle {
 
   private async ping(): Promise<boolean> {
     try {
-      const res = await this.dispatcher.request({ path: "/health", method: "GET", signal: AbortSignal.timeout(HEALTH_TIMEOUT_MS) });
+      // a ping may take at most two intervals (capped), so a hung runner is found within a few intervals
+      const timeout = Math.min(HEALTH_TIMEOUT_MS, Math.max(500, this.options.healthIntervalMs * 2));
+      const res = await this.dispatcher.request({ path: "/health", method: "GET", signal: AbortSignal.timeout(timeout) });
       await res.body.dump();
       return res.statusCode === 200;
     } catch {
@@ -197,7 +200,7 @@ export class RunnerProcess implements RunnerHandle {
   async stats(): Promise<RunnerStats | null> {
     if (this.exit) return null;
     try {
-      const res = await this.dispatcher.request({ path: "/stats", method: "GET", signal: AbortSignal.timeout(HEALTH_TIMEOUT_MS) });
+      const res = await this.dispatcher.request({ path: "/stats", method: "GET", signal: AbortSignal.timeout(STATS_TIMEOUT_MS) });
       if (res.statusCode !== 200) {
         await res.body.dump();
         return null;

@@ -133,3 +133,62 @@ describe("loads that fail", () => {
     });
   }
 });
+
+describe("runners that stop answering", () => {
+  test("a runner frozen with SIGSTOP misses its health pings, is killed, and the model reloads", async () => {
+    const quick = await startTestServer({
+      health_interval_sec: 0.2,
+      models: [{ id: "m", path: (await testModel("stories260K.gguf")).path, parallel: 1 }],
+      auto_load: ["m"],
+    });
+    try {
+      await waitFor(async () => (await fetch(`${quick.url}/readyz`)).status === 200);
+      const loaded = await getJson<{ data: Array<{ pid: number }> }>(`${quick.url}/admin/models/loaded`);
+      const pid = loaded.body.data[0]!.pid;
+      process.kill(pid, "SIGSTOP");
+      await waitFor(async () => {
+        const models = await getJson<{ data: Array<{ status: string; last_error: { code: string; message: string } | null }> }>(`${quick.url}/v1/models`);
+        return models.body.data[0]?.last_error?.code === "model_crashed";
+      }, 15_000, "the hung runner to be declared crashed");
+      const models = await getJson<{ data: Array<{ last_error: { message: string } }> }>(`${quick.url}/v1/models`);
+      assert.match(models.body.data[0]!.last_error.message, /health/);
+      const res = await fetch(`${quick.url}/v1/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ model: "m", prompt: "Once upon a time", max_tokens: 4 }),
+      });
+      assert.equal(res.status, 200);
+    } finally {
+      await quick.stop();
+    }
+  });
+});
+
+describe("clients that leave", () => {
+  test("a client disconnect mid-stream stops generation in the runner", async () => {
+    await client.chat.completions.create({ model: "chat", messages, max_tokens: 2 });
+    const statsOf = async () => {
+      const loaded = await getJson<{ data: Array<{ id: string; stats: { requestsActive: number; generatedTokens: number } }> }>(`${server.url}/admin/models/loaded`);
+      return loaded.body.data.find((m) => m.id === "chat")!.stats;
+    };
+    const before = await statsOf();
+    const controller = new AbortController();
+    const stream = await client.chat.completions.create(
+      { model: "chat", messages, max_tokens: 1900, temperature: 0.8, stream: true },
+      { signal: controller.signal },
+    );
+    let chunks = 0;
+    try {
+      for await (const chunk of stream) {
+        if (chunk.choices[0]?.delta.content && ++chunks === 3) controller.abort();
+      }
+    } catch {
+      // the client library may report its own abort; either way the connection is gone
+    }
+    assert.equal(chunks, 3, "nothing arrived after the client hung up");
+    await waitFor(async () => (await statsOf()).requestsActive === 0, 5_000, "the runner to stop generating");
+    const after = await statsOf();
+    const generated = after.generatedTokens - before.generatedTokens;
+    assert.ok(generated < 1900, `generation stopped early (${generated} of 1900 tokens)`);
+  });
+});
