@@ -14,9 +14,28 @@ export const runnerSettingsSchema = z.strictObject({
   threads: threadsSetting.optional(),
   batch_size: positiveInt.optional(),
   gpu_layers: gpuLayersSetting.optional(),
-  flash_attention: z.boolean().optional(),
+  /** "auto" turns it on where model and backend support it (less memory: 8.9 vs 43.8 MB context on stories260K). */
+  flash_attention: z.union([z.literal("auto"), z.boolean()]).optional(),
 });
 export type RunnerSettingsInput = z.infer<typeof runnerSettingsSchema>;
+
+/**
+ * How long an idle model stays loaded: seconds, a duration ("90s", "5m", "2h"), or "never" (-1) to keep it
+ * until it is unloaded or evicted. 0 unloads as soon as the last request ends.
+ */
+export const keepAliveSchema = z.union([
+  z.number().int().min(-1),
+  z.string().regex(/^(never|\d+(\.\d+)?(ms|s|m|h))$/, 'keep_alive takes seconds, "never", or a duration like "90s", "5m", "2h"'),
+]);
+
+export function keepAliveMs(value: z.infer<typeof keepAliveSchema>): number | null {
+  if (value === "never" || value === -1) return null;
+  if (typeof value === "number") return value * 1000;
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(value);
+  if (!match) return null;
+  const factor = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[match[2] as "ms" | "s" | "m" | "h"];
+  return Number(match[1]) * factor;
+}
 
 export const modelTypeSchema = z.enum(["chat", "completion", "embedding"]);
 export type ModelType = z.infer<typeof modelTypeSchema>;
@@ -33,6 +52,9 @@ export const modelEntrySchema = runnerSettingsSchema.extend({
   path: z.string().min(1),
   type: modelTypeSchema.optional(),
   aliases: z.array(modelIdSchema).optional(),
+  keep_alive: keepAliveSchema.optional(),
+  /** Never evicted to make room and never unloaded by keep_alive. */
+  pinned: z.boolean().optional(),
 });
 export type ModelEntryInput = z.infer<typeof modelEntrySchema>;
 
@@ -53,6 +75,22 @@ export const configSchema = z.strictObject({
   /** Serve a generated tiny random-weight model when no other model is found, so a fresh install answers. */
   demo_model: z.boolean().default(true),
   max_concurrent_requests: positiveInt.default(64),
+  /** Default idle time before a model is unloaded; "never" keeps models until evicted or unloaded. */
+  keep_alive: keepAliveSchema.default("never"),
+  /** Loaded models at most; loading one more evicts the least recently used idle model. */
+  max_loaded_models: positiveInt.nullable().default(null),
+  memory: z
+    .strictObject({
+      /** Share of total RAM that loaded models may use, estimates of loads in progress included. */
+      max_percent: z.number().gt(0).max(100).default(90),
+      /** An absolute budget instead of max_percent (containers, tests). */
+      budget_bytes: positiveInt.nullable().default(null),
+      /** What a runner process costs besides model and context (Node, llama.cpp binaries): measured ~115 MB RSS. */
+      runner_overhead_mb: z.number().min(0).default(120),
+      /** Evict idle, unpinned models (least recently used first) to make room; false answers 507 instead. */
+      eviction: z.boolean().default(true),
+    })
+    .default({ max_percent: 90, budget_bytes: null, runner_overhead_mb: 120, eviction: true }),
   /** Requests that may wait for a free sequence, across all models; past that → 429. */
   queue_size: z.number().int().min(0).default(256),
   queue_timeout_sec: z.number().positive().default(300),

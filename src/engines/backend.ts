@@ -6,7 +6,7 @@
 import type { Dispatcher } from "undici";
 import type { ModelDescriptor } from "../inventory/types.js";
 import type { LmxError } from "../errors/codes.js";
-import type { RunnerInfo, RunnerStats } from "../runners/protocol.js";
+import type { MemoryEstimate, RunnerInfo, RunnerStats } from "../runners/protocol.js";
 
 export interface RunnerExit {
   code: number | null;
@@ -35,6 +35,8 @@ export interface StartOptions {
   logLevel: string;
   socketDir: string;
   log: (level: "debug" | "info" | "warn" | "error", message: string, fields?: Record<string, unknown>) => void;
+  /** Called with the load's memory estimate before any weights are read; throwing refuses the load. */
+  admit?: (estimate: MemoryEstimate) => Promise<void>;
 }
 
 export interface Backend {

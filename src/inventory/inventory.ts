@@ -6,7 +6,7 @@
 import { readdirSync, statSync, type Dirent } from "node:fs";
 import path from "node:path";
 import type { ServerConfig } from "../config/load.js";
-import type { ModelType } from "../config/schema.js";
+import { keepAliveMs, type ModelType } from "../config/schema.js";
 import { LmxError } from "../errors/codes.js";
 import { DEMO_MODEL_ID, ensureDemoModel } from "./demo-model.js";
 import { resolveRunnerSettings } from "./settings.js";
@@ -80,6 +80,8 @@ export class Inventory {
         source: "config",
         sizeBytes: size,
         settings: resolveRunnerSettings(entry, this.config.defaults, this.config.gpu, size),
+        keepAliveMs: keepAliveMs(entry.keep_alive ?? this.config.keep_alive),
+        pinned: entry.pinned ?? false,
       });
     }
     for (const dir of this.config.model_dirs) {
@@ -96,6 +98,8 @@ export class Inventory {
           source: "model_dir",
           sizeBytes: file.size,
           settings: resolveRunnerSettings({}, this.config.defaults, this.config.gpu, file.size),
+          keepAliveMs: keepAliveMs(this.config.keep_alive),
+          pinned: false,
         });
       }
     }
@@ -109,6 +113,8 @@ export class Inventory {
         source: "demo",
         sizeBytes: size,
         settings: resolveRunnerSettings({}, this.config.defaults, this.config.gpu, size),
+        keepAliveMs: keepAliveMs(this.config.keep_alive),
+        pinned: false,
       });
     }
     this.models = found;

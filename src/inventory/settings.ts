@@ -2,7 +2,7 @@ import type { RunnerSettingsInput } from "../config/schema.js";
 import type { GpuChoice, ResolvedRunnerSettings } from "../runners/protocol.js";
 import { realCoreCount } from "../util/cores.js";
 
-const BUILT_IN = { parallel: 4, batchSize: 512, gpuLayers: "auto", flashAttention: false } as const;
+const BUILT_IN = { parallel: 4, batchSize: 512, gpuLayers: "auto", flashAttention: "auto" } as const;
 /**
  * Below this size a model's matrices are so small that thread synchronisation dominates: measured on
  * stories260K (2 cores), 1 thread gave ~1,600 tok/s and 2 threads ~80. Such models get one thread.

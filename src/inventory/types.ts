@@ -12,4 +12,7 @@ export interface ModelDescriptor {
   source: ModelSource;
   sizeBytes: number;
   settings: ResolvedRunnerSettings;
+  /** Idle time before unloading; null = never. */
+  keepAliveMs: number | null;
+  pinned: boolean;
 }

@@ -15,7 +15,7 @@ export interface ResolvedRunnerSettings {
   threads: number;
   batchSize: number;
   gpuLayers: "auto" | "max" | number;
-  flashAttention: boolean;
+  flashAttention: "auto" | boolean;
   gpu: GpuChoice;
 }
 
@@ -35,7 +35,25 @@ export interface RunnerShutdownMessage {
   graceMs: number;
 }
 
-export type GatewayToRunner = RunnerInitMessage | RunnerShutdownMessage;
+/** The gateway's answer to an estimate: the load may go on (anything else ends the runner). */
+export interface RunnerAdmitMessage {
+  type: "admit";
+}
+
+export type GatewayToRunner = RunnerInitMessage | RunnerShutdownMessage | RunnerAdmitMessage;
+
+/** What a load will take, from llama.cpp's own estimators, before any weights are read. */
+export interface MemoryEstimate {
+  ram: number;
+  vram: number;
+  modelRam: number;
+  contextRam: number;
+}
+
+export interface RunnerEstimateMessage {
+  type: "estimate";
+  estimate: MemoryEstimate;
+}
 
 export interface RunnerInfo {
   pid: number;
@@ -50,7 +68,9 @@ export interface RunnerInfo {
   gpuLayers: number;
   chatWrapper: string | null;
   embeddingSize: number | null;
+  /** Measured after load (llama.cpp's own accounting of what it allocated). */
   memory: { modelRam: number; modelVram: number; contextRam: number; contextVram: number };
+  estimate: MemoryEstimate;
   loadMs: number;
 }
 
@@ -65,7 +85,7 @@ export interface RunnerLoadFailedMessage {
   message: string;
 }
 
-export type RunnerToGateway = RunnerReadyMessage | RunnerLoadFailedMessage;
+export type RunnerToGateway = RunnerReadyMessage | RunnerLoadFailedMessage | RunnerEstimateMessage;
 
 /** Counters a runner reports on `GET /stats`: enough to show batching and prefix reuse happen. */
 export interface RunnerStats {
@@ -77,6 +97,8 @@ export interface RunnerStats {
   generatedTokens: number;
   slotsBusy: number;
   slotsTotal: number;
+  /** Resident memory of the runner process as the OS sees it. */
+  rssBytes: number;
 }
 
 export const RUNNER_REQUEST_ID_HEADER = "x-lmx-request-id";

@@ -6,7 +6,7 @@
 import { rmSync } from "node:fs";
 import { LmxError } from "../errors/codes.js";
 import { LlamaCppEngine } from "../engines/llama-cpp/engine.js";
-import type { GatewayToRunner, RunnerToGateway } from "./protocol.js";
+import type { GatewayToRunner, MemoryEstimate, RunnerToGateway } from "./protocol.js";
 import { startRunnerHttp, type RunnerHttpServer } from "./runner-http.js";
 
 function send(message: RunnerToGateway): void {
@@ -21,10 +21,19 @@ let engine: LlamaCppEngine | null = null;
 let http: RunnerHttpServer | null = null;
 let socketPath: string | null = null;
 let stopping = false;
+let admitted: (() => void) | null = null;
+
+/** Sends the estimate and waits for the gateway's admission; a refusal arrives as the end of this process. */
+function askAdmission(estimate: MemoryEstimate): Promise<void> {
+  return new Promise((resolve) => {
+    admitted = resolve;
+    send({ type: "estimate", estimate });
+  });
+}
 
 async function init(message: Extract<GatewayToRunner, { type: "init" }>): Promise<void> {
   try {
-    engine = await LlamaCppEngine.load(message, log);
+    engine = await LlamaCppEngine.load(message, log, askAdmission);
     socketPath = message.socketPath;
     rmSync(socketPath, { force: true });
     http = await startRunnerHttp(engine, socketPath);
@@ -53,6 +62,7 @@ async function shutdown(graceMs: number): Promise<void> {
 process.on("message", (message: GatewayToRunner) => {
   if (message.type === "init") void init(message);
   else if (message.type === "shutdown") void shutdown(message.graceMs);
+  else if (message.type === "admit") admitted?.();
 });
 process.on("disconnect", () => {
   if (socketPath) rmSync(socketPath, { force: true });

@@ -99,6 +99,18 @@ export class RunnerProcess implements RunnerHandle {
           this.startHealthPings();
           options.log("info", "runner ready", { model: modelId, pid: this.pid, loadMs: message.info.loadMs });
           settle(null);
+        } else if (message.type === "estimate") {
+          const admit = options.admit ?? (async () => {});
+          admit(message.estimate).then(
+            () => {
+              if (!settled) child.send({ type: "admit" });
+            },
+            (error: unknown) => {
+              settle(error instanceof LmxError ? error : new LmxError("internal_error", String(error)));
+              this.stopping = true;
+              child.kill("SIGKILL");
+            },
+          );
         } else if (message.type === "load_failed") {
           settle(new LmxError(message.code, message.message, { details: { pid: this.pid } }));
           setTimeout(() => child.kill("SIGKILL"), KILL_GRACE_MS).unref();

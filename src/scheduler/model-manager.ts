@@ -5,6 +5,10 @@
 import type { Backend, RunnerExit, RunnerHandle, StartOptions } from "../engines/backend.js";
 import { LmxError } from "../errors/codes.js";
 import type { ModelDescriptor } from "../inventory/types.js";
+import type { MemoryEstimate } from "../runners/protocol.js";
+import { MemoryBudget, Mutex } from "./memory-budget.js";
+
+const KEEP_ALIVE_SWEEP_MS = 250;
 
 export type ModelStatus = "loaded" | "loading" | "available";
 
@@ -22,8 +26,15 @@ interface ModelState {
 
 export interface ModelManagerOptions {
   jitLoad: boolean;
-  start: Omit<StartOptions, "log">;
+  start: Omit<StartOptions, "log" | "admit">;
   log: StartOptions["log"];
+  memory: MemoryBudget;
+  eviction: boolean;
+  maxLoadedModels: number | null;
+  /** Requests running or waiting for a model: a model with any is never evicted or unloaded for idleness. */
+  activity: (id: string) => number;
+  /** Grace period for in-flight requests when a model is unloaded. */
+  unloadGraceMs: number;
 }
 
 export interface LoadedModelView {
@@ -43,16 +54,25 @@ export interface LoadedModelView {
   requestsServed: number;
   loads: number;
   memory: RunnerHandle["info"]["memory"];
+  estimate: RunnerHandle["info"]["estimate"];
+  reservedBytes: number;
+  pinned: boolean;
+  keepAliveSec: number | null;
 }
 
 export class ModelManager {
   private readonly states = new Map<string, ModelState>();
+  private readonly admissionLock = new Mutex();
   private closed = false;
+  private readonly sweeper: NodeJS.Timeout;
 
   constructor(
     private readonly backends: readonly Backend[],
     private readonly options: ModelManagerOptions,
-  ) {}
+  ) {
+    this.sweeper = setInterval(() => this.unloadIdle(), KEEP_ALIVE_SWEEP_MS);
+    this.sweeper.unref();
+  }
 
   status(id: string): ModelStatus {
     const state = this.states.get(id);
@@ -83,11 +103,12 @@ export class ModelManager {
     return state.loading;
   }
 
-  touch(id: string): void {
+  /** Marks a model as used now; call when a request starts and when it ends (keep_alive counts from the end). */
+  touch(id: string, finished = false): void {
     const state = this.states.get(id);
     if (state) {
       state.lastUsed = Date.now();
-      state.requestsServed++;
+      if (finished) state.requestsServed++;
     }
   }
 
@@ -96,16 +117,18 @@ export class ModelManager {
     return runner && !runner.exit ? runner : null;
   }
 
-  async unload(id: string, graceMs: number): Promise<boolean> {
+  async unload(id: string, graceMs: number, reason = "requested"): Promise<boolean> {
     const state = this.states.get(id);
     if (!state) return false;
     state.wanted = false;
     if (state.loading) await state.loading.catch(() => {});
     const runner = state.runner;
+    // from here on new requests start a fresh runner instead of joining one that is draining
     state.runner = null;
     if (!runner || runner.exit) return false;
     await runner.stop(graceMs);
-    this.options.log("info", "model unloaded", { model: id });
+    this.options.memory.release(id);
+    this.options.log("info", "model unloaded", { model: id, reason });
     return true;
   }
 
@@ -133,6 +156,10 @@ export class ModelManager {
         requestsServed: state.requestsServed,
         loads: state.loads,
         memory: info.memory,
+        estimate: info.estimate,
+        reservedBytes: this.options.memory.reservation(id)?.bytes ?? 0,
+        pinned: state.descriptor.pinned,
+        keepAliveSec: state.descriptor.keepAliveMs === null ? null : state.descriptor.keepAliveMs / 1000,
       });
     }
     return views;
@@ -146,6 +173,7 @@ export class ModelManager {
 
   async stopAll(graceMs: number): Promise<void> {
     this.closed = true;
+    clearInterval(this.sweeper);
     await Promise.all([...this.states.keys()].map((id) => this.unload(id, graceMs)));
   }
 
@@ -171,8 +199,13 @@ export class ModelManager {
     this.options.log("info", "loading model", { model: descriptor.id, path: descriptor.path, backend: backend.name, settings: descriptor.settings });
     let runner: RunnerHandle;
     try {
-      runner = await backend.start(descriptor, { ...this.options.start, log: this.options.log });
+      runner = await backend.start(descriptor, {
+        ...this.options.start,
+        log: this.options.log,
+        admit: (estimate) => this.admit(state, estimate),
+      });
     } catch (error) {
+      this.options.memory.release(descriptor.id);
       const lmx = error instanceof LmxError ? error : new LmxError("model_loader_crashed", String((error as Error)?.message ?? error));
       state.lastError = { code: lmx.code, message: lmx.message, at: new Date().toISOString() };
       this.options.log("error", "model load failed", { model: descriptor.id, code: lmx.code, message: lmx.message, details: lmx.details });
@@ -180,6 +213,8 @@ export class ModelManager {
     }
     state.loads++;
     state.runner = runner;
+    const measured = runner.info.memory.modelRam + runner.info.memory.contextRam + this.options.memory.runnerOverheadBytes;
+    this.options.memory.reserve(descriptor.id, measured, "actual");
     state.lastUsed = Date.now();
     this.options.log("info", "model loaded", { model: descriptor.id, ms: Date.now() - started, pid: runner.pid });
     void runner.exited.then((exit) => this.onRunnerExit(state, runner, exit));
@@ -190,8 +225,72 @@ export class ModelManager {
     return runner;
   }
 
+  /**
+   * Admission of one load: fits the budget (and max_loaded_models) as things are, or after evicting idle,
+   * unpinned models least recently used first; otherwise 507 with the numbers. One decision at a time.
+   */
+  private admit(state: ModelState, estimate: MemoryEstimate): Promise<void> {
+    return this.admissionLock.run(async () => {
+      const id = state.descriptor.id;
+      const memory = this.options.memory;
+      const need = estimate.ram + memory.runnerOverheadBytes;
+      const mb = (bytes: number) => `${Math.ceil(bytes / 1048576)} MiB`;
+      const refuse = (why: string) =>
+        new LmxError("insufficient_memory", `cannot load '${id}': ${why}`, {
+          details: { estimate_bytes: need, budget_bytes: memory.budgetBytes, used_bytes: memory.usedBytes },
+        });
+      if (need > memory.budgetBytes) {
+        throw refuse(`it needs an estimated ${mb(need)} and the whole memory budget is ${mb(memory.budgetBytes)} (memory.max_percent / memory.budget_bytes)`);
+      }
+      const tooMany = () => this.options.maxLoadedModels !== null && this.loadedOrLoadingExcept(id) >= this.options.maxLoadedModels;
+      while (!memory.fits(need) || tooMany()) {
+        const victim = this.options.eviction ? this.evictionCandidate(id) : null;
+        if (!victim) {
+          const why = tooMany()
+            ? `max_loaded_models (${this.options.maxLoadedModels}) are loaded and none is idle and unpinned${this.options.eviction ? "" : " (eviction is off)"}`
+            : `it needs an estimated ${mb(need)}; ${mb(memory.budgetBytes - memory.usedBytes)} of the ${mb(memory.budgetBytes)} budget is free and no idle, unpinned model can be evicted${this.options.eviction ? "" : " (memory.eviction is off)"}`;
+          throw refuse(why);
+        }
+        await this.unload(victim.descriptor.id, this.options.unloadGraceMs, `evicted to make room for '${id}'`);
+      }
+      memory.reserve(id, need, "estimate");
+      this.options.log("info", "load admitted", { model: id, estimate_bytes: need, used_bytes: memory.usedBytes, budget_bytes: memory.budgetBytes });
+    });
+  }
+
+  private loadedOrLoadingExcept(id: string): number {
+    let n = 0;
+    for (const [other, state] of this.states) {
+      if (other !== id && ((state.runner && !state.runner.exit) || state.loading)) n++;
+    }
+    return n;
+  }
+
+  private evictionCandidate(forId: string): ModelState | null {
+    let best: ModelState | null = null;
+    for (const [id, state] of this.states) {
+      if (id === forId || state.descriptor.pinned || !state.runner || state.runner.exit || state.loading) continue;
+      if (this.options.activity(id) > 0) continue;
+      if (!best || state.lastUsed < best.lastUsed) best = state;
+    }
+    return best;
+  }
+
+  private unloadIdle(): void {
+    const now = Date.now();
+    for (const [id, state] of this.states) {
+      const ttl = state.descriptor.keepAliveMs;
+      if (ttl === null || state.descriptor.pinned || !state.runner || state.runner.exit || state.loading) continue;
+      if (this.options.activity(id) > 0 || now - state.lastUsed < ttl) continue;
+      void this.unload(id, this.options.unloadGraceMs, "idle past keep_alive");
+    }
+  }
+
   private onRunnerExit(state: ModelState, runner: RunnerHandle, exit: RunnerExit): void {
-    if (state.runner === runner) state.runner = null;
+    if (state.runner === runner) {
+      state.runner = null;
+      this.options.memory.release(state.descriptor.id);
+    }
     if (exit.reason !== "stopped") {
       state.lastError = { code: exit.reason.code, message: exit.reason.message, at: new Date().toISOString() };
     }

@@ -1,4 +1,4 @@
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from "fastify";
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from "fastify";
 import { LmxError } from "../errors/codes.js";
 import type { GatewayContext } from "./context.js";
 import { sendError } from "./errors.js";
@@ -15,7 +15,8 @@ export function buildApp(ctx: GatewayContext): FastifyInstance {
     loggerInstance: ctx.log as FastifyBaseLogger,
     bodyLimit: ctx.config.max_body_bytes,
     requestTimeout: REQUEST_RECEIVE_TIMEOUT_MS,
-    disableRequestLogging: ctx.config.log_level !== "debug" && ctx.config.log_level !== "trace",
+    // per-request lines only when debugging: a fleet of bots would otherwise drown the log
+    logController: new LogController({ disableRequestLogging: ctx.config.log_level !== "debug" && ctx.config.log_level !== "trace" }),
     return503OnClosing: true,
     forceCloseConnections: false,
     requestIdHeader: "x-request-id",

@@ -2,6 +2,7 @@ import type { Logger } from "pino";
 import type { ServerConfig } from "../config/load.js";
 import type { Inventory } from "../inventory/inventory.js";
 import type { AdmissionQueue } from "../scheduler/admission.js";
+import type { MemoryBudget } from "../scheduler/memory-budget.js";
 import type { ModelManager } from "../scheduler/model-manager.js";
 
 /** What routes need from the rest of the server; passed explicitly so each route file stays testable. */
@@ -9,6 +10,7 @@ export interface GatewayContext {
   config: ServerConfig;
   inventory: Inventory;
   models: ModelManager;
+  memory: MemoryBudget;
   admission: AdmissionQueue;
   log: Logger;
   startedAt: number;

@@ -12,6 +12,7 @@ import { LmxError } from "../errors/codes.js";
 import { LlamaCppBackend } from "../engines/llama-cpp/backend.js";
 import { Inventory } from "../inventory/inventory.js";
 import { AdmissionQueue } from "../scheduler/admission.js";
+import { MemoryBudget } from "../scheduler/memory-budget.js";
 import { ModelManager } from "../scheduler/model-manager.js";
 import { buildApp } from "./app.js";
 import type { GatewayContext } from "./context.js";
@@ -41,7 +42,25 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   const inventory = new Inventory(config);
   await inventory.init();
   const runnerLog = log.child({ component: "runner" });
+  const admission = new AdmissionQueue({
+    maxConcurrent: config.max_concurrent_requests,
+    queueSize: config.queue_size,
+    queueTimeoutMs: config.queue_timeout_sec * 1000,
+  });
+  const memory = new MemoryBudget({
+    maxPercent: config.memory.max_percent,
+    budgetBytes: config.memory.budget_bytes,
+    runnerOverheadBytes: Math.round(config.memory.runner_overhead_mb * 1024 * 1024),
+  });
   const models = new ModelManager([new LlamaCppBackend()], {
+    memory,
+    eviction: config.memory.eviction,
+    maxLoadedModels: config.max_loaded_models,
+    activity: (id) => {
+      const entry = admission.snapshot().perModel[id];
+      return entry ? entry.running + entry.waiting : 0;
+    },
+    unloadGraceMs: config.shutdown_timeout_sec * 1000,
     jitLoad: config.jit_load,
     start: {
       loaderTimeoutMs: config.loader_timeout_sec * 1000,
@@ -51,12 +70,8 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     },
     log: (level, message, fields) => runnerLog[level](fields ?? {}, message),
   });
-  const admission = new AdmissionQueue({
-    maxConcurrent: config.max_concurrent_requests,
-    queueSize: config.queue_size,
-    queueTimeoutMs: config.queue_timeout_sec * 1000,
-  });
   const ctx: GatewayContext = {
+    memory,
     config,
     inventory,
     models,

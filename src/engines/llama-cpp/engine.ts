@@ -6,6 +6,8 @@
 import {
   getLlama,
   getModuleVersion,
+  GgufInsights,
+  readGgufFileInfo,
   LlamaLogLevel,
   LlamaText,
   resolveChatWrapper,
@@ -20,7 +22,7 @@ import {
 import { LmxError } from "../../errors/codes.js";
 import type { ChatCompletionRequest, CompletionRequest, EmbeddingRequest } from "../../openai/schemas.js";
 import { messageText, stopList } from "../../openai/schemas.js";
-import type { RunnerInfo, RunnerInitMessage, RunnerStats } from "../../runners/protocol.js";
+import type { MemoryEstimate, RunnerInfo, RunnerInitMessage, RunnerStats } from "../../runners/protocol.js";
 import { BatchGate } from "./batch-gate.js";
 import { pickSlot, type Slot } from "./slots.js";
 import { IncrementalDetokenizer, StopStringMatcher } from "./text-stream.js";
@@ -108,7 +110,15 @@ export class LlamaCppEngine {
     this.idleEmbeddingContexts = [...embeddingContexts];
   }
 
-  static async load(init: RunnerInitMessage, log: (line: string) => void): Promise<LlamaCppEngine> {
+  /**
+   * Loads the model, after asking `admit` whether its estimated memory fits: nothing is read into memory
+   * before the gateway said yes, so a load that cannot fit never starts.
+   */
+  static async load(
+    init: RunnerInitMessage,
+    log: (line: string) => void,
+    admit: (estimate: MemoryEstimate) => Promise<void>,
+  ): Promise<LlamaCppEngine> {
     const started = performance.now();
     const { settings } = init;
     const llama = await getLlama({
@@ -119,6 +129,8 @@ export class LlamaCppEngine {
       logLevel: mapLogLevel(init.logLevel),
       logger: (_level, message) => log(message),
     });
+    const estimate = await estimateMemory(llama, init);
+    await admit(estimate);
     let model: LlamaModel;
     try {
       model = await llama.loadModel({
@@ -139,6 +151,7 @@ export class LlamaCppEngine {
       generatedTokens: 0,
       slotsBusy: 0,
       slotsTotal: settings.parallel,
+      rssBytes: 0,
     };
     let context: LlamaContext | null = null;
     const batchGate = new BatchGate();
@@ -168,7 +181,8 @@ export class LlamaCppEngine {
       countDecodeCalls(context, stats);
       chatWrapper = resolveChatWrapper(model);
     }
-    const modelMemory = model.memoryUsage as unknown as { ram?: number; vram?: number } | undefined;
+    const modelMemory = model.memoryUsage;
+    const contextMemory = context ? context.memoryUsage : sumMemory(embeddingContexts.map((c) => contextMemoryOf(c)));
     const info: RunnerInfo = {
       pid: process.pid,
       backend: BACKEND_NAME,
@@ -183,11 +197,12 @@ export class LlamaCppEngine {
       chatWrapper: chatWrapper ? chatWrapper.wrapperName : null,
       embeddingSize: init.modelType === "embedding" ? model.embeddingVectorSize : null,
       memory: {
-        modelRam: numberOr(modelMemory?.ram, model.size),
-        modelVram: numberOr(modelMemory?.vram, 0),
-        contextRam: 0,
-        contextVram: 0,
+        modelRam: numberOr(modelMemory.ram, model.size),
+        modelVram: numberOr(modelMemory.vram, 0),
+        contextRam: numberOr(contextMemory.ram, 0),
+        contextVram: numberOr(contextMemory.vram, 0),
       },
+      estimate,
       loadMs: Math.round(performance.now() - started),
     };
     const engine = new LlamaCppEngine(llama, model, context, embeddingContexts, chatWrapper, info, stats, batchGate);
@@ -196,7 +211,7 @@ export class LlamaCppEngine {
   }
 
   getStats(): RunnerStats {
-    return { ...this.stats, slotsBusy: this.slots.filter((s) => s.busy).length };
+    return { ...this.stats, slotsBusy: this.slots.filter((s) => s.busy).length, rssBytes: process.memoryUsage.rss() };
   }
 
   get isEmbeddingModel(): boolean {
@@ -435,6 +450,46 @@ export class LlamaCppEngine {
     await this.model.dispose();
     await this.llama.dispose();
   }
+}
+
+/** llama.cpp's estimators for exactly the context we will create (sequences and batch included). */
+async function estimateMemory(llama: Llama, init: RunnerInitMessage): Promise<MemoryEstimate> {
+  let insights: GgufInsights;
+  try {
+    insights = await GgufInsights.from(await readGgufFileInfo(init.modelPath), llama);
+  } catch (error) {
+    throw classifyLoadError(error, init.modelPath);
+  }
+  const { settings } = init;
+  const trainContextSize = insights.trainContextSize ?? DEFAULT_MAX_CONTEXT;
+  const contextSize = settings.contextSize ?? Math.min(trainContextSize || DEFAULT_MAX_CONTEXT, DEFAULT_MAX_CONTEXT);
+  const gpuLayers = typeof settings.gpuLayers === "number" ? settings.gpuLayers : llama.gpu ? insights.totalLayers : 0;
+  const model = await insights.estimateModelResourceRequirementsV2({ gpuLayers });
+  const embedding = init.modelType === "embedding";
+  const context = await insights.estimateContextResourceRequirementsV2({
+    contextSize,
+    modelGpuLayers: gpuLayers,
+    batchSize: embedding ? Math.min(settings.batchSize, contextSize) : settings.batchSize,
+    sequences: embedding ? 1 : settings.parallel,
+    isEmbeddingContext: embedding,
+    flashAttention: settings.flashAttention,
+  });
+  const contexts = embedding ? settings.parallel : 1;
+  return {
+    ram: model.cpuRam + context.cpuRam * contexts,
+    vram: model.gpuVram + context.gpuVram * contexts,
+    modelRam: model.cpuRam,
+    contextRam: context.cpuRam * contexts,
+  };
+}
+
+function contextMemoryOf(context: LlamaEmbeddingContext): { ram: number; vram: number } {
+  const inner = (context as unknown as { _llamaContext?: LlamaContext })._llamaContext;
+  return inner ? inner.memoryUsage : { ram: 0, vram: 0 };
+}
+
+function sumMemory(parts: Array<{ ram: number; vram: number }>): { ram: number; vram: number } {
+  return parts.reduce((a, b) => ({ ram: a.ram + b.ram, vram: a.vram + b.vram }), { ram: 0, vram: 0 });
 }
 
 function notForGeneration(): LmxError {

@@ -1,5 +1,6 @@
 /** /admin/*: operator endpoints, behind `admin_key` when one is configured. */
 import { timingSafeEqual, createHash } from "node:crypto";
+import { statfs } from "node:fs/promises";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { z } from "zod";
 import { LmxError } from "../../errors/codes.js";
@@ -7,6 +8,19 @@ import { parseRequest } from "../../openai/schemas.js";
 import type { GatewayContext } from "../context.js";
 
 const modelIdBody = z.strictObject({ model_id: z.string().min(1).max(512) });
+
+async function diskReport(paths: string[]) {
+  return Promise.all(
+    [...new Set(paths)].map(async (p) => {
+      try {
+        const s = await statfs(p);
+        return { path: p, free_bytes: s.bavail * s.bsize, total_bytes: s.blocks * s.bsize };
+      } catch (error) {
+        return { path: p, error: (error as Error).message };
+      }
+    }),
+  );
+}
 
 function presentedKey(request: FastifyRequest): string | null {
   const header = request.headers["x-admin-key"];
@@ -66,6 +80,8 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: GatewayContext): 
       uptime_sec: Math.round((Date.now() - ctx.startedAt) / 1000),
       ready: ctx.state.ready,
       queue: ctx.admission.snapshot(),
+      memory: ctx.memory.snapshot(),
+      disk: await diskReport([ctx.config.state_dir, ...ctx.config.model_dirs]),
       models_available: ctx.inventory.list().length,
       models_loaded: ctx.models.loaded(),
     }));

@@ -77,6 +77,7 @@ async function serve(ctx: GatewayContext, endpoint: Endpoint, request: FastifyRe
       extraHeaders: { "x-request-id": String(request.id), "x-lmx-backend": runner.info.backend },
     });
   } finally {
+    ctx.models.touch(model.id, true);
     lease.release();
   }
 }
