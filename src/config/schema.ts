@@ -66,6 +66,14 @@ export const configSchema = z.strictObject({
   /** Where the server keeps its own files: the generated demo model, runner sockets, later its database. */
   state_dir: z.string().min(1).optional(),
   model_dirs: z.array(z.string().min(1)).default([]),
+  /** Other tools' model stores to list and serve from: "auto" finds the usual place, false skips, or a path. */
+  discovery: z
+    .strictObject({
+      hf_cache: z.union([z.literal("auto"), z.literal(false), z.string().min(1)]).default("auto"),
+      lmstudio: z.union([z.literal("auto"), z.literal(false), z.string().min(1)]).default("auto"),
+      ollama: z.union([z.literal("auto"), z.literal(false), z.string().min(1)]).default("auto"),
+    })
+    .default({ hf_cache: "auto", lmstudio: "auto", ollama: "auto" }),
   models: z.array(modelEntrySchema).default([]),
   defaults: runnerSettingsSchema.default({}),
   gpu: gpuSetting.default("auto"),

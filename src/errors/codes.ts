@@ -16,6 +16,7 @@ export const ERROR_CODES = {
   not_found: { status: 404, type: "invalid_request_error" },
   method_not_allowed: { status: 405, type: "invalid_request_error" },
   model_not_loaded: { status: 409, type: "invalid_request_error" },
+  download_required: { status: 409, type: "invalid_request_error" },
   request_too_large: { status: 413, type: "invalid_request_error" },
   unsupported_media_type: { status: 415, type: "invalid_request_error" },
   queue_full: { status: 429, type: "rate_limit_error" },

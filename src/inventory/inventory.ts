@@ -1,50 +1,70 @@
 /**
- * Every model the server can serve: the ones named in the config, every GGUF under the model folders,
- * and the demo model when there is nothing else. Scans are cheap (directory walks and stats, no file reads)
- * and repeated on demand so a file dropped into a folder shows up without a restart.
+ * Every model on this machine and which of them the server can serve: the config's entries, GGUF folders,
+ * the Hugging Face cache, LM Studio's folder and Ollama's store, plus the demo model when nothing else can be
+ * served. Scans are directory walks plus cached GGUF header reads, repeated when stale, so a model dropped
+ * into a folder (or finished downloading) shows up without a restart.
  */
-import { readdirSync, statSync, type Dirent } from "node:fs";
+import { existsSync, statSync } from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import type { ServerConfig } from "../config/load.js";
-import { keepAliveMs, type ModelType } from "../config/schema.js";
+import { expandHome } from "../config/load.js";
+import { keepAliveMs, type ModelEntryInput } from "../config/schema.js";
 import { LmxError } from "../errors/codes.js";
 import { DEMO_MODEL_ID, ensureDemoModel } from "./demo-model.js";
+import { inspectGguf, type GgufFacts } from "./gguf-inspect.js";
 import { resolveRunnerSettings } from "./settings.js";
+import { scanGgufFolder } from "./sources/gguf-folders.js";
+import { defaultHfCacheDir, scanHfCache } from "./sources/hf-cache.js";
+import { defaultOllamaDir, scanOllama } from "./sources/ollama.js";
+import type { DiscoveredModel } from "./sources/types.js";
 import type { ModelDescriptor } from "./types.js";
 
 const RESCAN_AFTER_MS = 2_000;
-const MAX_SCAN_DEPTH = 8;
-/** Files in GGUF folders that are not models one can chat with. */
-const NOT_A_MODEL = /(^|[-_.])(mmproj|vocab)([-_.]|$)/i;
-const SPLIT_PART = /-(\d{5})-of-(\d{5})\.gguf$/i;
 
 export class Inventory {
-  private models: ModelDescriptor[] = [];
+  private all: ModelDescriptor[] = [];
   private byId = new Map<string, ModelDescriptor>();
   private scannedAt = 0;
+  private scanning: Promise<void> | null = null;
   private demoPath: string | null = null;
 
   constructor(private readonly config: ServerConfig) {}
 
-  /** Prepares the demo model if it will be needed; call once at start-up. */
+  /** First scan; prepares the demo model if nothing else can be served. */
   async init(): Promise<void> {
-    this.rescan();
-    if (this.models.length === 0 && this.config.demo_model) {
+    await this.refresh();
+    if (this.servable().length === 0 && this.config.demo_model) {
       this.demoPath = await ensureDemoModel(this.config.state_dir);
-      this.rescan();
+      await this.refresh();
     }
   }
 
-  list(): ModelDescriptor[] {
-    this.refreshIfStale();
-    return this.models;
+  /** Where discovery looks, for diagnostics and for empty-inventory messages. */
+  locations(): Array<{ source: string; path: string; exists: boolean }> {
+    const out = this.config.model_dirs.map((p) => ({ source: "model_dir", path: p }));
+    for (const [source, p] of Object.entries(this.discoveryDirs())) if (p) out.push({ source, path: p });
+    return out.map((l) => ({ ...l, exists: existsSync(l.path) }));
   }
 
-  resolve(id: string): ModelDescriptor {
-    this.refreshIfStale();
+  /** Everything on disk, servable or not. */
+  async available(): Promise<ModelDescriptor[]> {
+    await this.fresh();
+    return this.all;
+  }
+
+  /** What clients can ask for: complete models in a format a backend here opens. */
+  async list(): Promise<ModelDescriptor[]> {
+    await this.fresh();
+    return this.servable();
+  }
+
+  /** A model by id or alias, ready to load; a clear error when it cannot be served as it is. */
+  async resolve(id: string): Promise<ModelDescriptor> {
+    await this.fresh();
     let model = this.byId.get(id);
     if (!model) {
-      this.rescan();
+      await this.refresh();
       model = this.byId.get(id);
     }
     if (!model) {
@@ -55,73 +75,122 @@ export class Inventory {
     return model;
   }
 
-  private refreshIfStale(): void {
-    if (Date.now() - this.scannedAt > RESCAN_AFTER_MS) this.rescan();
+  private servable(): ModelDescriptor[] {
+    return this.all.filter((m) => m.format === "gguf" && m.missing.length === 0 && m.problem === null);
   }
 
-  rescan(): void {
+  private async fresh(): Promise<void> {
+    if (Date.now() - this.scannedAt > RESCAN_AFTER_MS) await this.refresh();
+  }
+
+  refresh(): Promise<void> {
+    this.scanning ??= this.scan().finally(() => {
+      this.scanning = null;
+    });
+    return this.scanning;
+  }
+
+  private discoveryDirs(): { hf_cache: string | null; lmstudio: string | null; ollama: string | null } {
+    const { discovery } = this.config;
+    const pick = (value: "auto" | false | string, auto: () => string) => (value === false ? null : expandHome(value === "auto" ? auto() : value));
+    return {
+      hf_cache: pick(discovery.hf_cache, () => defaultHfCacheDir()),
+      lmstudio: pick(discovery.lmstudio, () => {
+        const current = path.join(os.homedir(), ".lmstudio", "models");
+        const legacy = path.join(os.homedir(), ".cache", "lm-studio", "models");
+        return existsSync(current) || !existsSync(legacy) ? current : legacy;
+      }),
+      ollama: pick(discovery.ollama, () => defaultOllamaDir()),
+    };
+  }
+
+  private async scan(): Promise<void> {
     const found: ModelDescriptor[] = [];
     const taken = new Set<string>();
-    const add = (m: ModelDescriptor) => {
-      const names = [m.id, ...m.aliases];
+    const configuredPaths = new Set(this.config.models.map((m) => m.path));
+    const add = async (discovered: DiscoveredModel, entry: ModelEntryInput | null) => {
+      const names = [discovered.id, ...discovered.aliases];
       if (names.some((n) => taken.has(n))) return;
       names.forEach((n) => taken.add(n));
-      found.push(m);
+      found.push(await this.describe(discovered, entry));
     };
-    const configuredPaths = new Set<string>();
     for (const entry of this.config.models) {
-      configuredPaths.add(entry.path);
-      const size = fileSize(entry.path);
-      add({
-        id: entry.id,
-        aliases: entry.aliases ?? [],
-        path: entry.path,
-        type: entry.type ?? guessType(entry.path),
-        source: "config",
-        sizeBytes: size,
-        settings: resolveRunnerSettings(entry, this.config.defaults, this.config.gpu, size),
-        keepAliveMs: keepAliveMs(entry.keep_alive ?? this.config.keep_alive),
-        pinned: entry.pinned ?? false,
-      });
+      await add(
+        {
+          id: entry.id,
+          aliases: entry.aliases ?? [],
+          path: entry.path,
+          localPath: path.dirname(entry.path),
+          source: "config",
+          format: /\.gguf$/i.test(entry.path) ? "gguf" : "unknown",
+          sizeBytes: fileSize(entry.path),
+          missing: existsSync(entry.path) ? [] : [entry.path],
+        },
+        entry,
+      );
     }
-    for (const dir of this.config.model_dirs) {
-      for (const file of findGgufFiles(dir)) {
-        if (configuredPaths.has(file.path)) continue;
-        const relative = path.relative(dir, file.path).replace(/\\/g, "/");
-        const base = path.basename(file.path).replace(SPLIT_PART, ".gguf").replace(/\.gguf$/i, "");
-        const id = taken.has(base) ? relative.replace(SPLIT_PART, ".gguf").replace(/\.gguf$/i, "") : base;
-        add({
-          id,
-          aliases: [],
-          path: file.path,
-          type: guessType(file.path),
-          source: "model_dir",
-          sizeBytes: file.size,
-          settings: resolveRunnerSettings({}, this.config.defaults, this.config.gpu, file.size),
-          keepAliveMs: keepAliveMs(this.config.keep_alive),
-          pinned: false,
-        });
-      }
+    const dirs = this.discoveryDirs();
+    const discovered: DiscoveredModel[] = [
+      ...this.config.model_dirs.flatMap((dir) => scanGgufFolder(dir, "model_dir")),
+      ...(dirs.hf_cache ? scanHfCache(dirs.hf_cache) : []),
+      ...(dirs.lmstudio ? scanGgufFolder(dirs.lmstudio, "lmstudio", "lmstudio:") : []),
+      ...(dirs.ollama ? scanOllama(dirs.ollama) : []),
+    ];
+    for (const model of discovered) if (!configuredPaths.has(model.path)) await add(model, null);
+    const anyServable = found.some((m) => m.format === "gguf" && m.missing.length === 0 && m.problem === null);
+    if (this.demoPath && !anyServable) {
+      await add(
+        { id: DEMO_MODEL_ID, aliases: [], path: this.demoPath, localPath: path.dirname(this.demoPath), source: "demo", format: "gguf", sizeBytes: fileSize(this.demoPath), missing: [] },
+        null,
+      );
     }
-    if (this.demoPath && found.length === 0) {
-      const size = fileSize(this.demoPath);
-      add({
-        id: DEMO_MODEL_ID,
-        aliases: [],
-        path: this.demoPath,
-        type: "chat",
-        source: "demo",
-        sizeBytes: size,
-        settings: resolveRunnerSettings({}, this.config.defaults, this.config.gpu, size),
-        keepAliveMs: keepAliveMs(this.config.keep_alive),
-        pinned: false,
-      });
-    }
-    this.models = found;
+    this.all = found;
     this.byId = new Map();
     for (const m of found) for (const n of [m.id, ...m.aliases]) this.byId.set(n, m);
     this.scannedAt = Date.now();
   }
+
+  private async describe(model: DiscoveredModel, entry: ModelEntryInput | null): Promise<ModelDescriptor> {
+    let facts: GgufFacts | null = null;
+    if (model.format === "gguf" && model.missing.length === 0 && isRegularFile(model.path)) facts = await inspectGguf(model.path);
+    const size = model.sizeBytes;
+    return {
+      id: model.id,
+      aliases: model.aliases,
+      path: model.path,
+      localPath: model.localPath,
+      type: entry?.type ?? facts?.type ?? "chat",
+      source: model.source,
+      sizeBytes: size,
+      settings: resolveRunnerSettings(entry ?? {}, this.config.defaults, this.config.gpu, size),
+      keepAliveMs: keepAliveMs(entry?.keep_alive ?? this.config.keep_alive),
+      pinned: entry?.pinned ?? false,
+      format: model.format,
+      architecture: facts?.architecture ?? null,
+      parameterCount: facts?.parameterCount ?? null,
+      quantization: facts?.quantization ?? null,
+      contextLength: facts?.contextLength ?? null,
+      missing: model.missing,
+      problem: facts?.problem ?? null,
+    };
+  }
+}
+
+/** Why a known model cannot be loaded as it is, as the error a request or a load gets; null if it can. */
+export function unservableReason(model: ModelDescriptor): LmxError | null {
+  if (model.missing.length > 0) {
+    return new LmxError("download_required", `model '${model.id}' is incomplete on disk; missing: ${model.missing.slice(0, 5).join(", ")}${model.missing.length > 5 ? ", …" : ""}`, {
+      param: "model",
+      details: { missing: model.missing },
+    });
+  }
+  if (model.problem) return new LmxError("model_file_invalid", `cannot load ${model.path}: ${model.problem}`, { param: "model" });
+  if (model.format !== "gguf") {
+    return new LmxError("backend_unavailable", `model '${model.id}' is ${model.format}; no backend on this machine opens that format (llama.cpp needs GGUF)`, {
+      param: "model",
+    });
+  }
+  return null;
 }
 
 function truncate(text: string): string {
@@ -136,39 +205,11 @@ function fileSize(file: string): number {
   }
 }
 
-/** Without reading metadata yet, a name that says "embed" is the best hint; the config can always say. */
-function guessType(file: string): ModelType {
-  return /embed/i.test(path.basename(file)) ? "embedding" : "chat";
-}
-
-function findGgufFiles(root: string): Array<{ path: string; size: number }> {
-  const out: Array<{ path: string; size: number }> = [];
-  const walk = (dir: string, depth: number) => {
-    if (depth > MAX_SCAN_DEPTH) return;
-    let entries: Dirent[];
-    try {
-      entries = readdirSync(dir, { withFileTypes: true });
-    } catch {
-      return; // a missing or unreadable folder is reported by diagnostics, not fatal to serving
-    }
-    for (const entry of entries) {
-      if (entry.name.startsWith(".")) continue;
-      const full = path.join(dir, entry.name);
-      if (entry.isDirectory()) {
-        walk(full, depth + 1);
-        continue;
-      }
-      if (!/\.gguf$/i.test(entry.name) || NOT_A_MODEL.test(entry.name)) continue;
-      const split = SPLIT_PART.exec(entry.name);
-      if (split && split[1] !== "00001") continue;
-      try {
-        const stat = statSync(full); // follows symlinks, so linked model stores count
-        if (stat.isFile()) out.push({ path: full, size: stat.size });
-      } catch {
-        continue;
-      }
-    }
-  };
-  walk(root, 0);
-  return out.sort((a, b) => a.path.localeCompare(b.path));
+/** Only regular files are read: opening a FIFO or a device to read a header would block. */
+function isRegularFile(file: string): boolean {
+  try {
+    return statSync(file).isFile();
+  } catch {
+    return false;
+  }
 }

@@ -1,7 +1,9 @@
 import type { ModelType } from "../config/schema.js";
 import type { ResolvedRunnerSettings } from "../runners/protocol.js";
 
-export type ModelSource = "config" | "model_dir" | "demo";
+import type { ModelFormat } from "./sources/types.js";
+
+export type ModelSource = "config" | "model_dir" | "hf_cache" | "lmstudio" | "ollama" | "demo";
 
 /** A model the server can serve: where it is and how a runner for it is started. */
 export interface ModelDescriptor {
@@ -15,4 +17,15 @@ export interface ModelDescriptor {
   /** Idle time before unloading; null = never. */
   keepAliveMs: number | null;
   pinned: boolean;
+  format: ModelFormat;
+  /** The folder to point other tools at (the snapshot directory for the HF cache). */
+  localPath: string;
+  architecture: string | null;
+  parameterCount: number | null;
+  quantization: string | null;
+  contextLength: number | null;
+  /** Files the model needs that are not on disk. */
+  missing: string[];
+  /** Why the file cannot be loaded as it is (truncated, unreadable header), if it cannot. */
+  problem: string | null;
 }

@@ -10,7 +10,7 @@ import type { FastifyInstance } from "fastify";
 import type { ServerConfig } from "../config/load.js";
 import { LmxError } from "../errors/codes.js";
 import { LlamaCppBackend } from "../engines/llama-cpp/backend.js";
-import { Inventory } from "../inventory/inventory.js";
+import { Inventory, unservableReason } from "../inventory/inventory.js";
 import { AdmissionQueue } from "../scheduler/admission.js";
 import { MemoryBudget } from "../scheduler/memory-budget.js";
 import { ModelManager } from "../scheduler/model-manager.js";
@@ -89,7 +89,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   const address = app.server.address();
   const port = typeof address === "object" && address ? address.port : config.port;
   const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${port}`;
-  log.info({ url, models: inventory.list().map((m) => m.id), state_dir: config.state_dir }, "opta-lmx listening");
+  log.info({ url, models: (await inventory.list()).map((m) => m.id), state_dir: config.state_dir }, "opta-lmx listening");
 
   void autoLoad(ctx).finally(() => {
     ctx.state.ready = true;
@@ -118,7 +118,10 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
 async function autoLoad(ctx: GatewayContext): Promise<void> {
   for (const id of ctx.config.auto_load) {
     try {
-      await ctx.models.ensureLoaded(ctx.inventory.resolve(id), true);
+      const model = await ctx.inventory.resolve(id);
+      const unservable = unservableReason(model);
+      if (unservable) throw unservable;
+      await ctx.models.ensureLoaded(model, true);
     } catch (error) {
       // one model that fails to load must not keep the server from serving the others
       ctx.log.error({ model: id, code: (error as LmxError).code, err: (error as Error).message }, "auto_load failed");

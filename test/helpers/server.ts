@@ -15,7 +15,15 @@ export async function startTestServer(config: Partial<ConfigInput>): Promise<Tes
   const stateDir = mkdtempSync(path.join(os.tmpdir(), "lmx-test-state-"));
   const resolved = loadConfig({
     env: {},
-    overrides: { host: "127.0.0.1", port: 0, state_dir: stateDir, log_level: process.env["LMX_TEST_LOG_LEVEL"] ?? "silent", ...config },
+    overrides: {
+      host: "127.0.0.1",
+      port: 0,
+      state_dir: stateDir,
+      log_level: process.env["LMX_TEST_LOG_LEVEL"] ?? "silent",
+      // tests see only the models they configure, never the machine's own HF cache, LM Studio or Ollama stores
+      discovery: { hf_cache: false, lmstudio: false, ollama: false },
+      ...config,
+    },
   });
   const server = await startServer(resolved);
   return {

@@ -5,6 +5,7 @@ import type { FastifyInstance, FastifyRequest } from "fastify";
 import { z } from "zod";
 import { LmxError } from "../../errors/codes.js";
 import { parseRequest } from "../../openai/schemas.js";
+import { unservableReason } from "../../inventory/inventory.js";
 import type { GatewayContext } from "../context.js";
 
 const modelIdBody = z.strictObject({ model_id: z.string().min(1).max(512) });
@@ -61,16 +62,49 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: GatewayContext): 
       return { object: "list", data: withStats };
     });
 
-    admin.post("/admin/models/load", async (request) => {
+    admin.get("/admin/models/available", async () => {
+      const all = await ctx.inventory.available();
+      return {
+        object: "list",
+        locations: ctx.inventory.locations(),
+        data: all.map((m) => ({
+          id: m.id,
+          aliases: m.aliases,
+          source: m.source,
+          format: m.format,
+          type: m.type,
+          architecture: m.architecture,
+          parameter_count: m.parameterCount,
+          quantization: m.quantization,
+          context_length: m.contextLength,
+          size_bytes: m.sizeBytes,
+          path: m.path,
+          local_path: m.localPath,
+          complete: m.missing.length === 0 && m.problem === null,
+          missing: m.missing,
+          problem: m.problem,
+          servable: unservableReason(m) === null,
+          status: unservableReason(m) ? "unavailable" : ctx.models.status(m.id),
+        })),
+      };
+    });
+
+    admin.post("/admin/models/load", async (request, reply) => {
       const { model_id } = parseRequest(modelIdBody, request.body);
-      const model = ctx.inventory.resolve(model_id);
+      const model = await ctx.inventory.resolve(model_id);
+      const unservable = unservableReason(model);
+      if (unservable?.code === "download_required") {
+        // not an error: the model exists and can be completed; say what is missing and how
+        return reply.code(202).send({ status: "download_required", model_id: model.id, missing: model.missing, local_path: model.localPath });
+      }
+      if (unservable) throw unservable;
       const runner = await ctx.models.ensureLoaded(model, true);
       return { status: "loaded", model_id: model.id, pid: runner.pid, info: runner.info };
     });
 
     admin.post("/admin/models/unload", async (request) => {
       const { model_id } = parseRequest(modelIdBody, request.body);
-      const model = ctx.inventory.resolve(model_id);
+      const model = await ctx.inventory.resolve(model_id);
       const unloaded = await ctx.models.unload(model.id, ctx.config.shutdown_timeout_sec * 1000);
       return { status: unloaded ? "unloaded" : "not_loaded", model_id: model.id };
     });
@@ -82,7 +116,7 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: GatewayContext): 
       queue: ctx.admission.snapshot(),
       memory: ctx.memory.snapshot(),
       disk: await diskReport([ctx.config.state_dir, ...ctx.config.model_dirs]),
-      models_available: ctx.inventory.list().length,
+      models_available: (await ctx.inventory.list()).length,
       models_loaded: ctx.models.loaded(),
     }));
   });

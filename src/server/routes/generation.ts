@@ -3,6 +3,7 @@ import { randomBytes } from "node:crypto";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { z } from "zod";
 import { LmxError } from "../../errors/codes.js";
+import { unservableReason } from "../../inventory/inventory.js";
 import type { ModelDescriptor } from "../../inventory/types.js";
 import {
   chatCompletionRequestSchema,
@@ -50,8 +51,8 @@ export function registerGenerationRoutes(app: FastifyInstance, ctx: GatewayConte
 async function serve(ctx: GatewayContext, endpoint: Endpoint, request: FastifyRequest, reply: FastifyReply): Promise<void> {
   if (ctx.state.shuttingDown) throw new LmxError("server_shutting_down", "the server is shutting down", { retryAfterSec: 5 });
   const body = parseRequest(endpoint.schema, request.body);
-  const model = ctx.inventory.resolve(body.model);
-  const refusal = endpoint.accepts(model);
+  const model = await ctx.inventory.resolve(body.model);
+  const refusal = unservableReason(model) ?? endpoint.accepts(model);
   if (refusal) throw refusal;
 
   // A client that goes away must stop its generation in the runner and free its place in the queue.

@@ -1,16 +1,17 @@
 /** GET /v1/models and /v1/models/{id}: every model the server can serve, each with its status. */
 import type { FastifyInstance } from "fastify";
+import { unservableReason } from "../../inventory/inventory.js";
 import type { ModelDescriptor } from "../../inventory/types.js";
 import type { GatewayContext } from "../context.js";
 
-function view(ctx: GatewayContext, model: ModelDescriptor) {
+export function view(ctx: GatewayContext, model: ModelDescriptor) {
   const runner = ctx.models.runnerFor(model.id);
   return {
     id: model.id,
     object: "model" as const,
     created: Math.floor(ctx.startedAt / 1000),
     owned_by: "opta-lmx",
-    status: ctx.models.status(model.id),
+    status: unservableReason(model) ? ("unavailable" as const) : ctx.models.status(model.id),
     type: model.type,
     aliases: model.aliases,
     source: model.source,
@@ -21,10 +22,10 @@ function view(ctx: GatewayContext, model: ModelDescriptor) {
 }
 
 export function registerModelRoutes(app: FastifyInstance, ctx: GatewayContext): void {
-  app.get("/v1/models", async () => ({ object: "list", data: ctx.inventory.list().map((m) => view(ctx, m)) }));
+  app.get("/v1/models", async () => ({ object: "list", data: (await ctx.inventory.list()).map((m) => view(ctx, m)) }));
   // ids may contain slashes (org/name), so the rest of the path is the id
   app.get("/v1/models/*", async (request) => {
     const id = decodeURIComponent((request.params as { "*": string })["*"]);
-    return view(ctx, ctx.inventory.resolve(id));
+    return view(ctx, await ctx.inventory.resolve(id));
   });
 }
