@@ -5,7 +5,7 @@
 import type { Backend, RunnerExit, RunnerHandle, StartOptions } from "../engines/backend.js";
 import { LmxError } from "../errors/codes.js";
 import type { ModelDescriptor } from "../inventory/types.js";
-import type { MemoryEstimate } from "../runners/protocol.js";
+import type { MemoryEstimate, ResolvedRunnerSettings } from "../runners/protocol.js";
 import { MemoryBudget, Mutex } from "./memory-budget.js";
 
 const KEEP_ALIVE_SWEEP_MS = 250;
@@ -22,6 +22,8 @@ interface ModelState {
   lastError: { code: string; message: string; at: string } | null;
   /** A model someone asked to keep loaded (auto_load, admin load, or a JIT load): reloaded after a crash. */
   wanted: boolean;
+  /** Settings an operator chose for this model's runner with an explicit load; kept across crash reloads. */
+  overrides: Partial<ResolvedRunnerSettings>;
 }
 
 export interface ModelManagerOptions {
@@ -103,6 +105,28 @@ export class ModelManager {
     return state.loading;
   }
 
+  /**
+   * An operator's explicit load, optionally with different runner settings. Requests never change a runner's
+   * settings; only this does, and a loaded runner with other settings is replaced (drained first).
+   */
+  async loadWithSettings(descriptor: ModelDescriptor, overrides: Partial<ResolvedRunnerSettings>): Promise<{ runner: RunnerHandle; reloaded: boolean }> {
+    const state = this.stateFor(descriptor);
+    if (state.loading) await state.loading.catch(() => {});
+    const wanted = { ...state.overrides, ...overrides };
+    const current = state.runner && !state.runner.exit ? state.runner : null;
+    const differs = (Object.keys(overrides) as Array<keyof ResolvedRunnerSettings>).some(
+      (key) => JSON.stringify(this.effectiveSettings(state)[key]) !== JSON.stringify(wanted[key]),
+    );
+    if (current && !differs) return { runner: current, reloaded: false };
+    if (current) await this.unload(descriptor.id, this.options.unloadGraceMs, "reloaded with new settings");
+    state.overrides = wanted;
+    return { runner: await this.ensureLoaded(descriptor, true), reloaded: current !== null };
+  }
+
+  private effectiveSettings(state: ModelState): ResolvedRunnerSettings {
+    return { ...state.descriptor.settings, ...state.overrides };
+  }
+
   /** Marks a model as used now; call when a request starts and when it ends (keep_alive counts from the end). */
   touch(id: string, finished = false): void {
     const state = this.states.get(id);
@@ -180,7 +204,7 @@ export class ModelManager {
   private stateFor(descriptor: ModelDescriptor): ModelState {
     let state = this.states.get(descriptor.id);
     if (!state) {
-      state = { descriptor, runner: null, loading: null, lastUsed: 0, requestsServed: 0, loads: 0, lastError: null, wanted: false };
+      state = { descriptor, runner: null, loading: null, lastUsed: 0, requestsServed: 0, loads: 0, lastError: null, wanted: false, overrides: {} };
       this.states.set(descriptor.id, state);
     } else if (!state.runner) {
       // settings or path may have changed in the inventory since the last load
@@ -190,7 +214,7 @@ export class ModelManager {
   }
 
   private async startRunner(state: ModelState): Promise<RunnerHandle> {
-    const descriptor = state.descriptor;
+    const descriptor = { ...state.descriptor, settings: this.effectiveSettings(state) };
     const backend = this.backends.find((b) => b.canServe(descriptor));
     if (!backend) {
       throw new LmxError("backend_unavailable", `no backend on this machine can open '${descriptor.path}'`);

@@ -176,3 +176,39 @@ describe("admin security", () => {
     assert.equal((await fetch(`${server.url}/v1/models`)).status, 200);
   });
 });
+
+describe("runner configuration", () => {
+  test("concurrent first requests share one load; explicit settings reload and say so in headers", async () => {
+    const server = await startTestServer({ models: [{ id: "m", path: story.path, context_size: 256, parallel: 2 }] });
+    try {
+      const first = await Promise.all([1, 2, 3, 4].map(() => complete(server, "m")));
+      assert.deepEqual(first.map((r) => r.status), [200, 200, 200, 200]);
+      assert.equal(first[0]!.headers.get("x-lmx-context-size"), "256");
+      const loaded = async () => (await getJson<{ data: Array<{ id: string; pid: number; loads: number; contextSize: number }> }>(`${server.url}/admin/models/loaded`)).body.data[0]!;
+      const before = await loaded();
+      assert.equal(before.loads, 1, "one load served all four concurrent first requests");
+      const load = (body: unknown) =>
+        getJson<{ status: string; reloaded: boolean; error?: { code: string; param: string } }>(`${server.url}/admin/models/load`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify(body),
+        });
+      const same = await load({ model_id: "m" });
+      assert.deepEqual([same.status, same.body.reloaded], [200, false], "a plain load of a loaded model changes nothing");
+      const bigger = await load({ model_id: "m", settings: { context_size: 512 } });
+      assert.deepEqual([bigger.status, bigger.body.reloaded], [200, true]);
+      const after = await loaded();
+      assert.notEqual(after.pid, before.pid);
+      assert.equal(after.contextSize, 512);
+      const res = await complete(server, "m");
+      assert.equal(res.headers.get("x-lmx-context-size"), "512", "the response names the runner configuration that answered");
+      const again = await load({ model_id: "m", settings: { context_size: 512 } });
+      assert.equal(again.body.reloaded, false);
+      const bad = await load({ model_id: "m", settings: { parallel: 0 } });
+      assert.equal(bad.status, 400);
+      assert.equal(bad.body.error?.param, "settings.parallel");
+    } finally {
+      await server.stop();
+    }
+  });
+});

@@ -6,9 +6,28 @@ import { z } from "zod";
 import { LmxError } from "../../errors/codes.js";
 import { parseRequest } from "../../openai/schemas.js";
 import { unservableReason } from "../../inventory/inventory.js";
+import { autoThreads } from "../../inventory/settings.js";
+import { runnerSettingsSchema, type RunnerSettingsInput } from "../../config/schema.js";
+import type { ResolvedRunnerSettings } from "../../runners/protocol.js";
 import type { GatewayContext } from "../context.js";
 
 const modelIdBody = z.strictObject({ model_id: z.string().min(1).max(512) });
+const loadBody = z.strictObject({
+  model_id: z.string().min(1).max(512),
+  settings: runnerSettingsSchema.optional(),
+});
+
+/** Only the keys the operator gave: the rest stay as configured. */
+function explicitSettings(input: RunnerSettingsInput, modelBytes: number): Partial<ResolvedRunnerSettings> {
+  const out: Partial<ResolvedRunnerSettings> = {};
+  if (input.context_size !== undefined) out.contextSize = input.context_size;
+  if (input.parallel !== undefined) out.parallel = input.parallel;
+  if (input.threads !== undefined) out.threads = input.threads === "auto" ? autoThreads(modelBytes) : input.threads;
+  if (input.batch_size !== undefined) out.batchSize = input.batch_size;
+  if (input.gpu_layers !== undefined) out.gpuLayers = input.gpu_layers;
+  if (input.flash_attention !== undefined) out.flashAttention = input.flash_attention;
+  return out;
+}
 
 async function diskReport(paths: string[]) {
   return Promise.all(
@@ -90,7 +109,7 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: GatewayContext): 
     });
 
     admin.post("/admin/models/load", async (request, reply) => {
-      const { model_id } = parseRequest(modelIdBody, request.body);
+      const { model_id, settings } = parseRequest(loadBody, request.body);
       const model = await ctx.inventory.resolve(model_id);
       const unservable = unservableReason(model);
       if (unservable?.code === "download_required") {
@@ -98,8 +117,8 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: GatewayContext): 
         return reply.code(202).send({ status: "download_required", model_id: model.id, missing: model.missing, local_path: model.localPath });
       }
       if (unservable) throw unservable;
-      const runner = await ctx.models.ensureLoaded(model, true);
-      return { status: "loaded", model_id: model.id, pid: runner.pid, info: runner.info };
+      const { runner, reloaded } = await ctx.models.loadWithSettings(model, explicitSettings(settings ?? {}, model.sizeBytes));
+      return { status: "loaded", model_id: model.id, reloaded, pid: runner.pid, info: runner.info };
     });
 
     admin.post("/admin/models/unload", async (request) => {

@@ -75,7 +75,13 @@ async function serve(ctx: GatewayContext, endpoint: Endpoint, request: FastifyRe
       requestId,
       stream: body.stream === true,
       signal: abort.signal,
-      extraHeaders: { "x-request-id": String(request.id), "x-lmx-backend": runner.info.backend },
+      // the runner configuration that answered: a client can see an operator's reload with other settings
+      extraHeaders: {
+        "x-request-id": String(request.id),
+        "x-lmx-backend": runner.info.backend,
+        "x-lmx-context-size": String(runner.info.contextSize),
+        "x-lmx-parallel": String(runner.info.parallel),
+      },
     });
   } finally {
     ctx.models.touch(model.id, true);
