@@ -70,8 +70,9 @@ async function route(engine: LlamaCppEngine, req: http.IncomingMessage, res: htt
     if (!res.writableFinished) controller.abort();
   });
   try {
-    if (request.stream) await streamGeneration(res, engine, prepared, kind, request, requestId, controller.signal);
-    else await answerGeneration(res, engine, prepared, kind, request, requestId, controller.signal);
+    const call: GenerationCall = { res, engine, prepared, kind, request, requestId, signal: controller.signal };
+    if (request.stream) await streamGeneration(call);
+    else await answerGeneration(call);
   } finally {
     active.delete(controller);
   }
@@ -105,15 +106,18 @@ function round(ms: number): number {
   return Math.round(ms * 1000) / 1000;
 }
 
-async function answerGeneration(
-  res: http.ServerResponse,
-  engine: LlamaCppEngine,
-  prepared: PreparedGeneration,
-  kind: Kind,
-  request: ChatCompletionRequest | CompletionRequest,
-  requestId: string,
-  signal: AbortSignal,
-) {
+/** One generation request as the two answer styles (whole JSON, SSE stream) need it. */
+interface GenerationCall {
+  res: http.ServerResponse;
+  engine: LlamaCppEngine;
+  prepared: PreparedGeneration;
+  kind: Kind;
+  request: ChatCompletionRequest | CompletionRequest;
+  requestId: string;
+  signal: AbortSignal;
+}
+
+async function answerGeneration({ res, engine, prepared, kind, request, requestId, signal }: GenerationCall) {
   const result = await engine.generate(prepared, () => {}, signal);
   if (signal.aborted) return;
   const choice =
@@ -131,15 +135,7 @@ async function answerGeneration(
   });
 }
 
-async function streamGeneration(
-  res: http.ServerResponse,
-  engine: LlamaCppEngine,
-  prepared: PreparedGeneration,
-  kind: Kind,
-  request: ChatCompletionRequest | CompletionRequest,
-  requestId: string,
-  signal: AbortSignal,
-) {
+async function streamGeneration({ res, engine, prepared, kind, request, requestId, signal }: GenerationCall) {
   res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
   const object = kind === "chat" ? "chat.completion.chunk" : "text_completion";
   // Everything but the text is fixed for the whole stream: build it once, splice each piece in.
