@@ -97,6 +97,14 @@ export function loadConfig(options: LoadConfigOptions = {}): ServerConfig {
       fromEnv.push(`${name} → ${key}`);
     }
   }
+  // the hub's own variables, so an existing huggingface_hub setup works unchanged
+  for (const [name, key] of [["HF_ENDPOINT", "hub_url"], ["HF_TOKEN", "token"]] as const) {
+    const value = env[name];
+    if (value) {
+      const downloads = typeof raw["downloads"] === "object" && raw["downloads"] !== null ? (raw["downloads"] as Record<string, unknown>) : {};
+      raw["downloads"] = { ...downloads, [key]: value };
+    }
+  }
   for (const [key, value] of Object.entries(options.overrides ?? {})) {
     if (value !== undefined) raw[key] = value;
   }
@@ -121,6 +129,7 @@ export function loadConfig(options: LoadConfigOptions = {}): ServerConfig {
     model_dirs: config.model_dirs.map(resolvePath),
     models: config.models.map((m) => ({ ...m, path: resolvePath(m.path) })),
     log_file: config.log_file ? resolvePath(config.log_file) : null,
+    downloads: { ...config.downloads, cache_dir: config.downloads.cache_dir ? resolvePath(config.downloads.cache_dir) : null },
     config_path: configPath ? path.resolve(configPath) : null,
   };
 }

@@ -82,6 +82,18 @@ export const configSchema = z.strictObject({
   jit_load: z.boolean().default(true),
   /** Serve a generated tiny random-weight model when no other model is found, so a fresh install answers. */
   demo_model: z.boolean().default(true),
+  downloads: z
+    .strictObject({
+      /** The hub to fetch from (HF_ENDPOINT): huggingface.co, a mirror, or a local server in tests. */
+      hub_url: z.string().url().default("https://huggingface.co"),
+      /** Access token for gated or private repos (HF_TOKEN). */
+      token: z.string().min(1).nullable().default(null),
+      /** Where downloads go: the HF cache layout, so other tools see them. Default: the discovered HF cache. */
+      cache_dir: z.string().min(1).nullable().default(null),
+      /** A download that would leave less than this free on the cache volume is refused with 507. */
+      min_free_bytes: z.number().int().min(0).default(1024 * 1024 * 1024),
+    })
+    .default({ hub_url: "https://huggingface.co", token: null, cache_dir: null, min_free_bytes: 1024 * 1024 * 1024 }),
   max_concurrent_requests: positiveInt.default(64),
   /** Default idle time before a model is unloaded; "never" keeps models until evicted or unloaded. */
   keep_alive: keepAliveSchema.default("never"),

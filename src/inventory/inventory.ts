@@ -40,6 +40,11 @@ export class Inventory {
     }
   }
 
+  /** The HF cache folder discovery reads, if that source is on: downloads go there so they show up at once. */
+  hfCacheDir(): string | null {
+    return this.discoveryDirs().hf_cache;
+  }
+
   /** Where discovery looks, for diagnostics and for empty-inventory messages. */
   locations(): Array<{ source: string; path: string; exists: boolean }> {
     const out = this.config.model_dirs.map((p) => ({ source: "model_dir", path: p }));
@@ -109,10 +114,11 @@ export class Inventory {
     const taken = new Set<string>();
     const configuredPaths = new Set(this.config.models.map((m) => m.path));
     const add = async (discovered: DiscoveredModel, entry: ModelEntryInput | null) => {
-      const names = [discovered.id, ...discovered.aliases];
-      if (names.some((n) => taken.has(n))) return;
-      names.forEach((n) => taken.add(n));
-      found.push(await this.describe(discovered, entry));
+      // first come keeps a name: config entries, then folders, then other tools' stores
+      if (taken.has(discovered.id)) return;
+      const aliases = discovered.aliases.filter((a) => !taken.has(a) && a !== discovered.id);
+      for (const n of [discovered.id, ...aliases]) taken.add(n);
+      found.push(await this.describe({ ...discovered, aliases }, entry));
     };
     for (const entry of this.config.models) {
       await add(

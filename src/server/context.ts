@@ -1,6 +1,7 @@
 import type { Logger } from "pino";
 import type { ServerConfig } from "../config/load.js";
 import type { Inventory } from "../inventory/inventory.js";
+import type { DownloadManager } from "../inventory/downloads/download-manager.js";
 import type { AdmissionQueue } from "../scheduler/admission.js";
 import type { MemoryBudget } from "../scheduler/memory-budget.js";
 import type { ModelManager } from "../scheduler/model-manager.js";
@@ -11,6 +12,7 @@ export interface GatewayContext {
   inventory: Inventory;
   models: ModelManager;
   memory: MemoryBudget;
+  downloads: DownloadManager;
   admission: AdmissionQueue;
   log: Logger;
   startedAt: number;

@@ -11,6 +11,8 @@ import type { ServerConfig } from "../config/load.js";
 import { LmxError } from "../errors/codes.js";
 import { LlamaCppBackend } from "../engines/llama-cpp/backend.js";
 import { Inventory, unservableReason } from "../inventory/inventory.js";
+import { DownloadManager } from "../inventory/downloads/download-manager.js";
+import { defaultHfCacheDir } from "../inventory/sources/hf-cache.js";
 import { AdmissionQueue } from "../scheduler/admission.js";
 import { MemoryBudget } from "../scheduler/memory-budget.js";
 import { ModelManager } from "../scheduler/model-manager.js";
@@ -70,8 +72,15 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     },
     log: (level, message, fields) => runnerLog[level](fields ?? {}, message),
   });
+  const downloads = new DownloadManager({
+    cacheDir: config.downloads.cache_dir ?? inventory.hfCacheDir() ?? defaultHfCacheDir(),
+    hubUrl: config.downloads.hub_url,
+    token: config.downloads.token,
+    minFreeBytes: config.downloads.min_free_bytes,
+  });
   const ctx: GatewayContext = {
     memory,
+    downloads,
     config,
     inventory,
     models,
@@ -105,6 +114,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       const drained = app.close();
       await Promise.race([drained, new Promise((r) => setTimeout(r, graceMs).unref())]);
       await models.stopAll(1_000);
+      await downloads.close();
       app.server.closeAllConnections();
       rmSync(socketDir, { recursive: true, force: true });
       log.info("opta-lmx stopped");

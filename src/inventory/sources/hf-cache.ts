@@ -49,13 +49,21 @@ function scanRepo(cacheDir: string, folder: string): DiscoveredModel[] {
     return !split || split[1] === "00001";
   });
   if (firstParts.length > 0) {
-    for (const file of firstParts) {
-      const stem = path.basename(file.relative).replace(SPLIT_GGUF, ".gguf").replace(/\.gguf$/i, "");
+    const stems = firstParts.map((f) => path.basename(f.relative).replace(SPLIT_GGUF, ".gguf").replace(/\.gguf$/i, ""));
+    const quants = stems.map(quantizationTag);
+    for (const [index, file] of firstParts.entries()) {
+      const stem = stems[index]!;
       const id = firstParts.length === 1 ? repo : `${repo}:${stem}`;
+      // `org/name:Q4_K_M` (how pulls and Ollama-style ids name a quantization) reaches the file when unambiguous
+      const quant = quants[index];
+      const aliases = [
+        ...(firstParts.length === 1 ? [`${repo}:${stem}`] : []),
+        ...(quant && quants.filter((q) => q === quant).length === 1 && `${repo}:${quant}` !== id ? [`${repo}:${quant}`] : []),
+      ];
       const missing = [...missingSplitParts(file.relative, present), ...(file.exists ? [] : [file.relative]), ...downloading];
       const parts = files.filter((f) => f.relative.replace(SPLIT_GGUF, "") === file.relative.replace(SPLIT_GGUF, "") && f.exists);
       const size = parts.reduce((sum, p) => sum + p.size, 0);
-      models.push(entry(id, repo, path.join(snapshot, file.relative), snapshot, "gguf", size, missing, firstParts.length === 1 ? [] : []));
+      models.push(entry(id, repo, path.join(snapshot, file.relative), snapshot, "gguf", size, missing, aliases));
     }
     return models;
   }
@@ -64,6 +72,12 @@ function scanRepo(cacheDir: string, folder: string): DiscoveredModel[] {
   const format: ModelFormat = safetensors.length > 0 || missing.some((m) => m.endsWith(".safetensors")) ? (isMlx(repo, snapshot) ? "mlx-safetensors" : "safetensors") : "unknown";
   const size = files.filter((f) => f.exists).reduce((sum, f) => sum + f.size, 0);
   return [entry(repo, repo, snapshot, snapshot, format, size, [...new Set(missing)])];
+}
+
+/** The quantization a GGUF file name states (Q4_K_M, IQ3_XS, Q8_0, F16...), upper-cased, if any. */
+export function quantizationTag(stem: string): string | null {
+  const match = /(?:^|[-_.])(I?Q\d(?:_[A-Z0-9]+)*|BF16|F16|F32)(?=$|[-_.])/i.exec(stem);
+  return match?.[1] ? match[1].toUpperCase() : null;
 }
 
 function entry(id: string, _repo: string, file: string, localPath: string, format: ModelFormat, size: number, missing: string[], aliases: string[] = []): DiscoveredModel {

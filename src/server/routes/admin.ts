@@ -9,12 +9,15 @@ import { unservableReason } from "../../inventory/inventory.js";
 import { autoThreads } from "../../inventory/settings.js";
 import { runnerSettingsSchema, type RunnerSettingsInput } from "../../config/schema.js";
 import type { ResolvedRunnerSettings } from "../../runners/protocol.js";
+import { asLmxError as asDownloadLmxError, downloadRequestFor, registerDownloadRoutes, startDownload } from "./downloads.js";
 import type { GatewayContext } from "../context.js";
 
 const modelIdBody = z.strictObject({ model_id: z.string().min(1).max(512) });
 const loadBody = z.strictObject({
   model_id: z.string().min(1).max(512),
   settings: runnerSettingsSchema.optional(),
+  /** Fetch missing files from the hub first (or the whole `org/name[:QUANT]` when nothing is on disk). */
+  auto_download: z.boolean().optional(),
 });
 
 /** Only the keys the operator gave: the rest stay as configured. */
@@ -109,12 +112,31 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: GatewayContext): 
     });
 
     admin.post("/admin/models/load", async (request, reply) => {
-      const { model_id, settings } = parseRequest(loadBody, request.body);
-      const model = await ctx.inventory.resolve(model_id);
+      const { model_id, settings, auto_download } = parseRequest(loadBody, request.body);
+      let model = await ctx.inventory.resolve(model_id).catch(async (error: unknown) => {
+        if (!auto_download || !(error instanceof LmxError) || error.code !== "model_not_found" || !model_id.includes("/")) throw error;
+        return null;
+      });
+      if (auto_download && (model === null || (model.source === "hf_cache" && model.missing.length > 0))) {
+        const job = await startDownload(ctx, downloadRequestFor(model?.id ?? model_id));
+        const done = await job.done.catch((e: unknown) => {
+          throw asDownloadLmxError(e);
+        });
+        if (done.status !== "completed") throw new LmxError("download_failed", `the download of '${model_id}' ended ${done.status}`);
+        await ctx.inventory.refresh();
+        model = await ctx.inventory.resolve(model_id);
+      }
+      if (!model) throw new LmxError("model_not_found", `the model '${model_id}' does not exist`, { param: "model_id" });
       const unservable = unservableReason(model);
       if (unservable?.code === "download_required") {
         // not an error: the model exists and can be completed; say what is missing and how
-        return reply.code(202).send({ status: "download_required", model_id: model.id, missing: model.missing, local_path: model.localPath });
+        return reply.code(202).send({
+          status: "download_required",
+          model_id: model.id,
+          missing: model.missing,
+          local_path: model.localPath,
+          hint: model.source === "hf_cache" ? "send auto_download: true, or POST /admin/models/download" : "the files are missing from disk",
+        });
       }
       if (unservable) throw unservable;
       const { runner, reloaded } = await ctx.models.loadWithSettings(model, explicitSettings(settings ?? {}, model.sizeBytes));
@@ -128,13 +150,16 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: GatewayContext): 
       return { status: unloaded ? "unloaded" : "not_loaded", model_id: model.id };
     });
 
+    registerDownloadRoutes(admin, ctx, ctx.downloads);
+
     admin.get("/admin/status", async () => ({
       version: ctx.version,
       uptime_sec: Math.round((Date.now() - ctx.startedAt) / 1000),
       ready: ctx.state.ready,
       queue: ctx.admission.snapshot(),
       memory: ctx.memory.snapshot(),
-      disk: await diskReport([ctx.config.state_dir, ...ctx.config.model_dirs]),
+      disk: await diskReport([ctx.config.state_dir, ...ctx.config.model_dirs, ...ctx.inventory.locations().filter((l) => l.exists).map((l) => l.path)]),
+      downloads: ctx.downloads.list().map((j) => j.snapshot()).filter((s) => s.status === "queued" || s.status === "running"),
       models_available: (await ctx.inventory.list()).length,
       models_loaded: ctx.models.loaded(),
     }));

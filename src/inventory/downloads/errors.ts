@@ -1,0 +1,27 @@
+/**
+ * The one error type downloads fail with. Codes are stable strings the server maps onto its central error table
+ * (`insufficient_disk` is already there, as 507).
+ */
+export type DownloadErrorCode =
+  | "download_not_found"
+  | "download_checksum_mismatch"
+  | "download_failed"
+  | "download_in_progress"
+  | "insufficient_disk"
+  | "download_unauthorized";
+
+export class DownloadError extends Error {
+  readonly code: DownloadErrorCode;
+  readonly details: Record<string, unknown> | undefined;
+
+  constructor(code: DownloadErrorCode, message: string, options: { details?: Record<string, unknown>; cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = "DownloadError";
+    this.code = code;
+    this.details = options.details;
+  }
+}
+
+export function isDownloadError(value: unknown): value is DownloadError {
+  return value instanceof DownloadError;
+}
