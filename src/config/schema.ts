@@ -119,6 +119,8 @@ export const configSchema = z.strictObject({
   shutdown_timeout_sec: z.number().positive().default(30),
   max_body_bytes: positiveInt.default(16 * 1024 * 1024),
   admin_key: z.string().min(8, "admin_key must be at least 8 characters").nullable().default(null),
+  /** When non-empty, /v1/* needs `Authorization: Bearer <one of these>` (what OpenAI clients send as apiKey). */
+  api_keys: z.array(z.string().min(8, "api keys must be at least 8 characters")).default([]),
   log_level: logLevel.default("info"),
   log_file: z.string().min(1).nullable().default(null),
 });

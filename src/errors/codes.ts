@@ -12,6 +12,7 @@ export const ERROR_CODES = {
   model_not_embedding: { status: 400, type: "invalid_request_error" },
   model_is_embedding: { status: 400, type: "invalid_request_error" },
   unauthorized: { status: 401, type: "authentication_error" },
+  invalid_api_key: { status: 401, type: "invalid_request_error" },
   model_not_found: { status: 404, type: "invalid_request_error" },
   not_found: { status: 404, type: "invalid_request_error" },
   download_not_found: { status: 404, type: "invalid_request_error" },

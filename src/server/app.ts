@@ -1,6 +1,7 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from "fastify";
 import { LmxError } from "../errors/codes.js";
 import type { GatewayContext } from "./context.js";
+import { bearerToken, matchesAny } from "./auth.js";
 import { sendError } from "./errors.js";
 import { registerAdminRoutes } from "./routes/admin.js";
 import { registerGenerationRoutes } from "./routes/generation.js";
@@ -37,8 +38,21 @@ export function buildApp(ctx: GatewayContext): FastifyInstance {
   );
 
   registerHealthRoutes(app, ctx);
-  registerModelRoutes(app, ctx);
-  registerGenerationRoutes(app, ctx);
+  app.register(async (openai) => {
+    if (ctx.config.api_keys.length > 0) {
+      openai.addHook("onRequest", async (request) => {
+        const key = bearerToken(request);
+        if (!key || !matchesAny(key, ctx.config.api_keys)) {
+          throw new LmxError(
+            "invalid_api_key",
+            key ? "incorrect API key provided; it must be one of api_keys (LMX_API_KEYS)" : "this server needs an API key: send Authorization: Bearer <key> with one of api_keys (LMX_API_KEYS)",
+          );
+        }
+      });
+    }
+    registerModelRoutes(openai, ctx);
+    registerGenerationRoutes(openai, ctx);
+  });
   registerAdminRoutes(app, ctx);
   return app;
 }

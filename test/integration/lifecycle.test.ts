@@ -212,3 +212,23 @@ describe("runner configuration", () => {
     }
   });
 });
+
+describe("API keys for /v1", () => {
+  test("when api_keys are set, OpenAI routes need one; health stays open", async () => {
+    const { default: OpenAI } = await import("openai");
+    const server = await startTestServer({ api_keys: ["client-key-1", "client-key-2"], models: [{ id: "a", path: story.path, context_size: 256 }] });
+    try {
+      const wrong = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: "not-a-key", maxRetries: 0 });
+      await assert.rejects(wrong.models.list(), (e: unknown) => e instanceof OpenAI.AuthenticationError && (e.error as { code?: string }).code === "invalid_api_key");
+      const none = await getJson<{ error: { message: string } }>(`${server.url}/v1/models`);
+      assert.equal(none.status, 401);
+      assert.match(none.body.error.message, /api_keys|LMX_API_KEYS/);
+      const right = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: "client-key-2", maxRetries: 0 });
+      const done = await right.completions.create({ model: "a", prompt: "Once upon a time", max_tokens: 2 });
+      assert.equal(done.choices.length, 1);
+      assert.equal((await fetch(`${server.url}/healthz`)).status, 200);
+    } finally {
+      await server.stop();
+    }
+  });
+});

@@ -1,5 +1,4 @@
 /** /admin/*: operator endpoints, behind `admin_key` when one is configured. */
-import { timingSafeEqual, createHash } from "node:crypto";
 import { statfs } from "node:fs/promises";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { z } from "zod";
@@ -11,6 +10,7 @@ import { runnerSettingsSchema, type RunnerSettingsInput } from "../../config/sch
 import type { ResolvedRunnerSettings } from "../../runners/protocol.js";
 import { asLmxError as asDownloadLmxError, downloadRequestFor, registerDownloadRoutes, startDownload } from "./downloads.js";
 import type { GatewayContext } from "../context.js";
+import { bearerToken, sameKey } from "../auth.js";
 
 const modelIdBody = z.strictObject({ model_id: z.string().min(1).max(512) });
 const loadBody = z.strictObject({
@@ -48,16 +48,7 @@ async function diskReport(paths: string[]) {
 function presentedKey(request: FastifyRequest): string | null {
   const header = request.headers["x-admin-key"];
   if (typeof header === "string" && header) return header;
-  const auth = request.headers.authorization;
-  if (typeof auth === "string" && auth.startsWith("Bearer ")) return auth.slice(7);
-  return null;
-}
-
-/** Hashing first makes both sides the same length, so the comparison time says nothing about the key. */
-function sameKey(a: string, b: string): boolean {
-  const ha = createHash("sha256").update(a).digest();
-  const hb = createHash("sha256").update(b).digest();
-  return timingSafeEqual(ha, hb);
+  return bearerToken(request);
 }
 
 export function registerAdminRoutes(app: FastifyInstance, ctx: GatewayContext): void {
