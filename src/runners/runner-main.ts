@@ -8,6 +8,7 @@ import { LmxError } from "../errors/codes.js";
 import { LlamaCppEngine } from "../engines/llama-cpp/engine.js";
 import type { GatewayToRunner, MemoryEstimate, RunnerToGateway } from "./protocol.js";
 import { startRunnerHttp, type RunnerHttpServer } from "./runner-http.js";
+import { faultPlan, injectLoadFault } from "./fault-injection.js";
 
 function send(message: RunnerToGateway): void {
   process.send?.(message);
@@ -32,12 +33,15 @@ function askAdmission(estimate: MemoryEstimate): Promise<void> {
 }
 
 async function init(message: Extract<GatewayToRunner, { type: "init" }>): Promise<void> {
+  const faults = faultPlan();
   try {
-    engine = await LlamaCppEngine.load(message, log, askAdmission);
+    await injectLoadFault(message.modelId, faults);
+    engine = await LlamaCppEngine.load(message, log, askAdmission, faults.tokenDelayMs);
     socketPath = message.socketPath;
     rmSync(socketPath, { force: true });
     http = await startRunnerHttp(engine, socketPath);
     send({ type: "ready", info: engine.info });
+    if (faults.load[message.modelId] === "crash_after_ready") setTimeout(() => process.kill(process.pid, "SIGKILL"), 200);
   } catch (error) {
     const lmx = error instanceof LmxError ? error : new LmxError("model_loader_crashed", (error as Error)?.message ?? String(error));
     log(`load failed: ${lmx.code}: ${lmx.message}`);

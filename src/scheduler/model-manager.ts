@@ -2,6 +2,7 @@
  * Which models have runners, and getting one when a request needs it: exactly one load per model at a time
  * (everyone else awaits the same promise), just-in-time loads, and reload after a crash.
  */
+import { EventEmitter } from "node:events";
 import type { Backend, RunnerExit, RunnerHandle, StartOptions } from "../engines/backend.js";
 import { LmxError } from "../errors/codes.js";
 import type { ModelDescriptor } from "../inventory/types.js";
@@ -62,7 +63,21 @@ export interface LoadedModelView {
   keepAliveSec: number | null;
 }
 
-export class ModelManager {
+export interface ModelLoadEvent {
+  model: string;
+  backend: string;
+  outcome: "success" | "failure";
+  code: string | null;
+  durationMs: number;
+}
+
+export interface ModelUnloadEvent {
+  model: string;
+  reason: string;
+}
+
+/** Emits "load" (ModelLoadEvent) after every load attempt and "unload" (ModelUnloadEvent) after every unload or runner death. */
+export class ModelManager extends EventEmitter {
   private readonly states = new Map<string, ModelState>();
   private readonly admissionLock = new Mutex();
   private closed = false;
@@ -72,6 +87,7 @@ export class ModelManager {
     private readonly backends: readonly Backend[],
     private readonly options: ModelManagerOptions,
   ) {
+    super();
     this.sweeper = setInterval(() => this.unloadIdle(), KEEP_ALIVE_SWEEP_MS);
     this.sweeper.unref();
   }
@@ -153,6 +169,7 @@ export class ModelManager {
     await runner.stop(graceMs);
     this.options.memory.release(id);
     this.options.log("info", "model unloaded", { model: id, reason });
+    this.emit("unload", { model: id, reason } satisfies ModelUnloadEvent);
     return true;
   }
 
@@ -232,6 +249,7 @@ export class ModelManager {
       this.options.memory.release(descriptor.id);
       const lmx = error instanceof LmxError ? error : new LmxError("model_loader_crashed", String((error as Error)?.message ?? error));
       state.lastError = { code: lmx.code, message: lmx.message, at: new Date().toISOString() };
+      this.emit("load", { model: descriptor.id, backend: backend.name, outcome: "failure", code: lmx.code, durationMs: Date.now() - started } satisfies ModelLoadEvent);
       this.options.log("error", "model load failed", { model: descriptor.id, code: lmx.code, message: lmx.message, details: lmx.details });
       throw lmx;
     }
@@ -241,6 +259,7 @@ export class ModelManager {
     this.options.memory.reserve(descriptor.id, measured, "actual");
     state.lastUsed = Date.now();
     this.options.log("info", "model loaded", { model: descriptor.id, ms: Date.now() - started, pid: runner.pid });
+    this.emit("load", { model: descriptor.id, backend: backend.name, outcome: "success", code: null, durationMs: Date.now() - started } satisfies ModelLoadEvent);
     void runner.exited.then((exit) => this.onRunnerExit(state, runner, exit));
     if (this.closed) {
       await runner.stop(0);
@@ -317,6 +336,7 @@ export class ModelManager {
     }
     if (exit.reason !== "stopped") {
       state.lastError = { code: exit.reason.code, message: exit.reason.message, at: new Date().toISOString() };
+      this.emit("unload", { model: state.descriptor.id, reason: exit.reason.code } satisfies ModelUnloadEvent);
     }
   }
 }

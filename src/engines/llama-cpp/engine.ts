@@ -98,6 +98,8 @@ export class LlamaCppEngine {
     readonly info: RunnerInfo,
     stats: RunnerStats,
     private readonly batchGate: BatchGate,
+    /** Only from test fault injection (src/runners/fault-injection.ts); 0 otherwise. */
+    private readonly testTokenDelayMs: number,
   ) {
     this.stats = stats;
     this.slots = [];
@@ -118,6 +120,7 @@ export class LlamaCppEngine {
     init: RunnerInitMessage,
     log: (line: string) => void,
     admit: (estimate: MemoryEstimate) => Promise<void>,
+    testTokenDelayMs = 0,
   ): Promise<LlamaCppEngine> {
     const started = performance.now();
     const { settings } = init;
@@ -205,7 +208,7 @@ export class LlamaCppEngine {
       estimate,
       loadMs: Math.round(performance.now() - started),
     };
-    const engine = new LlamaCppEngine(llama, model, context, embeddingContexts, chatWrapper, info, stats, batchGate);
+    const engine = new LlamaCppEngine(llama, model, context, embeddingContexts, chatWrapper, info, stats, batchGate, testTokenDelayMs);
     if (engine.slots[0]) info.contextSize = engine.slots[0].sequence.contextSize;
     return engine;
   }
@@ -360,6 +363,7 @@ export class LlamaCppEngine {
         }
         completionTokens++;
         history.push(token);
+        if (this.testTokenDelayMs > 0) await new Promise((r) => setTimeout(r, this.testTokenDelayMs));
         const scan = matcher.push(detokenizer.push(token));
         emit(scan.emit);
         if (scan.stopped) {
