@@ -94,6 +94,22 @@ export const configSchema = z.strictObject({
       min_free_bytes: z.number().int().min(0).default(1024 * 1024 * 1024),
     })
     .default({ hub_url: "https://huggingface.co", token: null, cache_dir: null, min_free_bytes: 1024 * 1024 * 1024 }),
+  /** Consecutive failed loads of one model/backend/version/runtime before loads are refused fast. */
+  quarantine_after: positiveInt.default(3),
+  backends: z
+    .strictObject({
+      /** Preference order; a failed load falls through to the next backend that can open the model. */
+      order: z.array(z.string().min(1)).default(["llama.cpp", "llama.cpp-cpu"]),
+      /** Add a CPU-only llama.cpp after the GPU one: "auto" where a GPU backend exists here. */
+      cpu_fallback: z.union([z.literal("auto"), z.boolean()]).default("auto"),
+      /** Try combinations that failed or are quarantined anyway. */
+      allow_unsupported_runtime: z.boolean().default(false),
+    })
+    .default({ order: ["llama.cpp", "llama.cpp-cpu"], cpu_fallback: "auto", allow_unsupported_runtime: false }),
+  /** Serve a local GGUF of the same model when an MLX/safetensors repo has no backend here. */
+  gguf_fallback_enabled: z.boolean().default(false),
+  /** Time a client has to send a whole request (slow or stalled uploads are cut). */
+  request_timeout_sec: z.number().positive().default(30),
   max_concurrent_requests: positiveInt.default(64),
   /** Default idle time before a model is unloaded; "never" keeps models until evicted or unloaded. */
   keep_alive: keepAliveSchema.default("never"),

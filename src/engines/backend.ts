@@ -41,6 +41,8 @@ export interface StartOptions {
 
 export interface Backend {
   readonly name: string;
+  /** Part of the compatibility key: a new version is a fresh chance for quarantined models. */
+  readonly version: string;
   canServe(model: ModelDescriptor): boolean;
   start(model: ModelDescriptor, options: StartOptions): Promise<RunnerHandle>;
 }

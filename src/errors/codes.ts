@@ -27,6 +27,7 @@ export const ERROR_CODES = {
   unsupported_media_type: { status: 415, type: "invalid_request_error" },
   queue_full: { status: 429, type: "rate_limit_error" },
   model_file_invalid: { status: 422, type: "model_error" },
+  model_probe_failed: { status: 422, type: "model_error" },
   model_load_timeout: { status: 503, type: "model_error" },
   model_loader_crashed: { status: 503, type: "model_error" },
   model_crashed: { status: 503, type: "model_error" },

@@ -4,7 +4,7 @@
  *
  * Two environment variables, both required, so no configuration file or request can turn it on:
  *   LMX_ENABLE_FAULT_INJECTION=1
- *   LMX_FAULT_INJECTION='{"tokenDelayMs": 2, "load": {"model-id": "abort" | "hang" | "exit" | "crash_after_ready"}}'
+ *   LMX_FAULT_INJECTION='{"tokenDelayMs": 2, "load": {"model-id" or "model-id@backend": "abort" | "hang" | "exit" | "crash_after_ready"}}'
  * Runners inherit the gateway's environment, so setting both on the gateway reaches every runner.
  */
 export type LoadFault = "abort" | "hang" | "exit" | "crash_after_ready";
@@ -30,6 +30,12 @@ export function faultPlan(env: NodeJS.ProcessEnv = process.env): FaultPlan {
   } catch {
     return NONE;
   }
+}
+
+/** Faults are keyed by "model@backend" (one backend of a fallback chain) or by model id (every backend). */
+export function faultTarget(init: { modelId: string; backend: string }, plan: FaultPlan = faultPlan()): string {
+  const specific = `${init.modelId}@${init.backend}`;
+  return specific in plan.load ? specific : init.modelId;
 }
 
 /** Runs the load fault planned for a model, if any: called by the runner before it loads anything. */

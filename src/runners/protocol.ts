@@ -22,6 +22,8 @@ export interface ResolvedRunnerSettings {
 export interface RunnerInitMessage {
   type: "init";
   modelId: string;
+  /** Which backend started this runner (fault injection and logs key on it). */
+  backend: string;
   modelPath: string;
   modelType: ModelType;
   settings: ResolvedRunnerSettings;
@@ -68,6 +70,8 @@ export interface RunnerInfo {
   gpuLayers: number;
   chatWrapper: string | null;
   embeddingSize: number | null;
+  /** The generation (or embedding) that ran after load, before the runner was declared ready. */
+  canary: { tokens: number; ms: number; tokensPerSec: number };
   /** Measured after load (llama.cpp's own accounting of what it allocated). */
   memory: { modelRam: number; modelVram: number; contextRam: number; contextVram: number };
   estimate: MemoryEstimate;

@@ -5,10 +5,10 @@
  */
 import { rmSync } from "node:fs";
 import { LmxError } from "../errors/codes.js";
-import { LlamaCppEngine } from "../engines/llama-cpp/engine.js";
+import type { LlamaCppEngine } from "../engines/llama-cpp/engine.js";
 import type { GatewayToRunner, MemoryEstimate, RunnerToGateway } from "./protocol.js";
 import { startRunnerHttp, type RunnerHttpServer } from "./runner-http.js";
-import { faultPlan, injectLoadFault } from "./fault-injection.js";
+import { faultPlan, faultTarget, injectLoadFault } from "./fault-injection.js";
 
 function send(message: RunnerToGateway): void {
   process.send?.(message);
@@ -35,13 +35,15 @@ function askAdmission(estimate: MemoryEstimate): Promise<void> {
 async function init(message: Extract<GatewayToRunner, { type: "init" }>): Promise<void> {
   const faults = faultPlan();
   try {
-    await injectLoadFault(message.modelId, faults);
+    await injectLoadFault(faultTarget(message), faults);
+    // imported here, not at the top, so a runner that fails before loading costs a Node start, not node-llama-cpp's
+    const { LlamaCppEngine } = await import("../engines/llama-cpp/engine.js");
     engine = await LlamaCppEngine.load(message, log, askAdmission, faults.tokenDelayMs);
     socketPath = message.socketPath;
     rmSync(socketPath, { force: true });
     http = await startRunnerHttp(engine, socketPath);
     send({ type: "ready", info: engine.info });
-    if (faults.load[message.modelId] === "crash_after_ready") setTimeout(() => process.kill(process.pid, "SIGKILL"), 200);
+    if (faults.load[faultTarget(message)] === "crash_after_ready") setTimeout(() => process.kill(process.pid, "SIGKILL"), 200);
   } catch (error) {
     const lmx = error instanceof LmxError ? error : new LmxError("model_loader_crashed", (error as Error)?.message ?? String(error));
     log(`load failed: ${lmx.code}: ${lmx.message}`);

@@ -8,6 +8,8 @@ import { LmxError } from "../errors/codes.js";
 import type { ModelDescriptor } from "../inventory/types.js";
 import type { MemoryEstimate, ResolvedRunnerSettings } from "../runners/protocol.js";
 import { MemoryBudget, Mutex } from "./memory-budget.js";
+import { unservableReason } from "../inventory/inventory.js";
+import { machineKey, type CompatibilityKey, type CompatibilityRegistry } from "../state/compatibility-registry.js";
 
 const KEEP_ALIVE_SWEEP_MS = 250;
 
@@ -25,6 +27,8 @@ interface ModelState {
   wanted: boolean;
   /** Settings an operator chose for this model's runner with an explicit load; kept across crash reloads. */
   overrides: Partial<ResolvedRunnerSettings>;
+  /** The backend and compatibility key of the current runner, so its death is recorded against the right key. */
+  servedBy: { backend: Backend; key: CompatibilityKey } | null;
 }
 
 export interface ModelManagerOptions {
@@ -38,6 +42,11 @@ export interface ModelManagerOptions {
   activity: (id: string) => number;
   /** Grace period for in-flight requests when a model is unloaded. */
   unloadGraceMs: number;
+  registry: CompatibilityRegistry;
+  quarantineAfter: number;
+  /** Backend names in preference order. */
+  backendOrder: string[];
+  allowUnsupportedRuntime: boolean;
 }
 
 export interface LoadedModelView {
@@ -61,6 +70,25 @@ export interface LoadedModelView {
   reservedBytes: number;
   pinned: boolean;
   keepAliveSec: number | null;
+}
+
+/** Failures that say nothing about whether this backend can run this model: they never fall through or quarantine. */
+const NOT_THE_BACKENDS_FAULT = new Set<string>(["insufficient_memory", "server_shutting_down"]);
+
+export interface ProbeResult {
+  backend: string;
+  backendVersion: string;
+  outcome: "success" | "failure" | "skipped";
+  reason: string | null;
+  message: string | null;
+  loadMs: number | null;
+  canaryTokensPerSec: number | null;
+}
+
+/** Architecture and quantization family (Q4_K_M → Q4_K), the part of a model that decides what a backend must support. */
+export function runtimeSignature(model: ModelDescriptor): string {
+  const family = model.quantization ? model.quantization.replace(/_(XXS|XS|S|M|L|XL)$/i, "") : "unknown";
+  return `${model.architecture ?? "unknown"}/${family}`;
 }
 
 export interface ModelLoadEvent {
@@ -221,7 +249,7 @@ export class ModelManager extends EventEmitter {
   private stateFor(descriptor: ModelDescriptor): ModelState {
     let state = this.states.get(descriptor.id);
     if (!state) {
-      state = { descriptor, runner: null, loading: null, lastUsed: 0, requestsServed: 0, loads: 0, lastError: null, wanted: false, overrides: {} };
+      state = { descriptor, runner: null, loading: null, lastUsed: 0, requestsServed: 0, loads: 0, lastError: null, wanted: false, overrides: {}, servedBy: null };
       this.states.set(descriptor.id, state);
     } else if (!state.runner) {
       // settings or path may have changed in the inventory since the last load
@@ -230,43 +258,194 @@ export class ModelManager extends EventEmitter {
     return state;
   }
 
-  private async startRunner(state: ModelState): Promise<RunnerHandle> {
+  /**
+   * Tries the candidate backends in policy order: a quarantined combination is refused fast (unless
+   * allow_unsupported_runtime), a failed load falls through to the next candidate, and every attempt is recorded.
+   * Failures that are not the backend's fault (memory, a bad file, shutdown) do not fall through.
+   */
+  private async startRunner(state: ModelState, allowUnsupported = this.options.allowUnsupportedRuntime): Promise<RunnerHandle> {
     const descriptor = { ...state.descriptor, settings: this.effectiveSettings(state) };
-    const backend = this.backends.find((b) => b.canServe(descriptor));
-    if (!backend) {
-      throw new LmxError("backend_unavailable", `no backend on this machine can open '${descriptor.path}'`);
+    const candidates = this.candidates(descriptor, allowUnsupported);
+    if (candidates.length === 0) {
+      throw new LmxError("backend_unavailable", `no backend on this machine can open '${descriptor.path}' (${descriptor.format})`);
     }
-    const started = Date.now();
-    this.options.log("info", "loading model", { model: descriptor.id, path: descriptor.path, backend: backend.name, settings: descriptor.settings });
-    let runner: RunnerHandle;
-    try {
-      runner = await backend.start(descriptor, {
-        ...this.options.start,
-        log: this.options.log,
-        admit: (estimate) => this.admit(state, estimate),
+    const registry = this.options.registry;
+    const fileProblem = unservableReason(descriptor);
+    if (fileProblem?.code === "model_file_invalid") {
+      // the file itself is bad: no backend will do better, but the attempt is remembered and counts toward quarantine
+      const key = this.keyFor(descriptor, candidates[0]!);
+      const quarantine = registry.quarantine(key);
+      if (quarantine.quarantined && !allowUnsupported) throw this.refuseQuarantined(descriptor, key, quarantine.lastReasons);
+      registry.record(key, "failure", { reason: fileProblem.code, message: fileProblem.message, durationMs: 0 });
+      this.noteFailure(state, candidates[0]!.name, fileProblem, 0);
+      throw fileProblem;
+    }
+    let lastError: LmxError | null = null;
+    let quarantinedReasons: string[] | null = null;
+    for (const backend of candidates) {
+      const key = this.keyFor(descriptor, backend);
+      const quarantine = registry.quarantine(key);
+      if (quarantine.quarantined && !allowUnsupported) {
+        registry.record(key, "refused", { reason: "model_quarantined", message: `last failures: ${quarantine.lastReasons.join(", ")}` });
+        quarantinedReasons ??= quarantine.lastReasons;
+        continue;
+      }
+      const started = Date.now();
+      this.options.log("info", "loading model", { model: descriptor.id, path: descriptor.path, backend: backend.name, settings: descriptor.settings });
+      let runner: RunnerHandle;
+      try {
+        runner = await backend.start(descriptor, {
+          ...this.options.start,
+          log: this.options.log,
+          admit: (estimate) => this.admit(state, estimate),
+        });
+      } catch (error) {
+        this.options.memory.release(descriptor.id);
+        const lmx = error instanceof LmxError ? error : new LmxError("model_loader_crashed", String((error as Error)?.message ?? error));
+        const durationMs = Date.now() - started;
+        if (NOT_THE_BACKENDS_FAULT.has(lmx.code)) {
+          registry.record(key, "refused", { reason: lmx.code, message: lmx.message, durationMs });
+          throw lmx;
+        }
+        registry.record(key, "failure", {
+          reason: lmx.code,
+          message: lmx.message,
+          durationMs,
+          metadata: { timeoutMs: this.options.start.loaderTimeoutMs, ...(lmx.details ?? {}) },
+        });
+        this.noteFailure(state, backend.name, lmx, durationMs);
+        lastError = lmx;
+        if (lmx.code === "model_file_invalid") throw lmx;
+        continue;
+      }
+      const durationMs = Date.now() - started;
+      registry.record(key, "success", {
+        durationMs,
+        metadata: {
+          timeoutMs: this.options.start.loaderTimeoutMs,
+          canary: runner.info.canary,
+          estimate: runner.info.estimate,
+          memory: runner.info.memory,
+          pid: runner.pid,
+        },
       });
-    } catch (error) {
-      this.options.memory.release(descriptor.id);
-      const lmx = error instanceof LmxError ? error : new LmxError("model_loader_crashed", String((error as Error)?.message ?? error));
-      state.lastError = { code: lmx.code, message: lmx.message, at: new Date().toISOString() };
-      this.emit("load", { model: descriptor.id, backend: backend.name, outcome: "failure", code: lmx.code, durationMs: Date.now() - started } satisfies ModelLoadEvent);
-      this.options.log("error", "model load failed", { model: descriptor.id, code: lmx.code, message: lmx.message, details: lmx.details });
-      throw lmx;
+      state.loads++;
+      state.runner = runner;
+      state.servedBy = { backend, key };
+      const measured = runner.info.memory.modelRam + runner.info.memory.contextRam + this.options.memory.runnerOverheadBytes;
+      this.options.memory.reserve(descriptor.id, measured, "actual");
+      state.lastUsed = Date.now();
+      this.options.log("info", "model loaded", { model: descriptor.id, backend: backend.name, ms: durationMs, pid: runner.pid });
+      this.emit("load", { model: descriptor.id, backend: backend.name, outcome: "success", code: null, durationMs } satisfies ModelLoadEvent);
+      void runner.exited.then((exit) => this.onRunnerExit(state, runner, exit));
+      if (this.closed) {
+        await runner.stop(0);
+        throw new LmxError("server_shutting_down", "the server is shutting down", { retryAfterSec: 5 });
+      }
+      return runner;
     }
-    state.loads++;
-    state.runner = runner;
-    const measured = runner.info.memory.modelRam + runner.info.memory.contextRam + this.options.memory.runnerOverheadBytes;
-    this.options.memory.reserve(descriptor.id, measured, "actual");
-    state.lastUsed = Date.now();
-    this.options.log("info", "model loaded", { model: descriptor.id, ms: Date.now() - started, pid: runner.pid });
-    this.emit("load", { model: descriptor.id, backend: backend.name, outcome: "success", code: null, durationMs: Date.now() - started } satisfies ModelLoadEvent);
-    void runner.exited.then((exit) => this.onRunnerExit(state, runner, exit));
-    if (this.closed) {
-      await runner.stop(0);
-      throw new LmxError("server_shutting_down", "the server is shutting down", { retryAfterSec: 5 });
-    }
-    return runner;
+    if (lastError) throw lastError;
+    throw this.refuseQuarantined(descriptor, null, quarantinedReasons ?? []);
   }
+
+  private noteFailure(state: ModelState, backend: string, error: LmxError, durationMs: number): void {
+    state.lastError = { code: error.code, message: error.message, at: new Date().toISOString() };
+    this.emit("load", { model: state.descriptor.id, backend, outcome: "failure", code: error.code, durationMs } satisfies ModelLoadEvent);
+    this.options.log("error", "model load failed", { model: state.descriptor.id, backend, code: error.code, message: error.message, details: error.details });
+  }
+
+  private refuseQuarantined(descriptor: ModelDescriptor, key: CompatibilityKey | null, reasons: string[]): LmxError {
+    if (key) this.options.registry.record(key, "refused", { reason: "model_quarantined", message: `last failures: ${reasons.join(", ")}` });
+    return new LmxError(
+      "model_quarantined",
+      `model '${descriptor.id}' is quarantined after ${this.options.quarantineAfter} consecutive failed loads (last: ${reasons.join(", ") || "unknown"}); POST /admin/models/unquarantine to try again`,
+      { param: "model", details: { lastReasons: reasons } },
+    );
+  }
+
+  /** Backends that can open the model, in configured order; by default those whose last attempt failed go last. */
+  candidates(descriptor: ModelDescriptor, allowUnsupported = this.options.allowUnsupportedRuntime): Backend[] {
+    const order = this.options.backendOrder;
+    const rank = (b: Backend) => {
+      const index = order.indexOf(b.name);
+      return index === -1 ? order.length : index;
+    };
+    const able = this.backends.filter((b) => b.canServe(descriptor)).sort((a, b) => rank(a) - rank(b));
+    if (allowUnsupported) return able;
+    const latest = new Map(this.options.registry.latest(descriptor.id).map((r) => [r.backend, r.outcome]));
+    return [...able.filter((b) => latest.get(b.name) !== "failure"), ...able.filter((b) => latest.get(b.name) === "failure")];
+  }
+
+  keyFor(descriptor: ModelDescriptor, backend: Backend): CompatibilityKey {
+    return { modelId: descriptor.id, backend: backend.name, backendVersion: backend.version, runtimeSignature: runtimeSignature(descriptor), ...machineKey() };
+  }
+
+  /** Whether any candidate of this model is quarantined (for listings). */
+  quarantineOf(descriptor: ModelDescriptor): { quarantined: boolean; lastReasons: string[] } {
+    const able = this.backends.filter((b) => b.canServe(descriptor));
+    const states = able.map((b) => this.options.registry.quarantine(this.keyFor(descriptor, b)));
+    return { quarantined: states.length > 0 && states.every((q) => q.quarantined), lastReasons: states.flatMap((q) => q.lastReasons).slice(0, 5) };
+  }
+
+  /**
+   * Tries every candidate backend in an isolated runner (not the one that serves requests), records each
+   * attempt, and stops it again: which backends can serve this model here, and how fast.
+   */
+  async probe(descriptor: ModelDescriptor, options: { timeoutMs: number; allowUnsupported: boolean }): Promise<ProbeResult[]> {
+    const results: ProbeResult[] = [];
+    const registry = this.options.registry;
+    for (const backend of this.candidates(descriptor, options.allowUnsupported)) {
+      const key = this.keyFor(descriptor, backend);
+      const quarantine = registry.quarantine(key);
+      if (quarantine.quarantined && !options.allowUnsupported) {
+        registry.record(key, "refused", { reason: "model_quarantined" });
+        results.push({ backend: backend.name, backendVersion: backend.version, outcome: "skipped", reason: "model_quarantined", message: quarantine.lastReasons.join(", "), loadMs: null, canaryTokensPerSec: null });
+        continue;
+      }
+      const fileProblem = unservableReason(descriptor);
+      if (fileProblem) {
+        registry.record(key, "failure", { reason: fileProblem.code, message: fileProblem.message, durationMs: 0 });
+        results.push({ backend: backend.name, backendVersion: backend.version, outcome: "failure", reason: fileProblem.code, message: fileProblem.message, loadMs: null, canaryTokensPerSec: null });
+        continue;
+      }
+      const probeId = `probe:${descriptor.id}:${backend.name}`;
+      const started = Date.now();
+      try {
+        const runner = await backend.start(
+          { ...descriptor, id: descriptor.id },
+          {
+            ...this.options.start,
+            loaderTimeoutMs: options.timeoutMs,
+            log: this.options.log,
+            admit: (estimate) => this.admitProbe(probeId, estimate),
+          },
+        );
+        const loadMs = Date.now() - started;
+        registry.record(key, "success", { durationMs: loadMs, metadata: { probe: true, timeoutMs: options.timeoutMs, canary: runner.info.canary, memory: runner.info.memory } });
+        results.push({ backend: backend.name, backendVersion: backend.version, outcome: "success", reason: null, message: null, loadMs, canaryTokensPerSec: runner.info.canary.tokensPerSec });
+        await runner.stop(0);
+      } catch (error) {
+        const lmx = error instanceof LmxError ? error : new LmxError("model_probe_failed", String((error as Error)?.message ?? error));
+        const outcome = NOT_THE_BACKENDS_FAULT.has(lmx.code) ? "refused" : "failure";
+        registry.record(key, outcome, { reason: lmx.code, message: lmx.message, durationMs: Date.now() - started, metadata: { probe: true, timeoutMs: options.timeoutMs } });
+        results.push({ backend: backend.name, backendVersion: backend.version, outcome: outcome === "refused" ? "skipped" : "failure", reason: lmx.code, message: lmx.message, loadMs: null, canaryTokensPerSec: null });
+      } finally {
+        this.options.memory.release(probeId);
+      }
+    }
+    return results;
+  }
+
+  private admitProbe(probeId: string, estimate: MemoryEstimate): Promise<void> {
+    return this.admissionLock.run(async () => {
+      const need = estimate.ram + this.options.memory.runnerOverheadBytes;
+      if (!this.options.memory.fits(need)) {
+        throw new LmxError("insufficient_memory", `a probe needs an estimated ${Math.ceil(need / 1048576)} MiB and the memory budget has less free; probes never evict loaded models`);
+      }
+      this.options.memory.reserve(probeId, need, "estimate");
+    });
+  }
+
 
   /**
    * Admission of one load: fits the budget (and max_loaded_models) as things are, or after evicting idle,
@@ -336,6 +515,13 @@ export class ModelManager extends EventEmitter {
     }
     if (exit.reason !== "stopped") {
       state.lastError = { code: exit.reason.code, message: exit.reason.message, at: new Date().toISOString() };
+      if (state.servedBy) {
+        this.options.registry.record(state.servedBy.key, "failure", {
+          reason: exit.reason.code,
+          message: exit.reason.message,
+          metadata: { signal: exit.signal, exitCode: exit.code, stderrTail: exit.stderrTail.slice(-10), uptimeMs: Date.now() - runner.startedAt },
+        });
+      }
       this.emit("unload", { model: state.descriptor.id, reason: exit.reason.code } satisfies ModelUnloadEvent);
     }
   }

@@ -8,14 +8,12 @@ import { registerGenerationRoutes } from "./routes/generation.js";
 import { registerHealthRoutes } from "./routes/health.js";
 import { registerModelRoutes } from "./routes/models.js";
 
-/** Slow or stalled uploads must not hold a connection forever (slow-loris). */
-const REQUEST_RECEIVE_TIMEOUT_MS = 30_000;
-
 export function buildApp(ctx: GatewayContext): FastifyInstance {
   const app = Fastify({
     loggerInstance: ctx.log as FastifyBaseLogger,
     bodyLimit: ctx.config.max_body_bytes,
-    requestTimeout: REQUEST_RECEIVE_TIMEOUT_MS,
+    // slow or stalled uploads must not hold a connection forever (slow-loris)
+    requestTimeout: ctx.config.request_timeout_sec * 1000,
     // per-request lines only when debugging: a fleet of bots would otherwise drown the log
     logController: new LogController({ disableRequestLogging: ctx.config.log_level !== "debug" && ctx.config.log_level !== "trace" }),
     return503OnClosing: true,

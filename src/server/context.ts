@@ -4,6 +4,8 @@ import type { Inventory } from "../inventory/inventory.js";
 import type { DownloadManager } from "../inventory/downloads/download-manager.js";
 import type { AdmissionQueue } from "../scheduler/admission.js";
 import type { MemoryBudget } from "../scheduler/memory-budget.js";
+import type { StateDatabase } from "../state/database.js";
+import type { CompatibilityRegistry } from "../state/compatibility-registry.js";
 import type { ModelManager } from "../scheduler/model-manager.js";
 
 /** What routes need from the rest of the server; passed explicitly so each route file stays testable. */
@@ -12,6 +14,8 @@ export interface GatewayContext {
   inventory: Inventory;
   models: ModelManager;
   memory: MemoryBudget;
+  storage: StateDatabase;
+  registry: CompatibilityRegistry;
   downloads: DownloadManager;
   admission: AdmissionQueue;
   log: Logger;

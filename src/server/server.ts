@@ -16,6 +16,9 @@ import { defaultHfCacheDir } from "../inventory/sources/hf-cache.js";
 import { AdmissionQueue } from "../scheduler/admission.js";
 import { MemoryBudget } from "../scheduler/memory-budget.js";
 import { ModelManager } from "../scheduler/model-manager.js";
+import { openStateDatabase } from "../state/database.js";
+import { CompatibilityRegistry } from "../state/compatibility-registry.js";
+import type { Backend } from "../engines/backend.js";
 import { buildApp } from "./app.js";
 import type { GatewayContext } from "./context.js";
 import { createLogger } from "./logger.js";
@@ -38,7 +41,12 @@ function packageVersion(): string {
 
 export async function startServer(config: ServerConfig): Promise<RunningServer> {
   const log = createLogger(config.log_level, config.log_file);
-  mkdirSync(config.state_dir, { recursive: true });
+  try {
+    mkdirSync(config.state_dir, { recursive: true });
+  } catch (error) {
+    // a read-only or full volume must not stop the server: state degrades to memory (see src/state/database.ts)
+    log.warn({ state_dir: config.state_dir, err: (error as Error).message }, "state directory is not writable");
+  }
   // Unix socket paths must stay short, so runner sockets live under the system temp folder, private to us.
   const socketDir = mkdtempSync(path.join(os.tmpdir(), "lmx-"));
   const inventory = new Inventory(config);
@@ -54,7 +62,13 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     budgetBytes: config.memory.budget_bytes,
     runnerOverheadBytes: Math.round(config.memory.runner_overhead_mb * 1024 * 1024),
   });
-  const models = new ModelManager([new LlamaCppBackend()], {
+  const state = openStateDatabase(config.state_dir, (message, fields) => log.warn(fields, message));
+  const registry = new CompatibilityRegistry(state, config.quarantine_after);
+  const models = new ModelManager(await backendsFor(config), {
+    registry,
+    quarantineAfter: config.quarantine_after,
+    backendOrder: config.backends.order,
+    allowUnsupportedRuntime: config.backends.allow_unsupported_runtime,
     memory,
     eviction: config.memory.eviction,
     maxLoadedModels: config.max_loaded_models,
@@ -79,6 +93,8 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     minFreeBytes: config.downloads.min_free_bytes,
   });
   const ctx: GatewayContext = {
+    storage: state,
+    registry,
     memory,
     downloads,
     config,
@@ -117,12 +133,29 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       await downloads.close();
       app.server.closeAllConnections();
       rmSync(socketDir, { recursive: true, force: true });
+      try {
+        state.db.close();
+      } catch {
+        // closing a database on a failed volume can fail too; nothing is left to save
+      }
       log.info("opta-lmx stopped");
       log.flush?.();
     })();
     return closing;
   };
   return { app, ctx, url, close };
+}
+
+/** llama.cpp first; a CPU-only llama.cpp after it where a GPU backend exists (or when configured). */
+async function backendsFor(config: ServerConfig): Promise<Backend[]> {
+  const backends: Backend[] = [new LlamaCppBackend()];
+  let cpuFallback = config.backends.cpu_fallback === true;
+  if (config.backends.cpu_fallback === "auto" && config.gpu !== "cpu") {
+    const { getLlamaGpuTypes } = await import("node-llama-cpp");
+    cpuFallback = (await getLlamaGpuTypes("supported")).some((type) => type !== false);
+  }
+  if (cpuFallback) backends.push(new LlamaCppBackend({ cpuOnly: true }));
+  return backends;
 }
 
 async function autoLoad(ctx: GatewayContext): Promise<void> {

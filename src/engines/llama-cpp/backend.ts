@@ -1,4 +1,6 @@
 import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Backend, RunnerHandle, StartOptions } from "../backend.js";
@@ -8,12 +10,35 @@ import { BACKEND_NAME } from "./engine.js";
 
 const RUNNER_ENTRY = fileURLToPath(new URL("../../runners/runner-main.js", import.meta.url));
 
-/** llama.cpp through node-llama-cpp, in our own runner process. Opens GGUF files. */
+function nodeLlamaCppVersion(): string {
+  try {
+    const file = createRequire(import.meta.url).resolve("node-llama-cpp/package.json");
+    return (JSON.parse(readFileSync(file, "utf8")) as { version: string }).version;
+  } catch {
+    return "unknown";
+  }
+}
+
+export interface LlamaCppBackendOptions {
+  /** Forces CPU whatever the server's gpu setting: the fallback when a GPU backend fails (e.g. a CUDA PTX/driver mismatch). */
+  cpuOnly?: boolean;
+}
+
+/**
+ * llama.cpp through node-llama-cpp, in our own runner process. Opens GGUF files. Two instances make a real
+ * fallback chain: "llama.cpp" (GPU offload where present) then "llama.cpp-cpu" (no GPU at all).
+ */
 export class LlamaCppBackend implements Backend {
-  readonly name = BACKEND_NAME;
+  readonly name: string;
+  readonly version: string;
+
+  constructor(private readonly options: LlamaCppBackendOptions = {}) {
+    this.name = options.cpuOnly ? `${BACKEND_NAME}-cpu` : BACKEND_NAME;
+    this.version = `node-llama-cpp ${nodeLlamaCppVersion()}`;
+  }
 
   canServe(model: ModelDescriptor): boolean {
-    return model.path.toLowerCase().endsWith(".gguf");
+    return model.format === "gguf" || model.path.toLowerCase().endsWith(".gguf");
   }
 
   start(model: ModelDescriptor, options: StartOptions): Promise<RunnerHandle> {
@@ -27,7 +52,8 @@ export class LlamaCppBackend implements Backend {
         modelId: model.id,
         modelPath: model.path,
         modelType: model.type,
-        settings: model.settings,
+        settings: this.options.cpuOnly ? { ...model.settings, gpu: "cpu", gpuLayers: 0 } : model.settings,
+        backend: this.name,
         socketPath,
         logLevel: options.logLevel,
       },

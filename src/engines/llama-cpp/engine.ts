@@ -32,6 +32,7 @@ const DEFAULT_MAX_CONTEXT = 4096;
 /** llama.cpp's own sampling defaults (llama-server), used where a request leaves a knob unset. */
 const SAMPLING_DEFAULTS = { temperature: 0.8, topK: 40, topP: 0.95, minP: 0.05 } as const;
 const PENALTY_LAST_N = 64;
+const CANARY_TOKENS = 4;
 
 export type FinishReason = "stop" | "length";
 
@@ -188,7 +189,7 @@ export class LlamaCppEngine {
     const contextMemory = context ? context.memoryUsage : sumMemory(embeddingContexts.map((c) => contextMemoryOf(c)));
     const info: RunnerInfo = {
       pid: process.pid,
-      backend: BACKEND_NAME,
+      backend: init.backend,
       backendVersion: `node-llama-cpp ${await getModuleVersion()}`,
       gpu: llama.gpu,
       contextSize: context ? context.contextSize / settings.parallel : contextSize,
@@ -206,11 +207,49 @@ export class LlamaCppEngine {
         contextVram: numberOr(contextMemory.vram, 0),
       },
       estimate,
-      loadMs: Math.round(performance.now() - started),
+      canary: { tokens: 0, ms: 0, tokensPerSec: 0 },
+      loadMs: 0,
     };
     const engine = new LlamaCppEngine(llama, model, context, embeddingContexts, chatWrapper, info, stats, batchGate, testTokenDelayMs);
     if (engine.slots[0]) info.contextSize = engine.slots[0].sequence.contextSize;
+    info.canary = await engine.canary();
+    info.loadMs = Math.round(performance.now() - started);
     return engine;
+  }
+
+  /**
+   * A short greedy generation (or one embedding) before the runner is declared ready: a model that loads but
+   * cannot produce finite output fails its load here, not on a user's request. Corrupted weights load fine
+   * (llama.cpp only checks them with checkTensors) and then sample garbage with NaN confidence.
+   */
+  private async canary(): Promise<RunnerInfo["canary"]> {
+    const started = performance.now();
+    const fail = (why: string) => new LmxError("model_probe_failed", `the model loaded but failed its canary generation: ${why}`);
+    try {
+      const embeddingContext = this.embeddingPool[0];
+      if (embeddingContext) {
+        const { vector } = await embeddingContext.getEmbeddingFor("Hello");
+        if (vector.length === 0 || !vector.every(Number.isFinite)) throw fail("the embedding has non-finite values");
+        const ms = performance.now() - started;
+        return { tokens: 1, ms: Math.round(ms), tokensPerSec: Math.round(1000 / Math.max(ms, 0.001)) };
+      }
+      const slot = this.slots[0];
+      if (!slot) throw fail("no sequence to run it on");
+      let tokens = 0;
+      let firstAt = 0;
+      for await (const out of slot.sequence.evaluateWithMetadata(this.model.tokenize("Hello", false), { confidence: true }, { temperature: 0 })) {
+        if (firstAt === 0) firstAt = performance.now();
+        if (!Number.isFinite(out.confidence)) throw fail("it produces non-finite logits (NaN or infinite weights?)");
+        if (++tokens >= CANARY_TOKENS) break;
+      }
+      await slot.sequence.clearHistory();
+      const ms = performance.now() - started;
+      const decodeMs = firstAt ? performance.now() - firstAt : ms;
+      return { tokens, ms: Math.round(ms), tokensPerSec: tokens > 1 ? Math.round(((tokens - 1) * 1000) / Math.max(decodeMs, 0.001)) : 0 };
+    } catch (error) {
+      if (error instanceof LmxError) throw error;
+      throw fail((error as Error)?.message ?? String(error));
+    }
   }
 
   getStats(): RunnerStats {

@@ -8,6 +8,7 @@ import { unservableReason } from "../../inventory/inventory.js";
 import { autoThreads } from "../../inventory/settings.js";
 import { runnerSettingsSchema, type RunnerSettingsInput } from "../../config/schema.js";
 import type { ResolvedRunnerSettings } from "../../runners/protocol.js";
+import { registerReliabilityRoutes } from "./reliability.js";
 import { asLmxError as asDownloadLmxError, downloadRequestFor, registerDownloadRoutes, startDownload } from "./downloads.js";
 import type { GatewayContext } from "../context.js";
 import { bearerToken, sameKey } from "../auth.js";
@@ -97,6 +98,7 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: GatewayContext): 
           missing: m.missing,
           problem: m.problem,
           servable: unservableReason(m) === null,
+          quarantined: unservableReason(m) === null ? ctx.models.quarantineOf(m).quarantined : false,
           status: unservableReason(m) ? "unavailable" : ctx.models.status(m.id),
         })),
       };
@@ -142,6 +144,7 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: GatewayContext): 
     });
 
     registerDownloadRoutes(admin, ctx, ctx.downloads);
+    registerReliabilityRoutes(admin, ctx);
 
     admin.get("/admin/status", async () => ({
       version: ctx.version,
@@ -153,6 +156,9 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: GatewayContext): 
       downloads: ctx.downloads.list().map((j) => j.snapshot()).filter((s) => s.status === "queued" || s.status === "running"),
       models_available: (await ctx.inventory.list()).length,
       models_loaded: ctx.models.loaded(),
+      quarantined: ctx.registry.quarantined(),
+      // state writes that failed (full or read-only volume, corrupt file): the server keeps serving without them
+      storage: { file: ctx.storage.file, degraded: ctx.storage.problems.length > 0, problems: ctx.storage.problems },
     }));
   });
 }

@@ -52,7 +52,9 @@ async function serve(ctx: GatewayContext, endpoint: Endpoint, request: FastifyRe
   if (ctx.state.shuttingDown) throw new LmxError("server_shutting_down", "the server is shutting down", { retryAfterSec: 5 });
   const body = parseRequest(endpoint.schema, request.body);
   const model = await ctx.inventory.resolve(body.model);
-  const refusal = unservableReason(model) ?? endpoint.accepts(model);
+  // a bad file is left to the model manager, which records it and quarantines what keeps failing
+  const unservable = unservableReason(model);
+  const refusal = (unservable?.code === "model_file_invalid" ? null : unservable) ?? endpoint.accepts(model);
   if (refusal) throw refusal;
 
   // A client that goes away must stop its generation in the runner and free its place in the queue.
