@@ -56,3 +56,26 @@ export async function writeNotGgufFile(dst: string): Promise<void> {
         lines.push(Array.from({ length: 12 }, (_, i) => words[(line * 7 + i * 3) % words.length]).join(" "));
     await writeFile(dst, lines.join("\n") + "\n", "utf8");
 }
+
+/**
+ * Copies a model with every F32 tensor overwritten by NaN: it loads fine in llama.cpp (weights are not checked
+ * unless checkTensors is on) and then cannot produce a meaningful token, which the load canary must catch.
+ */
+export async function writeNanWeightsCopy(src: string, dst: string): Promise<void> {
+    const { readGgufFileInfo } = await import("node-llama-cpp");
+    await copyFile(src, dst);
+    const info = await readGgufFileInfo(src, { readTensorInfo: true, logWarnings: false });
+    const { open } = await import("node:fs/promises");
+    const handle = await open(dst, "r+");
+    try {
+        for (const tensor of info.tensorInfo ?? []) {
+            if (tensor.ggmlType !== 0) continue; // F32 only: enough to poison every layer of the test models
+            const count = tensor.dimensions.reduce<number>((n, d) => n * Number(d), 1);
+            const nan = Buffer.alloc(count * 4);
+            for (let i = 0; i < count; i++) nan.writeFloatLE(Number.NaN, i * 4);
+            await handle.write(nan, 0, nan.length, Number(tensor.fileOffset));
+        }
+    } finally {
+        await handle.close();
+    }
+}

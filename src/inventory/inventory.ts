@@ -28,6 +28,8 @@ export class Inventory {
   private scannedAt = 0;
   private scanning: Promise<void> | null = null;
   private demoPath: string | null = null;
+  /** Why the demo model could not be written, if it could not. */
+  demoError: string | null = null;
 
   constructor(private readonly config: ServerConfig) {}
 
@@ -35,7 +37,12 @@ export class Inventory {
   async init(): Promise<void> {
     await this.refresh();
     if (this.servable().length === 0 && this.config.demo_model) {
-      this.demoPath = await ensureDemoModel(this.config.state_dir);
+      try {
+        this.demoPath = await ensureDemoModel(this.config.state_dir);
+      } catch (error) {
+        // a full or read-only state volume costs the demo model, not the server
+        this.demoError = (error as Error).message;
+      }
       await this.refresh();
     }
   }

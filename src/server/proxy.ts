@@ -6,6 +6,8 @@
 import type { FastifyReply } from "fastify";
 import type { RunnerHandle } from "../engines/backend.js";
 import { fromOpenAiBody, LmxError, toOpenAiBody } from "../errors/codes.js";
+import type { RequestRecorder } from "../metrics/request.js";
+import { ResponseTail, SseTokenScanner, usageFromTail } from "../metrics/sse.js";
 import { RUNNER_REQUEST_ID_HEADER } from "../runners/protocol.js";
 
 /** How long to wait for the exit event after the runner connection broke, to say why it broke. */
@@ -19,7 +21,14 @@ export interface ForwardOptions {
   stream: boolean;
   signal: AbortSignal;
   extraHeaders: Record<string, string>;
+  /** Sent to the runner besides the body's own (trace context). */
+  runnerHeaders: Record<string, string>;
+  /** Takes token arrivals and usage; null records nothing. */
+  recorder: RequestRecorder | null;
 }
+
+/** How a forwarded request ended once the runner had accepted it (a refusal before that is thrown). */
+export type ForwardOutcome = { kind: "answered" } | { kind: "client_closed" } | { kind: "failed"; error: LmxError };
 
 async function crashError(runner: RunnerHandle, cause: unknown): Promise<LmxError> {
   const exit = await Promise.race([runner.exited, new Promise<null>((r) => setTimeout(() => r(null), EXIT_GRACE_MS).unref())]);
@@ -30,19 +39,19 @@ async function crashError(runner: RunnerHandle, cause: unknown): Promise<LmxErro
   });
 }
 
-export async function forwardToRunner(reply: FastifyReply, options: ForwardOptions): Promise<void> {
-  const { runner, signal } = options;
+export async function forwardToRunner(reply: FastifyReply, options: ForwardOptions): Promise<ForwardOutcome> {
+  const { runner, signal, recorder } = options;
   let upstream;
   try {
     upstream = await runner.dispatcher.request({
       path: options.path,
       method: "POST",
-      headers: { "content-type": "application/json", [RUNNER_REQUEST_ID_HEADER]: options.requestId },
+      headers: { ...options.runnerHeaders, "content-type": "application/json", [RUNNER_REQUEST_ID_HEADER]: options.requestId },
       body: JSON.stringify(options.body),
       signal,
     });
   } catch (error) {
-    if (signal.aborted) return; // the client left; nothing to answer
+    if (signal.aborted) return { kind: "client_closed" }; // nothing to answer
     throw await crashError(runner, error);
   }
   if (upstream.statusCode !== 200) {
@@ -62,15 +71,33 @@ export async function forwardToRunner(reply: FastifyReply, options: ForwardOptio
     "cache-control": "no-cache",
     ...(options.stream ? { connection: "keep-alive", "x-accel-buffering": "no" } : {}),
   });
+  // Metrics read the stream as it passes: token events are counted by byte search (no JSON.parse per token),
+  // and the usage is parsed once from the last bytes.
+  const scanner = options.stream && recorder ? new SseTokenScanner() : null;
+  const tail = recorder ? new ResponseTail() : null;
+  let finishSeen = false;
   try {
     for await (const chunk of upstream.body) {
-      if (!raw.write(chunk as Buffer)) await waitForDrain(raw, signal);
+      const bytes = chunk as Buffer;
+      if (scanner) {
+        const tokens = scanner.scan(bytes);
+        if (tokens > 0 || (scanner.finished && !finishSeen)) {
+          const now = performance.now();
+          recorder!.tokens(tokens, now);
+          if (scanner.finished && !finishSeen) {
+            finishSeen = true;
+            recorder!.streamFinished(now);
+          }
+        }
+      }
+      tail?.push(bytes);
+      if (!raw.write(bytes)) await waitForDrain(raw, signal);
     }
     raw.end();
   } catch (error) {
     if (signal.aborted || raw.destroyed) {
       raw.destroy();
-      return;
+      return { kind: "client_closed" };
     }
     const lmx = await crashError(runner, error);
     if (options.stream) {
@@ -79,7 +106,13 @@ export async function forwardToRunner(reply: FastifyReply, options: ForwardOptio
       // headers are gone already; a cut connection is the only honest signal left
       raw.destroy(lmx);
     }
+    return { kind: "failed", error: lmx };
   }
+  if (tail) {
+    const usage = usageFromTail(tail.buffer());
+    if (usage) recorder!.usage(usage);
+  }
+  return { kind: "answered" };
 }
 
 function waitForDrain(raw: NodeJS.WritableStream, signal: AbortSignal): Promise<void> {
