@@ -42,6 +42,8 @@ program
       throw error;
     }
     const server = await startServer(config);
+    // one plain line whatever the log level: scripts and people need to know where it listens
+    process.stderr.write(`opta-lmx listening on ${server.url}\n`);
     let signals = 0;
     const stop = (signal: string) => {
       signals++;

@@ -1,5 +1,7 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from "fastify";
-import { LmxError } from "../errors/codes.js";
+import http from "node:http";
+import type { Duplex } from "node:stream";
+import { LmxError, toHttp } from "../errors/codes.js";
 import type { GatewayContext } from "./context.js";
 import { bearerToken, matchesAny } from "./auth.js";
 import { sendError } from "./errors.js";
@@ -8,12 +10,38 @@ import { registerGenerationRoutes } from "./routes/generation.js";
 import { registerHealthRoutes } from "./routes/health.js";
 import { registerModelRoutes } from "./routes/models.js";
 
+/**
+ * Errors Node's HTTP parser raises before Fastify sees a request (oversized headers, stalled uploads, garbage)
+ * still get an OpenAI-shaped answer, then the socket closes.
+ */
+function clientErrorHandler(error: Error & { code?: string }, socket: Duplex): void {
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const lmx =
+    error.code === "HPE_HEADER_OVERFLOW"
+      ? new LmxError("request_header_too_large", "the request line or headers are too large")
+      : error.code === "ERR_HTTP_REQUEST_TIMEOUT"
+        ? new LmxError("request_timeout", "the request was not received completely within request_timeout_sec")
+        : new LmxError("invalid_request", "the request is not valid HTTP");
+  const { status, body } = toHttp(lmx);
+  const text = JSON.stringify(body);
+  socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? "Error"}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`);
+}
+
 export function buildApp(ctx: GatewayContext): FastifyInstance {
+  const requestTimeoutMs = ctx.config.request_timeout_sec * 1000;
   const app = Fastify({
+    // Node checks request timeouts only every connectionsCheckingInterval (30 s by default), so a stalled upload
+    // would outlive request_timeout_sec by up to that much: check at least as often as the timeout itself.
+    serverFactory: (handler) =>
+      http.createServer({ requestTimeout: requestTimeoutMs, connectionsCheckingInterval: Math.min(1_000, requestTimeoutMs) }, handler),
+    clientErrorHandler,
     loggerInstance: ctx.log as FastifyBaseLogger,
     bodyLimit: ctx.config.max_body_bytes,
     // slow or stalled uploads must not hold a connection forever (slow-loris)
-    requestTimeout: ctx.config.request_timeout_sec * 1000,
+    requestTimeout: requestTimeoutMs,
     // per-request lines only when debugging: a fleet of bots would otherwise drown the log
     logController: new LogController({ disableRequestLogging: ctx.config.log_level !== "debug" && ctx.config.log_level !== "trace" }),
     return503OnClosing: true,
