@@ -55,6 +55,8 @@ export const modelEntrySchema = runnerSettingsSchema.extend({
   keep_alive: keepAliveSchema.optional(),
   /** Never evicted to make room and never unloaded by keep_alive. */
   pinned: z.boolean().optional(),
+  /** This model's load deadline, overriding the server-wide loader_timeout_sec (large models need longer). */
+  loader_timeout_sec: z.number().positive().optional(),
 });
 export type ModelEntryInput = z.infer<typeof modelEntrySchema>;
 

@@ -178,6 +178,7 @@ export class Inventory {
       settings: resolveRunnerSettings(entry ?? {}, this.config.defaults, this.config.gpu, size),
       keepAliveMs: keepAliveMs(entry?.keep_alive ?? this.config.keep_alive),
       pinned: entry?.pinned ?? false,
+      loaderTimeoutMs: entry?.loader_timeout_sec !== undefined ? entry.loader_timeout_sec * 1000 : null,
       format: model.format,
       architecture: facts?.architecture ?? null,
       parameterCount: facts?.parameterCount ?? null,

@@ -17,6 +17,8 @@ export interface ModelDescriptor {
   /** Idle time before unloading; null = never. */
   keepAliveMs: number | null;
   pinned: boolean;
+  /** Per-model load deadline; null = the server's loader_timeout_sec. */
+  loaderTimeoutMs: number | null;
   format: ModelFormat;
   /** The folder to point other tools at (the snapshot directory for the HF cache). */
   localPath: string;

@@ -296,6 +296,7 @@ export class ModelManager extends EventEmitter {
       try {
         runner = await backend.start(descriptor, {
           ...this.options.start,
+          loaderTimeoutMs: descriptor.loaderTimeoutMs ?? this.options.start.loaderTimeoutMs,
           log: this.options.log,
           admit: (estimate) => this.admit(state, estimate),
         });
@@ -311,7 +312,7 @@ export class ModelManager extends EventEmitter {
           reason: lmx.code,
           message: lmx.message,
           durationMs,
-          metadata: { timeoutMs: this.options.start.loaderTimeoutMs, ...(lmx.details ?? {}) },
+          metadata: { timeoutMs: descriptor.loaderTimeoutMs ?? this.options.start.loaderTimeoutMs, ...(lmx.details ?? {}) },
         });
         this.noteFailure(state, backend.name, lmx, durationMs);
         lastError = lmx;
@@ -322,7 +323,7 @@ export class ModelManager extends EventEmitter {
       registry.record(key, "success", {
         durationMs,
         metadata: {
-          timeoutMs: this.options.start.loaderTimeoutMs,
+          timeoutMs: descriptor.loaderTimeoutMs ?? this.options.start.loaderTimeoutMs,
           canary: runner.info.canary,
           estimate: runner.info.estimate,
           memory: runner.info.memory,
