@@ -87,6 +87,19 @@ export class Inventory {
     return model;
   }
 
+  /**
+   * A servable local GGUF of the same model as an MLX/safetensors repo (gguf_fallback_enabled): names are
+   * compared after dropping the owner and packaging words (mlx, gguf, 4bit, quantization tags), so
+   * `mlx-community/Qwen2.5-7B-Instruct-4bit` finds `bartowski/Qwen2.5-7B-Instruct-GGUF:Q4_K_M`.
+   */
+  ggufEquivalent(model: ModelDescriptor): ModelDescriptor | null {
+    const wanted = baseModelName(model.id);
+    if (!wanted) return null;
+    const matches = this.servable().filter((m) => m.id !== model.id && baseModelName(m.id.split(":")[0] ?? m.id) === wanted);
+    // prefer the quantization closest to what MLX repos usually carry (4-bit), then the smallest file
+    return matches.sort((a, b) => quantRank(a.quantization) - quantRank(b.quantization) || a.sizeBytes - b.sizeBytes)[0] ?? null;
+  }
+
   private servable(): ModelDescriptor[] {
     return this.all.filter((m) => m.format === "gguf" && m.missing.length === 0 && m.problem === null);
   }
@@ -205,6 +218,21 @@ export function unservableReason(model: ModelDescriptor): LmxError | null {
     });
   }
   return null;
+}
+
+/** The model a repo packages, without owner, format and quantization words. */
+export function baseModelName(id: string): string {
+  const name = (id.split("/").pop() ?? id).toLowerCase().replace(/[-_.](i?q\d(_[a-z0-9]+)*|bf16|fp16|f16|f32)(?=$|[-_.])/g, "");
+  return name
+    .split(/[-_.]/)
+    .filter((part) => part && !/^(mlx|gguf|ggml|\d+bit|bf16|fp16|f16|f32|i?q\d(_?[a-z0-9]+)*|quantized|awq|gptq)$/.test(part))
+    .join("-");
+}
+
+function quantRank(quantization: string | null): number {
+  if (!quantization) return 50;
+  const bits = /Q(\d)/i.exec(quantization)?.[1];
+  return bits ? Math.abs(Number(bits) - 4) : 40;
 }
 
 function truncate(text: string): string {

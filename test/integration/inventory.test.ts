@@ -49,6 +49,7 @@ before(async () => {
     "model.safetensors.index.json": Buffer.from(JSON.stringify({ weight_map: { a: "model-00001-of-00002.safetensors", b: "model-00002-of-00002.safetensors" } })),
     "model-00001-of-00002.safetensors": Buffer.from("x"),
   });
+  hfRepo(cache, "someone/tiny-GGUF", { "tiny-Q4_0.gguf": chatGguf });
   hfRepo(cache, "mlx-community/tiny-4bit", { "config.json": Buffer.from(JSON.stringify({ quantization: { group_size: 64, bits: 4 } })), "model.safetensors": Buffer.from("x") });
   const downloading = hfRepo(cache, "tiny/downloading-GGUF", { "stories260K.gguf": gguf });
   writeFileSync(path.join(downloading, "..", "..", "blobs", `${"a".repeat(64)}.incomplete`), "partial");
@@ -161,4 +162,22 @@ test("loading an incomplete model answers 202 download_required; requests get 40
     body: JSON.stringify({ model_id: "nope/nope" }),
   });
   assert.equal(missing.status, 404);
+});
+
+test("gguf_fallback_enabled: an MLX repo no backend opens is served by a local GGUF of the same model", async () => {
+  const fallback = await startTestServer({
+    gguf_fallback_enabled: true,
+    discovery: { hf_cache: path.join(root, "hf"), lmstudio: false, ollama: false },
+  });
+  try {
+    const res = await fetch(`${fallback.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: "mlx-community/tiny-4bit", messages: [{ role: "user", content: "hi" }], max_tokens: 2 }),
+    });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get("x-lmx-served-model"), "someone/tiny-GGUF", "the response says which file served it");
+  } finally {
+    await fallback.stop();
+  }
 });
