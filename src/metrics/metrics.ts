@@ -11,12 +11,21 @@ import type { DownloadManager } from "../inventory/downloads/download-manager.js
 import type { RunnerStats } from "../runners/protocol.js";
 import type { AdmissionQueue } from "../scheduler/admission.js";
 import type { MemoryBudget } from "../scheduler/memory-budget.js";
-import type { ModelLoadEvent, ModelManager, ModelUnloadEvent } from "../scheduler/model-manager.js";
+import type { ModelLoadEvent, ModelUnloadEvent } from "../scheduler/model-manager.js";
 import { RequestRecorder } from "./request.js";
+
+/** The part of the ModelManager metrics use. */
+export interface MetricsModelSource {
+  on(event: "load", listener: (event: ModelLoadEvent) => void): unknown;
+  on(event: "unload", listener: (event: ModelUnloadEvent) => void): unknown;
+  loaded(): ReadonlyArray<{ id: string }>;
+  runnerFor(id: string): { stats(): Promise<RunnerStats | null> } | null;
+}
 
 /** What the scrape-time metrics are read from; narrow so tests can pass stand-ins. */
 export interface MetricsSources {
-  models: Pick<ModelManager, "on" | "loaded" | "runnerFor">;
+  /** A ModelManager. */
+  models: MetricsModelSource;
   admission: Pick<AdmissionQueue, "snapshot">;
   memory: Pick<MemoryBudget, "snapshot">;
   downloads: Pick<DownloadManager, "list">;
@@ -183,7 +192,8 @@ export class LmxMetrics {
     };
     gauge("lmx:runner_rss_bytes", "Resident memory of each runner process.", ["model"], fromRunners((s) => s.rssBytes));
     gauge("lmx:kv_cache_slots_in_use", "Sequences (KV cache slots) of each runner that hold a running request.", ["model"], fromRunners((s) => s.slotsBusy));
-    gauge("lmx:kv_cache_slots_total", "Sequences (KV cache slots) of each runner.", ["model"], fromRunners((s) => s.slotsTotal));
+    // not "_total": that suffix promises a counter, and rate() over a gauge named so would mislead
+    gauge("lmx:kv_cache_slots", "Sequences (KV cache slots) of each runner: its parallel setting.", ["model"], fromRunners((s) => s.slotsTotal));
     const disks = async (g: Gauge<"path">, read: (s: { bavail: number; blocks: number; bsize: number }) => number) => {
       const paths = [...new Set(sources.diskPaths.map((p) => path.resolve(p)))];
       await Promise.all(

@@ -5,6 +5,7 @@
  */
 
 const QUOTE = 0x22;
+const NEWLINE = 0x0a;
 
 /** A generated piece: chat (`delta.content`) or completion (`text`) with a non-empty value. */
 const TOKEN_PATTERNS = [Buffer.from('"content":"'), Buffer.from('"text":"')];
@@ -69,6 +70,12 @@ export class SseTokenScanner {
   }
 
   private keepTail(chunk: Buffer): void {
+    const end = chunk.length;
+    // The usual chunk is whole events: nothing can straddle an event boundary, so nothing needs carrying.
+    if (end >= 2 && chunk[end - 1] === NEWLINE && chunk[end - 2] === NEWLINE) {
+      this.carryLength = 0;
+      return;
+    }
     if (chunk.length >= CARRY) {
       chunk.copy(this.carry, 0, chunk.length - CARRY);
       this.carryLength = CARRY;

@@ -8,6 +8,7 @@ import { sendError } from "./errors.js";
 import { registerAdminRoutes } from "./routes/admin.js";
 import { registerGenerationRoutes } from "./routes/generation.js";
 import { registerHealthRoutes } from "./routes/health.js";
+import { registerMetricsRoutes } from "./routes/metrics.js";
 import { registerModelRoutes } from "./routes/models.js";
 
 /**
@@ -64,6 +65,8 @@ export function buildApp(ctx: GatewayContext): FastifyInstance {
   );
 
   registerHealthRoutes(app, ctx);
+  // outside the /v1 plugin: scrapers use the admin key (when set), not an API key
+  registerMetricsRoutes(app, ctx);
   app.register(async (openai) => {
     if (ctx.config.api_keys.length > 0) {
       openai.addHook("onRequest", async (request) => {

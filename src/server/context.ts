@@ -4,6 +4,7 @@ import type { Inventory } from "../inventory/inventory.js";
 import type { DownloadManager } from "../inventory/downloads/download-manager.js";
 import type { AdmissionQueue } from "../scheduler/admission.js";
 import type { MemoryBudget } from "../scheduler/memory-budget.js";
+import type { LmxMetrics } from "../metrics/metrics.js";
 import type { StateDatabase } from "../state/database.js";
 import type { CompatibilityRegistry } from "../state/compatibility-registry.js";
 import type { ModelManager } from "../scheduler/model-manager.js";
@@ -18,6 +19,7 @@ export interface GatewayContext {
   registry: CompatibilityRegistry;
   downloads: DownloadManager;
   admission: AdmissionQueue;
+  metrics: LmxMetrics;
   log: Logger;
   startedAt: number;
   version: string;

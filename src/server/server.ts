@@ -16,6 +16,7 @@ import { defaultHfCacheDir } from "../inventory/sources/hf-cache.js";
 import { AdmissionQueue } from "../scheduler/admission.js";
 import { MemoryBudget } from "../scheduler/memory-budget.js";
 import { ModelManager } from "../scheduler/model-manager.js";
+import { LmxMetrics } from "../metrics/metrics.js";
 import { openStateDatabase } from "../state/database.js";
 import { CompatibilityRegistry } from "../state/compatibility-registry.js";
 import type { Backend } from "../engines/backend.js";
@@ -101,6 +102,15 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     inventory,
     models,
     admission,
+    // listens to model load/unload events from here on: built before auto_load starts
+    metrics: new LmxMetrics({
+      models,
+      admission,
+      memory,
+      downloads,
+      diskPaths: [config.state_dir, ...config.model_dirs, downloads.cacheDir],
+      quarantinedModels: () => new Set(registry.quarantined().map((key) => key.modelId)).size,
+    }),
     log,
     startedAt: Date.now(),
     version: packageVersion(),

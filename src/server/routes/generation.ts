@@ -11,8 +11,11 @@ import {
   embeddingRequestSchema,
   parseRequest,
 } from "../../openai/schemas.js";
+import type { RequestRecorder } from "../../metrics/request.js";
+import { traceContextFor, type TraceContext } from "../../metrics/trace.js";
 import type { GatewayContext } from "../context.js";
-import { forwardToRunner } from "../proxy.js";
+import { asLmxError } from "../errors.js";
+import { forwardToRunner, type ForwardOutcome } from "../proxy.js";
 
 type Endpoint = {
   path: "/v1/chat/completions" | "/v1/completions" | "/v1/embeddings";
@@ -42,16 +45,70 @@ const ENDPOINTS: Endpoint[] = [
   },
 ];
 
+/** What the route knows about one request across Fastify's hooks and the handler. */
+interface RequestState {
+  trace: TraceContext;
+  recorder: RequestRecorder;
+  /** What the error handler answered with, for lmx:requests_total. */
+  error: LmxError | null;
+  /** The handler counts the request itself once the runner answered (the reply is hijacked from then on). */
+  countedByHandler: boolean;
+}
+
+const states = new WeakMap<FastifyRequest, RequestState>();
+
+/** Usually made in onRequest; made late for a request refused by an earlier hook (an API key check). */
+function stateOf(ctx: GatewayContext, request: FastifyRequest): RequestState {
+  let state = states.get(request);
+  if (!state) {
+    const trace = traceContextFor(request.headers);
+    state = { trace, recorder: ctx.metrics.startRequest(performance.now()), error: null, countedByHandler: false };
+    states.set(request, state);
+    // every line this request logs (the error handler's too) names its trace and, through Fastify, its request id
+    request.log = request.log.child({ trace_id: trace.traceId, span_id: trace.spanId, traceparent: trace.traceparent });
+  }
+  return state;
+}
+
 export function registerGenerationRoutes(app: FastifyInstance, ctx: GatewayContext): void {
   for (const endpoint of ENDPOINTS) {
-    app.post(endpoint.path, (request, reply) => serve(ctx, endpoint, request, reply));
+    app.post(
+      endpoint.path,
+      {
+        onRequest: async (request) => {
+          stateOf(ctx, request);
+        },
+        onError: async (request, _reply, error) => {
+          stateOf(ctx, request).error = asLmxError(error);
+        },
+        onSend: async (request, reply, payload) => {
+          reply.header("traceparent", stateOf(ctx, request).trace.traceparent);
+          return payload;
+        },
+        // answers that did not reach the runner: refusals, and errors before the runner's first byte
+        onResponse: async (request, reply) => {
+          const state = stateOf(ctx, request);
+          if (state.countedByHandler) return;
+          state.recorder.finish(reply.statusCode, state.error?.code ?? "", performance.now());
+          logFinished(request, state, reply.statusCode);
+        },
+      },
+      (request, reply) => serve(ctx, endpoint, request, reply),
+    );
   }
 }
 
 async function serve(ctx: GatewayContext, endpoint: Endpoint, request: FastifyRequest, reply: FastifyReply): Promise<void> {
+  const state = stateOf(ctx, request);
+  const { recorder, trace } = state;
   if (ctx.state.shuttingDown) throw new LmxError("server_shutting_down", "the server is shutting down", { retryAfterSec: 5 });
   const body = parseRequest(endpoint.schema, request.body);
-  const model = await ctx.inventory.resolve(body.model);
+  const requested = await ctx.inventory.resolve(body.model);
+  // an MLX/safetensors repo no backend here opens may be served by a local GGUF of the same model, if allowed
+  const equivalent =
+    ctx.config.gguf_fallback_enabled && unservableReason(requested)?.code === "backend_unavailable" ? ctx.inventory.ggufEquivalent(requested) : null;
+  const model = equivalent ?? requested;
+  recorder.model = model.id;
   // a bad file is left to the model manager, which records it and quarantines what keeps failing
   const unservable = unservableReason(model);
   const refusal = (unservable?.code === "model_file_invalid" ? null : unservable) ?? endpoint.accepts(model);
@@ -63,30 +120,80 @@ async function serve(ctx: GatewayContext, endpoint: Endpoint, request: FastifyRe
     if (!reply.raw.writableFinished) abort.abort();
   };
   reply.raw.on("close", onClose);
+  // A client that left gets no answer, so no onResponse either: count it here.
+  const clientLeft = () => {
+    state.countedByHandler = true;
+    recorder.finish(CLIENT_CLOSED, CLIENT_CLOSED_CODE, performance.now());
+    logFinished(request, state, CLIENT_CLOSED, undefined, CLIENT_CLOSED_CODE);
+  };
 
-  const lease = await ctx.admission.acquire(model.id, model.settings.parallel, abort.signal);
+  const waitStart = performance.now();
+  let lease;
+  try {
+    lease = await ctx.admission.acquire(model.id, model.settings.parallel, abort.signal);
+  } catch (error) {
+    if (abort.signal.aborted) clientLeft();
+    throw error;
+  }
+  recorder.queued(performance.now() - waitStart);
   try {
     const runner = await ctx.models.ensureLoaded(model);
-    if (abort.signal.aborted) return;
+    if (abort.signal.aborted) return clientLeft();
     ctx.models.touch(model.id);
     const requestId = endpoint.idPrefix + randomBytes(12).toString("hex");
-    await forwardToRunner(reply, {
-      runner,
-      path: endpoint.path,
-      body: { ...body, model: model.id },
-      requestId,
-      stream: body.stream === true,
-      signal: abort.signal,
-      // the runner configuration that answered: a client can see an operator's reload with other settings
-      extraHeaders: {
-        "x-request-id": String(request.id),
-        "x-lmx-backend": runner.info.backend,
-        "x-lmx-context-size": String(runner.info.contextSize),
-        "x-lmx-parallel": String(runner.info.parallel),
-      },
-    });
+    state.countedByHandler = true;
+    let outcome: ForwardOutcome;
+    try {
+      outcome = await forwardToRunner(reply, {
+        runner,
+        path: endpoint.path,
+        body: { ...body, model: model.id },
+        requestId,
+        stream: body.stream === true,
+        signal: abort.signal,
+        // the runner configuration that answered: a client can see an operator's reload with other settings
+        extraHeaders: {
+          "x-request-id": String(request.id),
+          traceparent: trace.traceparent,
+          "x-lmx-backend": runner.info.backend,
+          "x-lmx-context-size": String(runner.info.contextSize),
+          "x-lmx-parallel": String(runner.info.parallel),
+          ...(equivalent ? { "x-lmx-served-model": equivalent.id } : {}),
+        },
+        // the runner is the next hop of the trace (it ignores the headers today)
+        runnerHeaders: trace.tracestate ? { traceparent: trace.traceparent, tracestate: trace.tracestate } : { traceparent: trace.traceparent },
+        recorder,
+      });
+    } catch (error) {
+      // refused before any byte went out: the error handler answers, and onResponse counts it
+      state.countedByHandler = false;
+      throw error;
+    }
+    if (outcome.kind === "client_closed" || abort.signal.aborted) return clientLeft();
+    if (outcome.kind === "failed") {
+      // the 200 went out before the runner broke: count the request with the status its error stands for
+      state.error = outcome.error;
+      request.log.warn({ code: outcome.error.code, completion_id: requestId }, `generation failed mid-answer: ${outcome.error.message}`);
+      recorder.finish(outcome.error.status, outcome.error.code, performance.now());
+      logFinished(request, state, outcome.error.status, requestId);
+      return;
+    }
+    recorder.finish(200, "", performance.now());
+    logFinished(request, state, 200, requestId);
   } finally {
     ctx.models.touch(model.id, true);
     lease.release();
   }
+}
+
+/** nginx's "client closed request": never sent, only counted and logged. */
+const CLIENT_CLOSED = 499;
+const CLIENT_CLOSED_CODE = "client_closed";
+
+function logFinished(request: FastifyRequest, state: RequestState, status: number, completionId?: string, code: string | undefined = state.error?.code): void {
+  // per-request lines only at debug: a fleet of bots would otherwise drown the log
+  request.log.debug(
+    { model: state.recorder.model, status, code, completion_id: completionId, parent_span_id: state.trace.parentSpanId },
+    "generation request finished",
+  );
 }
