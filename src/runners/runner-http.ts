@@ -56,10 +56,10 @@ async function route(engine: LlamaCppEngine, req: http.IncomingMessage, res: htt
   let prepared: PreparedGeneration;
   if (url === "/v1/chat/completions") {
     kind = "chat";
-    prepared = engine.prepareChat(body as ChatCompletionRequest);
+    prepared = await engine.prepareChat(body as ChatCompletionRequest);
   } else if (url === "/v1/completions") {
     kind = "completion";
-    prepared = engine.prepareCompletion(body as CompletionRequest);
+    prepared = await engine.prepareCompletion(body as CompletionRequest);
   } else {
     throw new LmxError("not_found", `no runner route POST ${url}`);
   }

@@ -192,3 +192,32 @@ describe("clients that leave", () => {
     assert.ok(generated < 1900, `generation stopped early (${generated} of 1900 tokens)`);
   });
 });
+
+describe("a sequence freed late", () => {
+  test("a request right after a client left mid-stream waits for the sequence instead of getting runner_busy", async () => {
+    const single = await startTestServer({ models: [{ id: "one", path: (await testModel("stories260K.gguf")).path, parallel: 1, context_size: 2048 }] });
+    try {
+      const oneClient = new OpenAI({ baseURL: `${single.url}/v1`, apiKey: "x", maxRetries: 0 });
+      for (let round = 0; round < 5; round++) {
+        const controller = new AbortController();
+        const stream = await oneClient.completions.create(
+          { model: "one", prompt: "Once upon a time", max_tokens: 1900, stream: true },
+          { signal: controller.signal },
+        );
+        try {
+          for await (const chunk of stream) if (chunk.choices[0]?.text) controller.abort();
+        } catch {
+          // the client library may report its own abort
+        }
+        const next = await getJson<{ error?: { code: string } }>(`${single.url}/v1/completions`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ model: "one", prompt: "Once upon a time", max_tokens: 2 }),
+        });
+        assert.equal(next.status, 200, `round ${round}: ${JSON.stringify(next.body)}`);
+      }
+    } finally {
+      await single.stop();
+    }
+  });
+});

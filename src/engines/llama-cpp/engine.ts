@@ -33,6 +33,8 @@ const DEFAULT_MAX_CONTEXT = 4096;
 const SAMPLING_DEFAULTS = { temperature: 0.8, topK: 40, topP: 0.95, minP: 0.05 } as const;
 const PENALTY_LAST_N = 64;
 const CANARY_TOKENS = 4;
+/** How long a request waits in the runner for a sequence the gateway already counted as free. */
+const SLOT_WAIT_MS = 10_000;
 
 export type FinishReason = "stop" | "length";
 
@@ -89,6 +91,8 @@ export class LlamaCppEngine {
   private readonly embeddingPool: LlamaEmbeddingContext[];
   private readonly idleEmbeddingContexts: LlamaEmbeddingContext[];
   private readonly embeddingWaiters: Array<(ctx: LlamaEmbeddingContext) => void> = [];
+  /** Requests waiting for a sequence to be freed (see waitForSlot); each returns true once it took one. */
+  private readonly slotWaiters = new Set<() => boolean>();
 
   private constructor(
     private readonly llama: Llama,
@@ -260,7 +264,7 @@ export class LlamaCppEngine {
     return this.context === null;
   }
 
-  prepareChat(request: ChatCompletionRequest): PreparedGeneration {
+  prepareChat(request: ChatCompletionRequest): Promise<PreparedGeneration> {
     if (!this.chatWrapper) throw notForGeneration();
     const history: ChatHistoryItem[] = [];
     for (const message of request.messages) {
@@ -284,7 +288,7 @@ export class LlamaCppEngine {
     return this.prepare(tokens, request.max_completion_tokens ?? request.max_tokens ?? null, stopStrings, stopTokens, request);
   }
 
-  prepareCompletion(request: CompletionRequest): PreparedGeneration {
+  prepareCompletion(request: CompletionRequest): Promise<PreparedGeneration> {
     if (!this.context) throw notForGeneration();
     const prompt = typeof request.prompt === "string" ? request.prompt : (request.prompt[0] ?? "");
     const tokens = this.model.tokenize(prompt, false);
@@ -293,13 +297,13 @@ export class LlamaCppEngine {
     return this.prepare(tokens, request.max_tokens ?? null, stopList(request.stop), new Set(), request);
   }
 
-  private prepare(
+  private async prepare(
     tokens: Token[],
     requestedMaxTokens: number | null,
     stopStrings: string[],
     stopTokens: Set<Token>,
     request: ChatCompletionRequest | CompletionRequest,
-  ): PreparedGeneration {
+  ): Promise<PreparedGeneration> {
     const contextSize = this.info.contextSize;
     // at least one token must be generated, and nothing is ever cut from the prompt to make room
     if (tokens.length >= contextSize) {
@@ -317,8 +321,7 @@ export class LlamaCppEngine {
         { param: "max_tokens" },
       );
     }
-    const choice = pickSlot(this.slots, tokens);
-    if (!choice) throw new LmxError("runner_busy", "all sequences of this runner are busy", { retryAfterSec: 1 });
+    const choice = pickSlot(this.slots, tokens) ?? (await this.waitForSlot(tokens));
     choice.slot.busy = true;
     return {
       promptTokens: tokens,
@@ -340,7 +343,38 @@ export class LlamaCppEngine {
 
   /** Releases a slot that was prepared but never generated on (e.g. the client left before the start). */
   release(prepared: PreparedGeneration): void {
-    prepared.choice.slot.busy = false;
+    this.freeSlot(prepared.choice.slot);
+  }
+
+  /**
+   * The gateway admits at most `parallel` requests, but when a client leaves it frees the place at once while
+   * this runner frees the sequence only when the aborted generation unwinds (a decode may be in flight). A
+   * request arriving in that gap waits for the sequence instead of failing with runner_busy.
+   */
+  private waitForSlot(tokens: Token[]): Promise<{ slot: Slot; reusable: number }> {
+    return new Promise((resolve, reject) => {
+      const waiter = () => {
+        const choice = pickSlot(this.slots, tokens);
+        if (!choice) return false;
+        clearTimeout(timer);
+        resolve(choice);
+        return true;
+      };
+      const timer = setTimeout(() => {
+        this.slotWaiters.delete(waiter);
+        reject(new LmxError("runner_busy", "all sequences of this runner stayed busy", { retryAfterSec: 1 }));
+      }, SLOT_WAIT_MS);
+      this.slotWaiters.add(waiter);
+    });
+  }
+
+  private freeSlot(slot: Slot): void {
+    slot.busy = false;
+    slot.lastUsed = performance.now();
+    for (const waiter of this.slotWaiters) {
+      if (slot.busy) break;
+      if (waiter()) this.slotWaiters.delete(waiter);
+    }
   }
 
   async generate(prepared: PreparedGeneration, onText: (text: string) => void, signal: AbortSignal): Promise<GenerationResult> {
@@ -433,8 +467,7 @@ export class LlamaCppEngine {
       };
     } finally {
       if (generating) this.batchGate.generating--;
-      slot.busy = false;
-      slot.lastUsed = performance.now();
+      this.freeSlot(slot);
       this.stats.requestsActive--;
     }
   }
