@@ -1,6 +1,7 @@
 /** Key checks for the admin and OpenAI routes, in constant time. */
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { FastifyRequest } from "fastify";
+import { LmxError } from "../errors/codes.js";
 
 /** Hashing first makes both sides the same length, so the comparison time says nothing about the key. */
 export function sameKey(a: string, b: string): boolean {
@@ -19,4 +20,22 @@ export function matchesAny(key: string, keys: readonly string[]): boolean {
   let found = false;
   for (const candidate of keys) found = sameKey(key, candidate) || found;
   return found;
+}
+
+/**
+ * The admin rule for every operator route (/admin/*, /metrics): when `adminKey` is set the request must carry it
+ * in X-Admin-Key or as a bearer token; the error names the header and the setting to fix.
+ */
+export function requireAdminKey(adminKey: string | null, request: FastifyRequest): void {
+  if (!adminKey) return;
+  const header = request.headers["x-admin-key"];
+  const key = typeof header === "string" && header ? header : bearerToken(request);
+  if (!key || !sameKey(key, adminKey)) {
+    throw new LmxError(
+      "unauthorized",
+      key
+        ? "the admin key is wrong: send the value of admin_key (or LMX_ADMIN_KEY) in the X-Admin-Key header"
+        : "this route needs the admin key: send the value of admin_key (or LMX_ADMIN_KEY) in the X-Admin-Key header or as Authorization: Bearer",
+    );
+  }
 }

@@ -1,6 +1,6 @@
 /** /admin/*: operator endpoints, behind `admin_key` when one is configured. */
 import { statfs } from "node:fs/promises";
-import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { FastifyInstance } from "fastify";
 import { z } from "zod";
 import { LmxError } from "../../errors/codes.js";
 import { parseRequest } from "../../openai/schemas.js";
@@ -11,7 +11,7 @@ import type { ResolvedRunnerSettings } from "../../runners/protocol.js";
 import { registerReliabilityRoutes } from "./reliability.js";
 import { asLmxError as asDownloadLmxError, downloadRequestFor, registerDownloadRoutes, startDownload } from "./downloads.js";
 import type { GatewayContext } from "../context.js";
-import { bearerToken, sameKey } from "../auth.js";
+import { requireAdminKey } from "../auth.js";
 
 const modelIdBody = z.strictObject({ model_id: z.string().min(1).max(512) });
 const loadBody = z.strictObject({
@@ -46,27 +46,9 @@ async function diskReport(paths: string[]) {
   );
 }
 
-function presentedKey(request: FastifyRequest): string | null {
-  const header = request.headers["x-admin-key"];
-  if (typeof header === "string" && header) return header;
-  return bearerToken(request);
-}
-
 export function registerAdminRoutes(app: FastifyInstance, ctx: GatewayContext): void {
   app.register(async (admin) => {
-    admin.addHook("onRequest", async (request) => {
-      const expected = ctx.config.admin_key;
-      if (!expected) return;
-      const key = presentedKey(request);
-      if (!key || !sameKey(key, expected)) {
-        throw new LmxError(
-          "unauthorized",
-          key
-            ? "the admin key is wrong: send the value of admin_key (or LMX_ADMIN_KEY) in the X-Admin-Key header"
-            : "this route needs the admin key: send the value of admin_key (or LMX_ADMIN_KEY) in the X-Admin-Key header or as Authorization: Bearer",
-        );
-      }
-    });
+    admin.addHook("onRequest", async (request) => requireAdminKey(ctx.config.admin_key, request));
 
     admin.get("/admin/models/loaded", async () => {
       const loaded = ctx.models.loaded();
