@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -10,13 +10,26 @@ import { BACKEND_NAME } from "./engine.js";
 
 const RUNNER_ENTRY = fileURLToPath(new URL("../../runners/runner-main.js", import.meta.url));
 
-function nodeLlamaCppVersion(): string {
+/**
+ * node-llama-cpp's exports map does not expose its package.json, so resolve the package's entry point and walk up
+ * to the package.json that names it. The version is part of every compatibility key: "unknown" would mean an
+ * upgrade never lifts a quarantine.
+ */
+export function nodeLlamaCppVersion(): string {
   try {
-    const file = createRequire(import.meta.url).resolve("node-llama-cpp/package.json");
-    return (JSON.parse(readFileSync(file, "utf8")) as { version: string }).version;
+    let dir = path.dirname(createRequire(import.meta.url).resolve("node-llama-cpp"));
+    for (let i = 0; i < 6; i++) {
+      const file = path.join(dir, "package.json");
+      if (existsSync(file)) {
+        const pkg = JSON.parse(readFileSync(file, "utf8")) as { name?: string; version?: string };
+        if (pkg.name === "node-llama-cpp" && pkg.version) return pkg.version;
+      }
+      dir = path.dirname(dir);
+    }
   } catch {
-    return "unknown";
+    // fall through
   }
+  return "unknown";
 }
 
 export interface LlamaCppBackendOptions {
