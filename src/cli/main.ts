@@ -1,60 +1,58 @@
 #!/usr/bin/env node
-/** `lmx`: the command line. `serve` runs the gateway in the foreground. */
-import { Command, InvalidArgumentError } from "commander";
-import { ConfigError, loadConfig } from "../config/load.js";
-import { startServer } from "../server/server.js";
+/**
+ * `lmx`: the command line. `serve` runs the gateway; every other command is a thin client of its HTTP API
+ * (docs/cli.md lists them with their exit codes).
+ */
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { Command, CommanderError } from "commander";
+import { registerBenchCommand } from "./bench.js";
+import { registerChatCommand } from "./commands/chat.js";
+import { registerConnectCommand } from "./commands/connect.js";
+import { registerDoCommand } from "./commands/do.js";
+import { registerDoctorCommand } from "./commands/doctor.js";
+import { registerLoadCommands } from "./commands/load.js";
+import { registerModelsCommand } from "./commands/models.js";
+import { registerProbeCommand } from "./commands/probe.js";
+import { registerPullCommand } from "./commands/pull.js";
+import { registerServiceCommand } from "./commands/service.js";
+import { registerStatusCommand } from "./commands/status.js";
+import { EXIT } from "./exit.js";
+import { registerServeCommand } from "./serve.js";
 
-function integer(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n)) throw new InvalidArgumentError("not an integer");
-  return n;
+function packageVersion(): string {
+  try {
+    const file = fileURLToPath(new URL("../../../package.json", import.meta.url));
+    return (JSON.parse(readFileSync(file, "utf8")) as { version: string }).version;
+  } catch {
+    return "0.0.0";
+  }
 }
 
-const program = new Command("lmx").description("Opta LMX: local OpenAI-compatible LLM server");
+const program = new Command("lmx")
+  .description("Opta LMX: local OpenAI-compatible LLM server")
+  .version(packageVersion(), "-V, --version")
+  // inherited by every command: a bad flag exits with the usage code below instead of commander's 1
+  .exitOverride()
+  .showSuggestionAfterError();
 
-program
-  .command("serve")
-  .description("run the server in the foreground")
-  .option("-c, --config <file>", "YAML config file (or LMX_CONFIG)")
-  .option("--host <host>", "address to listen on")
-  .option("--port <port>", "port to listen on", integer)
-  .option("--model-dir <dir...>", "folders to scan for GGUF models")
-  .option("--state-dir <dir>", "where the server keeps its own files")
-  .option("--log-level <level>", "fatal|error|warn|info|debug|trace|silent")
-  .action(async (options: { config?: string; host?: string; port?: number; modelDir?: string[]; stateDir?: string; logLevel?: string }) => {
-    let config;
-    try {
-      config = loadConfig({
-        configPath: options.config,
-        overrides: {
-          host: options.host,
-          port: options.port,
-          model_dirs: options.modelDir,
-          state_dir: options.stateDir,
-          log_level: options.logLevel,
-        },
-      });
-    } catch (error) {
-      if (error instanceof ConfigError) {
-        process.stderr.write(`lmx: ${error.message}\n`);
-        process.exit(2);
-      }
-      throw error;
-    }
-    const server = await startServer(config);
-    // one plain line whatever the log level: scripts and people need to know where it listens
-    process.stderr.write(`opta-lmx listening on ${server.url}\n`);
-    let signals = 0;
-    const stop = (signal: string) => {
-      signals++;
-      if (signals > 1) {
-        process.stderr.write(`lmx: second ${signal}, exiting now\n`);
-        process.exit(1);
-      }
-      void server.close().then(() => process.exit(0));
-    };
-    process.on("SIGTERM", () => stop("SIGTERM"));
-    process.on("SIGINT", () => stop("SIGINT"));
-  });
+registerServeCommand(program);
+registerStatusCommand(program);
+registerModelsCommand(program);
+registerLoadCommands(program);
+registerPullCommand(program);
+registerDoCommand(program);
+registerChatCommand(program);
+registerProbeCommand(program);
+registerConnectCommand(program);
+registerDoctorCommand(program);
+registerServiceCommand(program);
+registerBenchCommand(program);
 
-await program.parseAsync(process.argv);
+try {
+  await program.parseAsync(process.argv);
+} catch (error) {
+  if (!(error instanceof CommanderError)) throw error;
+  // commander has printed the message already; help and --version are not errors
+  process.exitCode = error.exitCode === 0 ? EXIT.ok : EXIT.usage;
+}
