@@ -10,6 +10,7 @@ import {
   readGgufFileInfo,
   LlamaLogLevel,
   LlamaText,
+  NoBinaryFoundError,
   resolveChatWrapper,
   type ChatHistoryItem,
   type ChatWrapper,
@@ -129,14 +130,23 @@ export class LlamaCppEngine {
   ): Promise<LlamaCppEngine> {
     const started = performance.now();
     const { settings } = init;
-    const llama = await getLlama({
-      gpu: settings.gpu === "cpu" ? false : settings.gpu,
-      build: "never",
-      // node-llama-cpp's default is max(cores, 4): catastrophically slow on small machines. Always explicit.
-      maxThreads: settings.threads,
-      logLevel: mapLogLevel(init.logLevel),
-      logger: (_level, message) => log(message),
-    });
+    const logging = { logLevel: mapLogLevel(init.logLevel), logger: (_level: LlamaLogLevel, message: string) => log(message) };
+    let llama: Llama;
+    try {
+      llama = await getLlama({
+        gpu: settings.gpu === "cpu" ? false : settings.gpu,
+        build: "never",
+        // node-llama-cpp's default is max(cores, 4): catastrophically slow on small machines. Always explicit.
+        maxThreads: settings.threads,
+        ...logging,
+      });
+    } catch (error) {
+      // A source build (the fix for a GPU driver too old for the prebuilt CUDA binary) lives in a folder keyed by
+      // its own cmake options, which getLlama({build: "never"}) does not look for; "lastBuild" loads it.
+      if (!(error instanceof NoBinaryFoundError) || settings.gpu === "cpu") throw error;
+      log("no prebuilt binary matches; using the last local source build of llama.cpp");
+      llama = await getLlama("lastBuild", { maxThreads: settings.threads, ...logging });
+    }
     const estimate = await estimateMemory(llama, init);
     await admit(estimate);
     let model: LlamaModel;
