@@ -141,6 +141,9 @@ export const configSchema = z.strictObject({
   api_keys: z.array(z.string().min(8, "api keys must be at least 8 characters")).default([]),
   log_level: logLevel.default("info"),
   log_file: z.string().min(1).nullable().default(null),
+  /** The log file rolls over at this size (k, m or g); rolled files beyond log_keep are deleted. */
+  log_rotate_size: z.string().regex(/^\d+(\.\d+)?[kmg]$/i, 'log_rotate_size is a size like "50m", "512k" or "1g"').default("50m"),
+  log_keep: z.number().int().min(1).default(5),
 });
 
 export type ConfigInput = z.input<typeof configSchema>;

@@ -41,7 +41,10 @@ function packageVersion(): string {
 }
 
 export async function startServer(config: ServerConfig): Promise<RunningServer> {
-  const log = createLogger(config.log_level, config.log_file);
+  const log = await createLogger(
+    config.log_level,
+    config.log_file ? { file: config.log_file, rotateSize: config.log_rotate_size, keep: config.log_keep } : null,
+  );
   try {
     mkdirSync(config.state_dir, { recursive: true });
   } catch (error) {

@@ -1,0 +1,17 @@
+// pino-roll ships no type declarations; this covers the options the server uses.
+declare module "pino-roll" {
+  interface PinoRollOptions {
+    file: string | (() => string);
+    size?: number | string;
+    frequency?: number | string;
+    extension?: string;
+    mkdir?: boolean;
+    symlink?: boolean;
+    limit?: { count?: number; removeOtherLogFiles?: boolean };
+  }
+  interface RollingStream {
+    write(chunk: string): boolean;
+    end(): void;
+  }
+  export default function pinoRoll(options: PinoRollOptions): Promise<RollingStream>;
+}
