@@ -63,9 +63,19 @@ export interface GenerationShape {
   timeoutMs: number;
 }
 
-/** One keep-alive pool per target: connection set-up must not be part of what a level measures. */
+/**
+ * One keep-alive pool per target: connection set-up must not be part of what a level measures. Idle sockets
+ * are dropped after 2 s, before servers drop them (llama-server's HTTP library closes idle ones after 5 s):
+ * while the other target runs a level, ours would otherwise be reused just as the server closes them.
+ */
 export function createDispatcher(connections: number, timeoutMs: number): Agent {
-  return new Agent({ connections, pipelining: 1, keepAliveTimeout: 30_000, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
+  return new Agent({ connections, pipelining: 1, keepAliveTimeout: 2_000, keepAliveMaxTimeout: 2_000, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
+}
+
+/** A reused keep-alive socket the server had just closed: the request never reached it, so sending again is safe. */
+function isStaleSocket(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return code === "UND_ERR_SOCKET" || code === "ECONNRESET" || code === "EPIPE";
 }
 
 export function joinUrl(base: string, path: string): string {
@@ -184,17 +194,26 @@ export async function streamOnce(
     text: "",
   };
   const body = JSON.stringify(generationBody(conn, shape, input, true));
-  const started = performance.now();
+  let started = performance.now();
   let lastContentAt = 0;
   let done = false;
-  try {
-    const res = await request(apiPath(conn.url, pathFor(shape.endpoint)), {
+  const send = () =>
+    request(apiPath(conn.url, pathFor(shape.endpoint)), {
       method: "POST",
       dispatcher: conn.dispatcher,
       headers: headers(conn),
       body,
       signal: AbortSignal.timeout(shape.timeoutMs),
     });
+  try {
+    let res: Dispatcher.ResponseData;
+    try {
+      res = await send();
+    } catch (error) {
+      if (!isStaleSocket(error)) throw error;
+      started = performance.now();
+      res = await send();
+    }
     sample.status = res.statusCode;
     if (res.statusCode !== 200) {
       const text = await res.body.text();

@@ -187,6 +187,7 @@ async function prepareTarget(spec: TargetSpec, workload: Workload, runTag: strin
       timeoutMs: workload.timeoutMs,
     };
     progress(`${spec.label}: ${spec.url}, model ${model}: calibrating the prompt (the first request may load the model)`);
+    // the first probe assumes the fewest characters per token, so it never overshoots a small context
     let promptChars = workload.promptTokens * INITIAL_CHARS_PER_TOKEN;
     let promptTokensActual: number | null = null;
     let systemChars = workload.systemTokens * INITIAL_CHARS_PER_TOKEN;
@@ -201,7 +202,7 @@ async function prepareTarget(spec: TargetSpec, workload: Workload, runTag: strin
       systemTokensActual = c.tokens;
     }
     progress(
-      `${spec.label}: prompt ≈ ${promptTokensActual ?? systemTokensActual ?? "?"} tokens; ignore_eos ${shape.ignoreEos ? "sent" : "not accepted, relying on max_tokens"}`,
+      `${spec.label}: prompt ≈ ${promptTokensActual ?? systemTokensActual ?? "?"} tokens; ignore_eos ${shape.ignoreEos ? "sent" : workload.ignoreEos ? "not accepted, relying on max_tokens" : "not sent"}`,
     );
     return { spec, conn, close, shape, promptChars, promptTokensActual, systemChars, systemTokensActual };
   } catch (error) {
@@ -216,7 +217,8 @@ function throughputInput(workload: Workload, text: string): Input {
 }
 
 function systemTurn(serial: number, runTag: string, chars: number): ChatTurn {
-  return { role: "system", content: `You are a helpful assistant. ${uniquePrompt(serial, runTag, chars)}` };
+  // the unique part first: conversations must not share a cached system prompt, or turn 1 would not be cold
+  return { role: "system", content: `${uniquePrompt(serial, runTag, chars)} You are a helpful assistant: answer questions about this story.` };
 }
 
 async function defaultModel(spec: TargetSpec, agent: ReturnType<typeof createDispatcher>): Promise<string> {
@@ -254,7 +256,9 @@ async function calibrate(
     const usage = (answer.body as { usage?: { prompt_tokens?: unknown } } | null)?.usage;
     tokens = typeof usage?.prompt_tokens === "number" ? usage.prompt_tokens : null;
     if (tokens === null || Math.abs(tokens - target) <= Math.max(2, target * 0.02)) break;
-    chars = Math.max(1, Math.round(chars + (target - tokens) * (chars / Math.max(1, tokens))));
+    // scale by the measured characters per token, at most 8× per step
+    const next = chars + (target - tokens) * (chars / Math.max(1, tokens));
+    chars = Math.max(1, Math.round(Math.min(next, chars * 8)));
   }
   return { chars, tokens };
 }

@@ -45,8 +45,11 @@ export function textOfLength(chars: number): string {
  * prefix cache (ours or llama-server's) cannot skip prompt processing and every request measures a cold prompt.
  */
 export function uniquePrompt(serial: number, runTag: string, bodyChars: number): string {
-  return `Note ${serial} (${runTag}). ${textOfLength(bodyChars)}`;
+  return `${serial} ${runTag}: ${textOfLength(bodyChars)}`;
 }
 
-/** Chars per token assumed before the first calibration probe; the probe then measures the real ratio. */
-export const INITIAL_CHARS_PER_TOKEN = 4;
+/**
+ * Chars per token assumed by the first calibration probe: a low guess (English runs 2–5 with real tokenizers),
+ * so the probe stays under the target and cannot overflow a small context; the probe then measures the ratio.
+ */
+export const INITIAL_CHARS_PER_TOKEN = 1.5;

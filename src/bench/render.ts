@@ -30,7 +30,7 @@ function describe(target: TargetReport, report: BenchReport): string {
   return [
     `[${target.label}] ${target.url}  model ${target.model}`,
     `    backend ${info.backend}${info.backend_version ? ` (${info.backend_version})` : ""}; runner: ${runner}; runner RSS ${mb(info.runner_rss_bytes)}`,
-    `    ${prompt}, max_tokens ${report.workload.maxTokens}, /v1/${report.workload.endpoint === "chat" ? "chat/completions" : "completions"}, ignore_eos ${target.ignore_eos ? "sent" : "not accepted"}, rounds ${report.workload.rounds}`,
+    `    ${prompt}, max_tokens ${report.workload.maxTokens}, /v1/${report.workload.endpoint === "chat" ? "chat/completions" : "completions"}, ignore_eos ${target.ignore_eos ? "sent" : report.workload.ignoreEos ? "not accepted" : "not sent"}, rounds ${report.workload.rounds}`,
   ].join("\n");
 }
 

@@ -18,6 +18,7 @@ export const ERROR_CODES = {
   download_not_found: { status: 404, type: "invalid_request_error" },
   download_unauthorized: { status: 403, type: "permission_error" },
   download_in_progress: { status: 409, type: "invalid_request_error" },
+  benchmark_in_progress: { status: 409, type: "invalid_request_error" },
   download_checksum_mismatch: { status: 502, type: "server_error" },
   download_failed: { status: 502, type: "server_error" },
   method_not_allowed: { status: 405, type: "invalid_request_error" },

@@ -9,6 +9,7 @@ import { autoThreads } from "../../inventory/settings.js";
 import { runnerSettingsSchema, type RunnerSettingsInput } from "../../config/schema.js";
 import type { ResolvedRunnerSettings } from "../../runners/protocol.js";
 import { registerReliabilityRoutes } from "./reliability.js";
+import { registerBenchmarkRoutes } from "./benchmark.js";
 import { asLmxError as asDownloadLmxError, downloadRequestFor, registerDownloadRoutes, startDownload } from "./downloads.js";
 import type { GatewayContext } from "../context.js";
 import { requireAdminKey } from "../auth.js";
@@ -127,6 +128,7 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: GatewayContext): 
 
     registerDownloadRoutes(admin, ctx, ctx.downloads);
     registerReliabilityRoutes(admin, ctx);
+    registerBenchmarkRoutes(admin, ctx);
 
     admin.get("/admin/status", async () => ({
       version: ctx.version,

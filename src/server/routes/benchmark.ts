@@ -39,16 +39,6 @@ const benchmarkBody = z.strictObject({
   threshold_pct: z.number().gt(0).lt(100).optional(),
 });
 
-/** A benchmark is already running on this server (409 `benchmark_in_progress`). */
-export class BenchmarkBusyError extends Error {
-  readonly code = "benchmark_in_progress";
-  readonly status = 409;
-  constructor(readonly running: { model: string; startedAt: string }) {
-    super(`a benchmark of '${running.model}' is already running on this server (since ${running.startedAt}); wait for it to finish`);
-    this.name = "BenchmarkBusyError";
-  }
-}
-
 export interface BenchmarkRouteOptions {
   /** Where the benchmark sends its requests; default: this server's own listening address. */
   baseUrl?: string;
@@ -66,8 +56,11 @@ export function registerBenchmarkRoutes(admin: FastifyInstance, ctx: GatewayCont
     }
     const current = running.get(ctx);
     if (current) {
-      const busy = new BenchmarkBusyError(current);
-      return reply.code(busy.status).send({ error: { message: busy.message, type: "invalid_request_error", param: null, code: busy.code } });
+      throw new LmxError(
+        "benchmark_in_progress",
+        `a benchmark of '${current.model}' is already running on this server (since ${current.startedAt}); wait for it to finish`,
+        { retryAfterSec: 30 },
+      );
     }
     const startedAt = new Date().toISOString();
     running.set(ctx, { model: model.id, startedAt });
