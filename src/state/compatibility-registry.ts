@@ -63,6 +63,9 @@ interface Row {
   metadata: string;
 }
 
+/** The compatibility key, as columns: attempts and quarantine releases are both keyed by it. */
+const KEY_COLUMNS =
+  "model_id TEXT NOT NULL, backend TEXT NOT NULL, backend_version TEXT NOT NULL, runtime_signature TEXT NOT NULL, arch TEXT NOT NULL, os TEXT NOT NULL";
 const KEY_WHERE = "model_id = ? AND backend = ? AND backend_version = ? AND runtime_signature = ? AND arch = ? AND os = ?";
 
 export class CompatibilityRegistry {
@@ -75,12 +78,7 @@ export class CompatibilityRegistry {
         CREATE TABLE IF NOT EXISTS compatibility_attempts (
           id INTEGER PRIMARY KEY AUTOINCREMENT,
           at TEXT NOT NULL,
-          model_id TEXT NOT NULL,
-          backend TEXT NOT NULL,
-          backend_version TEXT NOT NULL,
-          runtime_signature TEXT NOT NULL,
-          arch TEXT NOT NULL,
-          os TEXT NOT NULL,
+          ${KEY_COLUMNS},
           outcome TEXT NOT NULL CHECK (outcome IN ('success', 'failure', 'refused')),
           reason TEXT,
           message TEXT,
@@ -91,12 +89,7 @@ export class CompatibilityRegistry {
         CREATE TABLE IF NOT EXISTS quarantine_releases (
           id INTEGER PRIMARY KEY AUTOINCREMENT,
           at TEXT NOT NULL,
-          model_id TEXT NOT NULL,
-          backend TEXT NOT NULL,
-          backend_version TEXT NOT NULL,
-          runtime_signature TEXT NOT NULL,
-          arch TEXT NOT NULL,
-          os TEXT NOT NULL,
+          ${KEY_COLUMNS},
           last_attempt_id INTEGER NOT NULL
         );
       `),
