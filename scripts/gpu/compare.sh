@@ -27,7 +27,7 @@ case "${1:-}" in
   wait)
     deadline=$((SECONDS + 570))
     until ! pgrep -f 'source build --gpu cud[a]' > /dev/null && grep -q '^done' $PEER/build.log 2>/dev/null; do
-      [ $SECONDS -lt $deadline ] || { echo "builds not finished"; tail -5 $R/build.log $PEER/build.log; exit 1; }
+      [ $SECONDS -lt $deadline ] || { echo "builds not finished"; tail -n 5 $R/build.log $PEER/build.log; exit 1; }
       sleep 10
     done
     tail -n 3 $R/build.log; tail -n 3 $PEER/build.log
