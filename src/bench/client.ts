@@ -129,18 +129,16 @@ export async function postJson(conn: TargetConnection, path: string, body: unkno
     body: JSON.stringify(body),
     signal: AbortSignal.timeout(timeoutMs),
   });
-  const text = await res.body.text();
-  let parsed: unknown = null;
-  try {
-    parsed = text ? JSON.parse(text) : null;
-  } catch {
-    parsed = null;
-  }
-  return { status: res.statusCode, body: parsed, text };
+  return readJsonAnswer(res);
 }
 
 export async function getJson(url: string, dispatcher: Dispatcher, auth: Record<string, string>, timeoutMs = 10_000): Promise<JsonAnswer> {
   const res = await request(url, { method: "GET", dispatcher, headers: auth, signal: AbortSignal.timeout(timeoutMs) });
+  return readJsonAnswer(res);
+}
+
+/** The status, the raw text and, when it parses, the JSON of an answer (error bodies need not be JSON). */
+async function readJsonAnswer(res: Dispatcher.ResponseData): Promise<JsonAnswer> {
   const text = await res.body.text();
   let parsed: unknown = null;
   try {

@@ -38,19 +38,8 @@ export interface NewResult {
   created_at?: string;
 }
 
-interface Row {
-  id: number;
-  created_at: string;
-  model: string;
-  backend: string;
-  backend_version: string | null;
-  settings: string;
-  git_commit: string | null;
-  source: string;
-  baseline: number;
-  avg_tok_s: number | null;
-  report: string;
-}
+/** SQLite stores the baseline flag as 0/1. */
+type Row = Omit<StoredResult, "baseline"> & { baseline: number };
 
 export function benchDbPath(stateDir: string): string {
   return path.join(stateDir, BENCH_DB_FILE);
