@@ -5,21 +5,15 @@
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { after, before, describe, test, type TestContext } from "node:test";
+import { after, before, describe, test } from "node:test";
 import { ResponseTail, SseTokenScanner, usageFromTail } from "../../src/metrics/sse.js";
 import { parseTraceparent, traceContextFor } from "../../src/metrics/trace.js";
 import { startTestServer, waitFor, type TestServer } from "../helpers/server.js";
 import { testModel } from "../helpers/models.js";
+import { promtoolOrSkip } from "../helpers/promtool.js";
 
 const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-(0[01])$/;
 
-function promtoolOrSkip(t: TestContext): boolean {
-  const probe = spawnSync("promtool", ["--version"], { encoding: "utf8" });
-  if (!probe.error && probe.status === 0) return true;
-  if (process.env["CI"]) assert.fail("promtool is required in CI: apt-get install prometheus");
-  t.skip("promtool not installed: apt-get install prometheus");
-  return false;
-}
 
 describe("reading a runner's answer without parsing it per token", () => {
   const event = (delta: string, finish = "null", extra = "") =>

@@ -8,23 +8,16 @@ import { spawnSync } from "node:child_process";
 import { EventEmitter } from "node:events";
 import { readFileSync } from "node:fs";
 import path from "node:path";
-import { describe, test, type TestContext } from "node:test";
+import { describe, test } from "node:test";
 import { parse as parseYaml } from "yaml";
 import { LmxMetrics } from "../../src/metrics/metrics.js";
 import { PROJECT_ROOT } from "../helpers/models.js";
+import { promtoolOrSkip } from "../helpers/promtool.js";
 
 const ALERTS = path.join(PROJECT_ROOT, "ops", "prometheus", "alerts.yaml");
 const ALERT_TESTS = path.join(PROJECT_ROOT, "ops", "prometheus", "alerts.test.yaml");
 const DASHBOARD = path.join(PROJECT_ROOT, "ops", "grafana", "lmx-dashboard.json");
 
-/** promtool, or why not: CI must have it (`apt-get install prometheus`); elsewhere its checks are skipped. */
-function promtoolOrSkip(t: TestContext): boolean {
-  const probe = spawnSync("promtool", ["--version"], { encoding: "utf8" });
-  if (!probe.error && probe.status === 0) return true;
-  if (process.env["CI"]) assert.fail("promtool is required in CI: apt-get install prometheus");
-  t.skip("promtool not installed: apt-get install prometheus");
-  return false;
-}
 
 interface AlertRule {
   alert?: string;
