@@ -101,13 +101,18 @@ export const configSchema = z.strictObject({
   backends: z
     .strictObject({
       /** Preference order; a failed load falls through to the next backend that can open the model. */
-      order: z.array(z.string().min(1)).default(["llama.cpp", "llama.cpp-cpu"]),
+      order: z.array(z.string().min(1)).default(["llama-server", "llama.cpp", "llama.cpp-cpu"]),
+      /**
+       * llama.cpp's own server as a runner engine: "auto" uses $LMX_LLAMA_SERVER or the one `lmx engines build`
+       * put under <state_dir>/engines; a path names a binary; false never uses it.
+       */
+      llama_server: z.union([z.literal("auto"), z.literal(false), z.string().min(1)]).default("auto"),
       /** Add a CPU-only llama.cpp after the GPU one: "auto" where a GPU backend exists here. */
       cpu_fallback: z.union([z.literal("auto"), z.boolean()]).default("auto"),
       /** Try combinations that failed or are quarantined anyway. */
       allow_unsupported_runtime: z.boolean().default(false),
     })
-    .default({ order: ["llama.cpp", "llama.cpp-cpu"], cpu_fallback: "auto", allow_unsupported_runtime: false }),
+    .default({ order: ["llama-server", "llama.cpp", "llama.cpp-cpu"], llama_server: "auto", cpu_fallback: "auto", allow_unsupported_runtime: false }),
   /** Serve a local GGUF of the same model when an MLX/safetensors repo has no backend here. */
   gguf_fallback_enabled: z.boolean().default(false),
   /** Time a client has to send a whole request (slow or stalled uploads are cut). */

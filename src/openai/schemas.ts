@@ -95,13 +95,5 @@ function formatPath(path: ReadonlyArray<PropertyKey>): string {
   return out;
 }
 
-export function messageText(content: ChatMessage["content"]): string {
-  if (content === null) return "";
-  if (typeof content === "string") return content;
-  return content.map((part) => part.text).join("");
-}
-
-export function stopList(stop: string | string[] | null | undefined): string[] {
-  if (stop === null || stop === undefined) return [];
-  return typeof stop === "string" ? [stop] : stop;
-}
+// runners import these without pulling zod into their process
+export { messageText, stopList } from "./messages.js";

@@ -19,8 +19,24 @@ export interface ResolvedRunnerSettings {
   gpu: GpuChoice;
 }
 
+/**
+ * What a runner process drives: llama.cpp inside it through node-llama-cpp (prebuilt binaries, works everywhere),
+ * or llama.cpp's own llama-server as its child (built from source where a compiler exists; faster under load).
+ */
+export type RunnerEngine =
+  | { kind: "node-llama-cpp" }
+  | {
+      kind: "llama-server";
+      binary: string;
+      /** As the binary reports it (`--version`): part of the compatibility key. */
+      version: string;
+      /** Whether the binary was built with a GPU backend: decides the memory estimate's layer placement. */
+      gpuOffload: boolean;
+    };
+
 export interface RunnerInitMessage {
   type: "init";
+  engine: RunnerEngine;
   modelId: string;
   /** Which backend started this runner (fault injection and logs key on it). */
   backend: string;

@@ -5,7 +5,6 @@
  */
 import { rmSync } from "node:fs";
 import { LmxError } from "../errors/codes.js";
-import type { LlamaCppEngine } from "../engines/llama-cpp/engine.js";
 import type { GatewayToRunner, MemoryEstimate, RunnerToGateway } from "./protocol.js";
 import { startRunnerHttp, type RunnerHttpServer } from "./runner-http.js";
 import { faultPlan, faultTarget, injectLoadFault } from "./fault-injection.js";
@@ -18,7 +17,13 @@ function log(line: string): void {
   process.stderr.write(line.endsWith("\n") ? line : `${line}\n`);
 }
 
-let engine: LlamaCppEngine | null = null;
+/** What both engines offer this process: the model is loaded; end it cleanly, or at once when the gateway is gone. */
+interface LoadedEngine {
+  dispose(): Promise<void>;
+  killNow?(): void;
+}
+
+let engine: LoadedEngine | null = null;
 let http: RunnerHttpServer | null = null;
 let socketPath: string | null = null;
 let stopping = false;
@@ -36,13 +41,26 @@ async function init(message: Extract<GatewayToRunner, { type: "init" }>): Promis
   const faults = faultPlan();
   try {
     await injectLoadFault(faultTarget(message), faults);
-    // imported here, not at the top, so a runner that fails before loading costs a Node start, not node-llama-cpp's
-    const { LlamaCppEngine } = await import("../engines/llama-cpp/engine.js");
-    engine = await LlamaCppEngine.load(message, log, askAdmission, faults.tokenDelayMs);
+    // imported here, not at the top, so a runner that fails before loading costs a Node start, not an engine's
     socketPath = message.socketPath;
-    rmSync(socketPath, { force: true });
-    http = await startRunnerHttp(engine, socketPath);
-    send({ type: "ready", info: engine.info });
+    let info;
+    if (message.engine.kind === "llama-server") {
+      const { LlamaServerEngine } = await import("../engines/llama-server/engine.js");
+      const { startLlamaServerProxy } = await import("../engines/llama-server/proxy.js");
+      const loaded = await LlamaServerEngine.start(message, log, askAdmission, faults.tokenDelayMs);
+      engine = loaded;
+      rmSync(socketPath, { force: true });
+      http = await startLlamaServerProxy(loaded, socketPath);
+      info = loaded.info;
+    } else {
+      const { LlamaCppEngine } = await import("../engines/llama-cpp/engine.js");
+      const loaded = await LlamaCppEngine.load(message, log, askAdmission, faults.tokenDelayMs);
+      engine = loaded;
+      rmSync(socketPath, { force: true });
+      http = await startRunnerHttp(loaded, socketPath);
+      info = loaded.info;
+    }
+    send({ type: "ready", info });
     if (faults.load[faultTarget(message)] === "crash_after_ready") setTimeout(() => process.kill(process.pid, "SIGKILL"), 200);
   } catch (error) {
     const lmx = error instanceof LmxError ? error : new LmxError("model_loader_crashed", (error as Error)?.message ?? String(error));
@@ -71,6 +89,7 @@ process.on("message", (message: GatewayToRunner) => {
   else if (message.type === "admit") admitted?.();
 });
 process.on("disconnect", () => {
+  engine?.killNow?.();
   if (socketPath) rmSync(socketPath, { force: true });
   process.exit(0);
 });

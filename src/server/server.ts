@@ -10,6 +10,8 @@ import type { FastifyInstance } from "fastify";
 import type { ServerConfig } from "../config/load.js";
 import { LmxError } from "../errors/codes.js";
 import { LlamaCppBackend } from "../engines/llama-cpp/backend.js";
+import { LlamaServerBackend } from "../engines/llama-server/backend.js";
+import { findLlamaServer } from "../engines/llama-server/binary.js";
 import { Inventory, unservableReason } from "../inventory/inventory.js";
 import { DownloadManager } from "../inventory/downloads/download-manager.js";
 import { defaultHfCacheDir } from "../inventory/sources/hf-cache.js";
@@ -68,7 +70,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   });
   const state = openStateDatabase(config.state_dir, (message, fields) => log.warn(fields, message));
   const registry = new CompatibilityRegistry(state, config.quarantine_after);
-  const models = new ModelManager(await backendsFor(config), {
+  const models = new ModelManager(await backendsFor(config, (message) => log.warn(message)), {
     registry,
     quarantineAfter: config.quarantine_after,
     backendOrder: config.backends.order,
@@ -159,9 +161,14 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   return { app, ctx, url, close };
 }
 
-/** llama.cpp first; a CPU-only llama.cpp after it where a GPU backend exists (or when configured). */
-async function backendsFor(config: ServerConfig): Promise<Backend[]> {
+/**
+ * llama-server where a built binary exists, llama.cpp through node-llama-cpp (works everywhere from prebuilt
+ * binaries), and a CPU-only llama.cpp after it where a GPU backend exists (or when configured).
+ */
+async function backendsFor(config: ServerConfig, warn: (message: string) => void): Promise<Backend[]> {
   const backends: Backend[] = [new LlamaCppBackend()];
+  const llamaServer = findLlamaServer(config.backends.llama_server, config.state_dir, warn);
+  if (llamaServer) backends.unshift(new LlamaServerBackend(llamaServer));
   let cpuFallback = config.backends.cpu_fallback === true;
   if (config.backends.cpu_fallback === "auto" && config.gpu !== "cpu") {
     const { getLlamaGpuTypes } = await import("node-llama-cpp");

@@ -62,6 +62,7 @@ export class LlamaCppBackend implements Backend {
       entry: RUNNER_ENTRY,
       init: {
         type: "init",
+        engine: { kind: "node-llama-cpp" },
         modelId: model.id,
         modelPath: model.path,
         modelType: model.type,

@@ -24,12 +24,12 @@ import { LmxError } from "../../errors/codes.js";
 import type { ChatCompletionRequest, CompletionRequest, EmbeddingRequest } from "../../openai/schemas.js";
 import { messageText, stopList } from "../../openai/schemas.js";
 import type { MemoryEstimate, RunnerInfo, RunnerInitMessage, RunnerStats } from "../../runners/protocol.js";
+import { DEFAULT_MAX_CONTEXT, defaultContextSize } from "../context-size.js";
 import { BatchGate } from "./batch-gate.js";
 import { pickSlot, type Slot } from "./slots.js";
 import { IncrementalDetokenizer, StopStringMatcher } from "./text-stream.js";
 
 export const BACKEND_NAME = "llama.cpp";
-const DEFAULT_MAX_CONTEXT = 4096;
 /** llama.cpp's own sampling defaults (llama-server), used where a request leaves a knob unset. */
 const SAMPLING_DEFAULTS = { temperature: 0.8, topK: 40, topP: 0.95, minP: 0.05 } as const;
 const PENALTY_LAST_N = 64;
@@ -147,7 +147,7 @@ export class LlamaCppEngine {
       log("no prebuilt binary matches; using the last local source build of llama.cpp");
       llama = await getLlama("lastBuild", { maxThreads: settings.threads, ...logging });
     }
-    const estimate = await estimateMemory(llama, init);
+    const { estimate } = await estimateMemory(llama, init);
     await admit(estimate);
     let model: LlamaModel;
     try {
@@ -159,7 +159,7 @@ export class LlamaCppEngine {
       throw classifyLoadError(error, init.modelPath);
     }
     const trainContextSize = model.trainContextSize;
-    const contextSize = settings.contextSize ?? Math.min(trainContextSize || DEFAULT_MAX_CONTEXT, DEFAULT_MAX_CONTEXT);
+    const contextSize = defaultContextSize(settings.contextSize, trainContextSize);
     const stats: RunnerStats = {
       requestsServed: 0,
       requestsActive: 0,
@@ -538,8 +538,16 @@ export class LlamaCppEngine {
   }
 }
 
-/** llama.cpp's estimators for exactly the context we will create (sequences and batch included). */
-async function estimateMemory(llama: Llama, init: RunnerInitMessage): Promise<MemoryEstimate> {
+/**
+ * llama.cpp's estimators for exactly the context we will create (sequences and batch included).
+ * `gpuOffload` says whether layers go to a GPU when gpu_layers is "auto"/"max": by default whether this
+ * process's llama has one; the llama-server engine computes it for a differently built binary.
+ */
+export async function estimateMemory(
+  llama: Llama,
+  init: RunnerInitMessage,
+  gpuOffload: boolean = llama.gpu !== false,
+): Promise<{ estimate: MemoryEstimate; trainContextSize: number }> {
   let insights: GgufInsights;
   try {
     insights = await GgufInsights.from(await readGgufFileInfo(init.modelPath), llama);
@@ -548,8 +556,8 @@ async function estimateMemory(llama: Llama, init: RunnerInitMessage): Promise<Me
   }
   const { settings } = init;
   const trainContextSize = insights.trainContextSize ?? DEFAULT_MAX_CONTEXT;
-  const contextSize = settings.contextSize ?? Math.min(trainContextSize || DEFAULT_MAX_CONTEXT, DEFAULT_MAX_CONTEXT);
-  const gpuLayers = typeof settings.gpuLayers === "number" ? settings.gpuLayers : llama.gpu ? insights.totalLayers : 0;
+  const contextSize = defaultContextSize(settings.contextSize, trainContextSize);
+  const gpuLayers = typeof settings.gpuLayers === "number" ? settings.gpuLayers : gpuOffload ? insights.totalLayers : 0;
   const model = await insights.estimateModelResourceRequirementsV2({ gpuLayers });
   const embedding = init.modelType === "embedding";
   const context = await insights.estimateContextResourceRequirementsV2({
@@ -562,10 +570,13 @@ async function estimateMemory(llama: Llama, init: RunnerInitMessage): Promise<Me
   });
   const contexts = embedding ? settings.parallel : 1;
   return {
-    ram: model.cpuRam + context.cpuRam * contexts,
-    vram: model.gpuVram + context.gpuVram * contexts,
-    modelRam: model.cpuRam,
-    contextRam: context.cpuRam * contexts,
+    estimate: {
+      ram: model.cpuRam + context.cpuRam * contexts,
+      vram: model.gpuVram + context.gpuVram * contexts,
+      modelRam: model.cpuRam,
+      contextRam: context.cpuRam * contexts,
+    },
+    trainContextSize,
   };
 }
 
@@ -616,7 +627,7 @@ function countDecodeCalls(context: LlamaContext, stats: RunnerStats): void {
   });
 }
 
-function classifyLoadError(error: unknown, modelPath: string): LmxError {
+export function classifyLoadError(error: unknown, modelPath: string): LmxError {
   const message = error instanceof Error ? error.message : String(error);
   const name = error instanceof Error ? error.constructor.name : "";
   const fileProblem =

@@ -1,0 +1,31 @@
+/**
+ * A short-lived process that answers one question: what will loading this model take? It runs llama.cpp's own
+ * estimators (node-llama-cpp's GgufInsights) for runners that do not load node-llama-cpp themselves — the
+ * llama-server engine — so their long-lived process does not carry ~50 MB of binding for one calculation.
+ * Input: a RunnerInitMessage and gpuOffload as JSON in argv[2]. Output: one JSON line on stdout.
+ */
+import { getLlama, LlamaLogLevel } from "node-llama-cpp";
+import { LmxError } from "../../errors/codes.js";
+import type { RunnerInitMessage } from "../../runners/protocol.js";
+import { estimateMemory } from "./engine.js";
+
+export interface EstimateRequest {
+  init: RunnerInitMessage;
+  gpuOffload: boolean;
+}
+
+async function main(): Promise<void> {
+  const request = JSON.parse(process.argv[2] ?? "{}") as EstimateRequest;
+  try {
+    // the CPU binding is enough: the estimators are arithmetic over the GGUF header and the planned context
+    const llama = await getLlama({ gpu: false, build: "never", maxThreads: 1, logLevel: LlamaLogLevel.error });
+    const result = await estimateMemory(llama, request.init, request.gpuOffload);
+    process.stdout.write(`${JSON.stringify({ ok: true, ...result })}\n`);
+  } catch (error) {
+    const lmx = error instanceof LmxError ? error : new LmxError("model_loader_crashed", (error as Error)?.message ?? String(error));
+    process.stdout.write(`${JSON.stringify({ ok: false, code: lmx.code, message: lmx.message })}\n`);
+  }
+  process.exit(0);
+}
+
+void main();

@@ -1,0 +1,46 @@
+/**
+ * The llama-server command line for a runner's settings. Every flag that changes what a request gets or what
+ * memory is used is set explicitly, so a llama.cpp upgrade that changes a default cannot change our behaviour:
+ * - `--ctx-size` is the total over all slots: llama-server splits it evenly (`--no-kv-unified`), which gives
+ *   each sequence exactly `context_size` tokens, as the node-llama-cpp engine does;
+ * - `--no-context-shift`: a full context ends the answer with finish_reason "length", never silently drops
+ *   earlier tokens;
+ * - `--cache-ram 0`: no prompt cache outside the KV cache, whose size the gateway budgets (default 8 GiB, unbudgeted);
+ * - `--fit off`: llama.cpp must not shrink the context or move layers behind the gateway's estimate.
+ */
+import type { ResolvedRunnerSettings } from "../../runners/protocol.js";
+
+export interface LlamaServerArgsInput {
+  modelPath: string;
+  /** The id responses carry in their `model` field. */
+  alias: string;
+  socketPath: string;
+  settings: ResolvedRunnerSettings;
+  /** Tokens per sequence. */
+  contextSize: number;
+}
+
+export function llamaServerArgs({ modelPath, alias, socketPath, settings, contextSize }: LlamaServerArgsInput): string[] {
+  const args = [
+    "--model", modelPath,
+    "--alias", alias,
+    "--host", socketPath,
+    "--ctx-size", String(contextSize * settings.parallel),
+    "--parallel", String(settings.parallel),
+    "--no-kv-unified",
+    "--threads", String(settings.threads),
+    "--threads-batch", String(settings.threads),
+    "--batch-size", String(settings.batchSize),
+    "--ubatch-size", String(settings.batchSize),
+    "--flash-attn", settings.flashAttention === "auto" ? "auto" : settings.flashAttention ? "on" : "off",
+    "--no-context-shift",
+    "--cache-ram", "0",
+    "--fit", "off",
+    "--metrics",
+    "--no-webui",
+  ];
+  if (settings.gpu === "cpu") args.push("--gpu-layers", "0", "--device", "none");
+  else if (settings.gpuLayers === "max") args.push("--gpu-layers", "all");
+  else if (typeof settings.gpuLayers === "number") args.push("--gpu-layers", String(settings.gpuLayers));
+  return args;
+}

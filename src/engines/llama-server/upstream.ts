@@ -1,0 +1,55 @@
+/**
+ * The runner's HTTP client to its llama-server child, over the child's Unix socket: node:http (no extra
+ * dependency in the runner), streamed answers piped chunk by chunk. One connection per request, no keep-alive:
+ * llama-server's HTTP library closes idle connections after 5 s and after 5 requests, and a reused socket the
+ * server just closed fails the request ("socket hang up", seen at concurrency 8); an idle kept-alive
+ * connection also holds one of its HTTP threads. A Unix-socket connect costs microseconds.
+ */
+import http from "node:http";
+
+export class Upstream {
+  readonly agent: http.Agent;
+
+  constructor(readonly socketPath: string, maxSockets: number) {
+    this.agent = new http.Agent({ keepAlive: false, maxSockets });
+  }
+
+  /** Starts a request; the caller reads (or pipes) the response. */
+  request(method: string, path: string, body: string | null, signal?: AbortSignal): Promise<http.IncomingMessage> {
+    return new Promise((resolve, reject) => {
+      const req = http.request(
+        {
+          socketPath: this.socketPath,
+          agent: this.agent,
+          method,
+          path,
+          headers: body === null ? {} : { "content-type": "application/json", "content-length": Buffer.byteLength(body) },
+          signal,
+        },
+        resolve,
+      );
+      req.on("error", reject);
+      req.end(body ?? undefined);
+    });
+  }
+
+  /** A whole JSON exchange (control calls: health, props, tokenize, canary). */
+  async json(method: string, path: string, body: unknown, timeoutMs: number): Promise<{ status: number; body: unknown }> {
+    const signal = AbortSignal.timeout(timeoutMs);
+    const res = await this.request(method, path, body === undefined ? null : JSON.stringify(body), signal);
+    const chunks: Buffer[] = [];
+    for await (const chunk of res) chunks.push(chunk as Buffer);
+    const text = Buffer.concat(chunks).toString("utf8");
+    let parsed: unknown = text;
+    try {
+      parsed = text ? JSON.parse(text) : null;
+    } catch {
+      // plain-text bodies (the Prometheus /metrics page) stay text
+    }
+    return { status: res.statusCode ?? 0, body: parsed };
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+}
