@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Runs every compiled test file (dist/test/**/*.test.js) with Node's test runner, one file at a time:
 // integration tests start real runner processes and a 2-core machine must not run two suites' models at once.
-import { readdirSync, existsSync } from "node:fs";
+import { readdirSync, readFileSync, existsSync } from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { spawnSync } from "node:child_process";
 
@@ -12,6 +13,38 @@ if (process.env.CI && !existsSync(path.join(shared, "stories260K.gguf"))) {
   process.exit(1);
 }
 const filter = process.argv.slice(2);
+if (filter.length === 0 || filter.some((word) => "llama-server".includes(word) || word.includes("llama-server"))) ensureLlamaServer();
+
+/**
+ * The llama-server engine's tests need a llama-server built from the llama.cpp source bundled in node-llama-cpp.
+ * It is built once per machine into the user cache (outside the repository; ~10 min on 2 cores) and rebuilt when
+ * node-llama-cpp brings another llama.cpp. LMX_TEST_LLAMA_SERVER names a binary instead.
+ */
+function ensureLlamaServer() {
+  if (process.env.LMX_TEST_LLAMA_SERVER) return;
+  const cacheDir = path.join(process.env.XDG_CACHE_HOME || path.join(os.homedir(), ".cache"), "opta-lmx", "llama-server");
+  const binary = path.join(cacheDir, "bin", "llama-server");
+  const bundle = path.join(root, "node_modules", "node-llama-cpp", "llama", "gitRelease.bundle");
+  const heads = spawnSync("git", ["bundle", "list-heads", bundle], { encoding: "utf8" });
+  const wanted = heads.status === 0 ? (heads.stdout.split(/\s+/)[0] ?? "").slice(0, 7) : null;
+  let built = null;
+  try {
+    built = JSON.parse(readFileSync(path.join(cacheDir, "bin", "llama-server.json"), "utf8")).commit;
+  } catch {
+    // not built yet
+  }
+  if (existsSync(binary) && (wanted === null || built === wanted)) return;
+  console.error(`building llama-server (llama.cpp ${wanted ?? "?"}) into ${cacheDir} for the llama-server engine tests; once per machine`);
+  const result = spawnSync("bash", [path.join(root, "scripts", "build-llama-server.sh"), cacheDir], { stdio: ["ignore", "ignore", "inherit"] });
+  if (result.status !== 0) {
+    const message = `building llama-server failed (exit ${result.status}); its tests cannot run`;
+    if (process.env.CI) {
+      console.error(message);
+      process.exit(1);
+    }
+    console.error(`${message}; they are skipped (CI fails instead)`);
+  }
+}
 function walk(dir) {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
     e.isDirectory() ? walk(path.join(dir, e.name)) : e.name.endsWith(".test.js") ? [path.join(dir, e.name)] : [],

@@ -11,6 +11,7 @@ import { registerChatCommand } from "./commands/chat.js";
 import { registerConnectCommand } from "./commands/connect.js";
 import { registerDoCommand } from "./commands/do.js";
 import { registerDoctorCommand } from "./commands/doctor.js";
+import { registerEnginesCommand } from "./commands/engines.js";
 import { registerLoadCommands } from "./commands/load.js";
 import { registerModelsCommand } from "./commands/models.js";
 import { registerProbeCommand } from "./commands/probe.js";
@@ -46,6 +47,7 @@ registerChatCommand(program);
 registerProbeCommand(program);
 registerConnectCommand(program);
 registerDoctorCommand(program);
+registerEnginesCommand(program);
 registerServiceCommand(program);
 registerBenchCommand(program);
 
