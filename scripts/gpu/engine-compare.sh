@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# The llama-server engine on the GPU machine (device tool), against llama-server itself, same binary, same model.
+# Run from the repo root there, each call within 30 s of the previous (the machine stays warm only that long):
+#   bash scripts/gpu/engine-compare.sh setup   # carry .gpu/g1 and .gpu/g3: Node, node_modules, the CPU prebuilt
+#   bash scripts/gpu/engine-compare.sh build   # carry .gpu/g2 and dist: `lmx engines build llama-server --cuda`, detached
+#   bash scripts/gpu/engine-compare.sh wait    # carry dist: waits up to 9.5 min for the build
+#   bash scripts/gpu/engine-compare.sh bench   # carry dist: serves a random 1.1B F16 with both, lmx bench --compare
+# Here, before: npm run build; bash ../shared/gpu/pack.sh; bash scripts/gpu/pack-cpu-prebuilt.sh
+# The CPU prebuilt is what the runner's memory estimate process loads (node-llama-cpp's GGUF insights);
+# generation runs in the CUDA llama-server. Nothing built there is kept or committed.
+set -euo pipefail
+R=/root/nb
+LSB=/root/lsb
+export PATH=$R/bin:/usr/local/cuda/bin:$PATH
+export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
+OUT=${OUT:-/tmp/out}
+mkdir -p "$OUT"
+
+case "${1:-}" in
+  setup)
+    bash .gpu/g1/setup.sh
+    mkdir -p $R/nlc/node_modules/@node-llama-cpp
+    tar -xJf .gpu/g3/linux-x64.tar.xz -C $R/nlc/node_modules/@node-llama-cpp
+    ls $R/nlc/node_modules/@node-llama-cpp
+    ;;
+  build)
+    rm -rf $R/nlc/dist $R/nlc/scripts && cp -r dist scripts $R/nlc/
+    cp .gpu/g2/gitRelease.bundle $R/nlc/node_modules/node-llama-cpp/llama/gitRelease.bundle
+    cd $R/nlc
+    ( CMAKE_EXTRA="-DCMAKE_CUDA_ARCHITECTURES=90" setsid nohup bash -c "node dist/src/cli/main.js engines build llama-server --cuda --out $LSB > $LSB.log 2>&1; echo \"exit \$?\" >> $LSB.log" < /dev/null > /dev/null 2>&1 & )
+    sleep 5; tail -n 3 $LSB.log
+    ;;
+  wait)
+    deadline=$((SECONDS + 570))
+    until grep -q '^exit ' $LSB.log 2>/dev/null; do
+      [ $SECONDS -lt $deadline ] || { echo "build not finished"; tail -n 5 $LSB.log; exit 1; }
+      sleep 10
+    done
+    tail -n 5 $LSB.log
+    ;;
+  bench)
+    rm -rf $R/nlc/dist && cp -r dist $R/nlc/dist
+    cd $R/nlc
+    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee $OUT/gpu.txt
+    mkdir -p /root/models /root/lmxstate
+    [ -f /root/models/rand-1b-f16.gguf ] || node -e '
+      import("./dist/src/gguf/llama-model.js").then(async (m) => {
+        const r = await m.writeLlamaModel("/root/models/rand-1b-f16.gguf", { shape: m.LLAMA_SHAPES["1b"], weightType: "f16", seed: 1, name: "rand-1b" });
+        console.log("model", r);
+      });'
+    cat > /root/lmx.yaml <<YAML
+port: 18181
+gpu: cuda
+state_dir: /root/lmxstate
+demo_model: false
+log_level: warn
+loader_timeout_sec: 600
+discovery: {hf_cache: false, lmstudio: false, ollama: false}
+backends: {llama_server: $LSB/bin/llama-server}
+memory: {max_percent: 95}
+max_concurrent_requests: 64
+models:
+  - {id: rand-1b, path: /root/models/rand-1b-f16.gguf, parallel: 32, context_size: 1024, threads: 4, batch_size: 2048, gpu_layers: max}
+auto_load: [rand-1b]
+YAML
+    node dist/src/cli/main.js engines --config /root/lmx.yaml | tee $OUT/engines.txt
+    node dist/src/cli/main.js serve --config /root/lmx.yaml > /root/lmx.log 2>&1 &
+    $LSB/bin/llama-server -m /root/models/rand-1b-f16.gguf -ngl all -np 32 -c 32768 -b 2048 -ub 2048 -t 4 --port 18182 --no-webui > /root/peer.log 2>&1 &
+    for i in $(seq 1 180); do curl -sf http://127.0.0.1:18182/health > /dev/null 2>&1 && break; sleep 1; done
+    for i in $(seq 1 180); do curl -s http://127.0.0.1:18181/admin/models/loaded | grep -q '"rand-1b"' && break; sleep 1; done
+    sleep 2
+    B="node dist/src/cli/main.js bench --url http://127.0.0.1:18181 --model rand-1b --compare http://127.0.0.1:18182"
+    $B --concurrency 1,8,32 --max-tokens 128 --prompt-tokens 128 --warmup 4 --rounds 2 > $OUT/gpu-throughput.txt 2>&1 || true
+    $B --concurrency 1 --requests 8 --max-tokens 16 --prompt-tokens 512 --warmup 2 --rounds 2 > $OUT/gpu-ttft512.txt 2>&1 || true
+    curl -s http://127.0.0.1:18181/admin/models/loaded > $OUT/loaded.json || true
+    runner=$(node -e 'const d=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8")).data[0]; console.log(d.pid)' $OUT/loaded.json || echo 0)
+    { echo "runner $(ps -o rss= -p $runner) kB"; for c in $(pgrep -P $runner); do echo "its llama-server $(ps -o rss= -p $c) kB"; done;
+      echo "peer llama-server $(ps -o rss= -p $(pgrep -f 'port 18182' | head -1)) kB"; nvidia-smi --query-compute-apps=pid,used_memory --format=csv; } > $OUT/memory.txt 2>&1 || true
+    grep -iE "cuda|gpu|error|warn" /root/lmx.log | head -30 > $OUT/lmx-log.txt || true
+    tail -20 /root/peer.log > $OUT/peer-log.txt || true
+    cat $OUT/gpu-throughput.txt $OUT/gpu-ttft512.txt $OUT/memory.txt
+    ;;
+  *)
+    echo "usage: $0 setup|build|wait|bench"; exit 2
+    ;;
+esac
