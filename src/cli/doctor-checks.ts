@@ -2,6 +2,7 @@
  * `lmx doctor`'s judgements, as pure functions of facts gathered elsewhere (commands/doctor.ts), so each rule
  * can be tested on any machine: thread counts, memory budget, disks, model folders, the port, GPUs, exposure.
  */
+import type { LlamaServerBinary } from "../engines/llama-server/binary.js";
 import type { ServerConfig } from "../config/load.js";
 import { fail, ok, warn, type Check } from "./checks.js";
 import { formatBytes } from "./format.js";
@@ -178,7 +179,7 @@ export function gpuChecks(gpu: GpuFacts, setting: string): Check[] {
         warn(
           "gpu",
           `the NVIDIA driver ${smi.driverVersion ?? "?"} supports CUDA ${smi.cudaVersion}, older than the CUDA ${toolkit} node-llama-cpp's prebuilt binary was built with: GPU loads fail ("PTX was compiled with an unsupported toolchain") and fall back to CPU`,
-          `update the NVIDIA driver, or build llama.cpp for this driver: ${BUILD_CUDA_FROM_SOURCE}`,
+          `update the NVIDIA driver, or build for this driver: lmx engines build llama-server --cuda (the llama-server engine), or ${BUILD_CUDA_FROM_SOURCE} (node-llama-cpp)`,
         ),
       );
     } else {
@@ -190,6 +191,24 @@ export function gpuChecks(gpu: GpuFacts, setting: string): Check[] {
   if (types.length === 0 && !smi.found && checks.length === 0) checks.push(ok("gpu", "no GPU found: models run on the CPU"));
   if (setting === "cpu" && types.length > 0) checks.push(ok("gpu", `gpu: cpu — ${types.join(", ")} stays unused`));
   return checks;
+}
+
+/** The llama-server engine: built or not, and whether it can use the GPU this machine has. */
+export function llamaServerCheck(found: LlamaServerBinary | null, setting: string | false, nvidiaGpu: boolean, defaultDir: string): Check {
+  const build = `lmx engines build llama-server${nvidiaGpu ? " --cuda" : ""}`;
+  if (setting === false) return ok("engine", "llama-server engine off (backends.llama_server: false): node-llama-cpp serves every model");
+  if (!found) {
+    return warn(
+      "engine",
+      `no llama-server engine (looked at ${setting === "auto" ? `$LMX_LLAMA_SERVER and ${defaultDir}` : setting}): node-llama-cpp serves, 2-4x slower under concurrency (docs/benchmarks.md)`,
+      `${build} (needs git, cmake, a C++ compiler${nvidiaGpu ? ", the CUDA toolkit" : ""})`,
+    );
+  }
+  if (nvidiaGpu && found.devices.length === 0) {
+    return warn("engine", `llama-server at ${found.path} is CPU-only, but an NVIDIA GPU is here`, `${build} (then restart the server)`);
+  }
+  const devices = found.devices.length > 0 ? `, offloads to ${found.devices.join("; ")}` : ", CPU";
+  return ok("engine", `${found.version} at ${found.path}${devices}`);
 }
 
 export function exposureCheck(config: Pick<ServerConfig, "host" | "admin_key" | "api_keys">): Check {

@@ -10,6 +10,7 @@ import {
   diskChecks,
   exposureCheck,
   gpuChecks,
+  llamaServerCheck,
   memoryCheck,
   modelChecks,
   portCheck,
@@ -139,4 +140,19 @@ test("access: beyond loopback without admin_key fails; without api_keys warns", 
   assert.match(open.fix ?? "", /admin_key \(or LMX_ADMIN_KEY\)/);
   assert.equal(exposureCheck({ host: "0.0.0.0", admin_key: "12345678", api_keys: [] }).status, "warn");
   assert.equal(exposureCheck({ host: "0.0.0.0", admin_key: "12345678", api_keys: ["abcdefgh"] }).status, "ok");
+});
+
+test("llama-server engine: missing → WARN with the build command (--cuda on an NVIDIA machine); CPU-only build on a GPU machine → WARN", () => {
+  const missing = llamaServerCheck(null, "auto", false, "/state/engines/llama-server");
+  assert.equal(missing.status, "warn");
+  assert.equal(missing.fix?.startsWith("lmx engines build llama-server "), true);
+  assert.match(llamaServerCheck(null, "auto", true, "/d").fix ?? "", /build llama-server --cuda/);
+  const cpuBuild = { path: "/x/llama-server", version: "llama-server 1 (commit abc1234)", devices: [] };
+  assert.equal(llamaServerCheck(cpuBuild, "auto", false, "/d").status, "ok");
+  const onGpu = llamaServerCheck(cpuBuild, "auto", true, "/d");
+  assert.equal(onGpu.status, "warn");
+  assert.match(onGpu.fix ?? "", /--cuda/);
+  const cudaBuild = { ...cpuBuild, devices: ["CUDA0: NVIDIA H100 80GB HBM3"] };
+  assert.match(llamaServerCheck(cudaBuild, "auto", true, "/d").detail, /offloads to CUDA0/);
+  assert.equal(llamaServerCheck(null, false, true, "/d").status, "ok");
 });

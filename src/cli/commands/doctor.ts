@@ -25,7 +25,9 @@ import {
   type DiskFact,
   type ModelFacts,
   type PortState,
+  llamaServerCheck,
 } from "../doctor-checks.js";
+import { defaultLlamaServerDir, findLlamaServer } from "../../engines/llama-server/binary.js";
 import { EXIT } from "../exit.js";
 import { gatherGpuFacts } from "../gpu-info.js";
 import { urlForListenAddress } from "../target.js";
@@ -127,6 +129,12 @@ export async function doctorChecks(options: DoctorOptions, env: NodeJS.ProcessEn
     ...modelChecks(models),
     portCheck(config.host, config.port, port.state, port.detail),
     ...gpuChecks(gpu, config.gpu),
+    llamaServerCheck(
+      findLlamaServer(config.backends.llama_server, config.state_dir),
+      config.backends.llama_server,
+      gpu.nvidiaSmi.found && !gpu.nvidiaSmi.error,
+      defaultLlamaServerDir(config.state_dir),
+    ),
     exposureCheck(config),
   ];
 }
