@@ -66,6 +66,8 @@ export interface MemoryEstimate {
   vram: number;
   modelRam: number;
   contextRam: number;
+  modelVram: number;
+  contextVram: number;
 }
 
 export interface RunnerEstimateMessage {

@@ -575,6 +575,8 @@ export async function estimateMemory(
       vram: model.gpuVram + context.gpuVram * contexts,
       modelRam: model.cpuRam,
       contextRam: context.cpuRam * contexts,
+      modelVram: model.gpuVram,
+      contextVram: context.gpuVram * contexts,
     },
     trainContextSize,
   };

@@ -88,7 +88,7 @@ export class LlamaServerEngine {
         chatWrapper: props.chat_template ? "jinja (llama-server)" : null,
         embeddingSize: null,
         // llama-server does not report what it allocated; the estimate is what the gateway budgeted
-        memory: { modelRam: estimate.modelRam, modelVram: 0, contextRam: estimate.contextRam, contextVram: estimate.vram },
+        memory: { modelRam: estimate.modelRam, modelVram: estimate.modelVram, contextRam: estimate.contextRam, contextVram: estimate.contextVram },
         estimate,
         canary,
         loadMs: Math.round(performance.now() - started),
