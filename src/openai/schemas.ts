@@ -25,6 +25,8 @@ const samplingFields = {
   user: z.string().max(512).optional(),
   stream: z.boolean().nullable().optional(),
   stream_options: z.strictObject({ include_usage: z.boolean().optional() }).nullable().optional(),
+  /** vLLM's and llama-server's extension: keep generating past end-of-sequence tokens, up to max_tokens (benchmarks). */
+  ignore_eos: z.boolean().nullable().optional(),
 };
 
 const textPart = z.strictObject({ type: z.literal("text"), text: z.string() });

@@ -15,7 +15,7 @@ export interface FakeOpenAiOptions {
   defaultTokens?: number;
   /** Answer 500 when this returns true; `stream` counts streamed requests only (1-based), probes excluded. */
   failWhen?: (request: { number: number; stream: number | null; body: Record<string, unknown> }) => boolean;
-  /** Fields answered with 400 unknown_parameter, like our gateway does for ignore_eos. */
+  /** Fields answered with 400 unknown_parameter, as a strict server does for fields it does not know. */
   rejectFields?: string[];
   /** Prompt characters per token, for usage.prompt_tokens. */
   charsPerToken?: number;

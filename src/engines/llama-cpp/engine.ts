@@ -57,6 +57,8 @@ export interface PreparedGeneration {
   readonly stopStrings: string[];
   readonly stopTokens: ReadonlySet<Token>;
   readonly sampling: SamplingSettings;
+  /** Generate past end-of-generation tokens (which are not shown) until max_tokens or a stop string. */
+  readonly ignoreEos: boolean;
 }
 
 interface SamplingSettings {
@@ -339,6 +341,7 @@ export class LlamaCppEngine {
       maxTokens: requestedMaxTokens ?? room,
       stopStrings,
       stopTokens,
+      ignoreEos: request.ignore_eos === true,
       sampling: {
         temperature: request.temperature ?? SAMPLING_DEFAULTS.temperature,
         topK: request.top_k ?? SAMPLING_DEFAULTS.topK,
@@ -413,6 +416,8 @@ export class LlamaCppEngine {
       const matcher = new StopStringMatcher(prepared.stopStrings);
       const usePenalty = sampling.presencePenalty !== 0 || sampling.frequencyPenalty !== 0;
       const iterator = sequence.evaluate(evaluateTokens, {
+        // node-llama-cpp ends the iterator at an end-of-generation token unless asked to yield it
+        yieldEogToken: prepared.ignoreEos,
         temperature: sampling.temperature,
         topK: sampling.topK,
         topP: sampling.topP,
@@ -440,12 +445,21 @@ export class LlamaCppEngine {
       for await (const token of iterator) {
         if (firstTokenAt === 0) firstTokenAt = performance.now();
         if (signal.aborted) break;
-        if (prepared.stopTokens.has(token)) {
+        const endOfGeneration = prepared.ignoreEos && (prepared.stopTokens.has(token) || this.model.isEogToken(token));
+        if (!endOfGeneration && prepared.stopTokens.has(token)) {
           stopped = true;
           break;
         }
         completionTokens++;
         history.push(token);
+        if (endOfGeneration) {
+          // ignore_eos: the token counts and stays in the context (as vLLM does), but has no text to show
+          if (completionTokens >= prepared.maxTokens) {
+            finishReason = "length";
+            break;
+          }
+          continue;
+        }
         if (this.testTokenDelayMs > 0) await new Promise((r) => setTimeout(r, this.testTokenDelayMs));
         const scan = matcher.push(detokenizer.push(token));
         emit(scan.emit);

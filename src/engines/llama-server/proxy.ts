@@ -79,7 +79,7 @@ async function route(engine: LlamaServerEngine, req: http.IncomingMessage, res: 
 /** Our validated request as llama-server reads it: same OpenAI names; nulls mean "default" and are dropped. */
 function commonFields(request: ChatCompletionRequest | CompletionRequest): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  const copy = ["model", "temperature", "top_p", "top_k", "min_p", "seed", "stop", "presence_penalty", "frequency_penalty", "stream", "stream_options"] as const;
+  const copy = ["model", "temperature", "top_p", "top_k", "min_p", "seed", "stop", "presence_penalty", "frequency_penalty", "stream", "stream_options", "ignore_eos"] as const;
   for (const key of copy) {
     const value = request[key];
     if (value !== null && value !== undefined) out[key] = value;

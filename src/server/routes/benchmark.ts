@@ -125,8 +125,8 @@ function workloadOf(body: z.output<typeof benchmarkBody>): Workload {
     warmup: body.warmup ?? DEFAULT_WORKLOAD.warmup,
     rounds: body.rounds ?? DEFAULT_WORKLOAD.rounds,
     temperature: body.temperature ?? null,
-    // our own server refuses ignore_eos; the harness would find out with one extra probe
-    ignoreEos: false,
+    // our own server accepts ignore_eos (both engines): output length is forced, as against peers
+    ignoreEos: true,
     timeoutMs: (body.timeout_sec ?? DEFAULT_WORKLOAD.timeoutMs / 1000) * 1000,
     systemTokens: body.system_tokens ?? DEFAULT_WORKLOAD.systemTokens,
     turns: body.turns ?? DEFAULT_WORKLOAD.turns,
