@@ -373,8 +373,15 @@ export class ModelManager extends EventEmitter {
     };
     const able = this.backends.filter((b) => b.canServe(descriptor)).sort((a, b) => rank(a) - rank(b));
     if (allowUnsupported) return able;
-    const latest = new Map(this.options.registry.latest(descriptor.id).map((r) => [r.backend, r.outcome]));
-    return [...able.filter((b) => latest.get(b.name) !== "failure"), ...able.filter((b) => latest.get(b.name) === "failure")];
+    // A backend whose last load failed goes last. A crash after a good load does not demote it: one OOM kill of
+    // the fast engine must not leave a model on the slower one for good (crashes still count toward quarantine).
+    const failedLoad = new Set(
+      this.options.registry
+        .latest(descriptor.id)
+        .filter((r) => r.outcome === "failure" && r.reason !== "model_crashed")
+        .map((r) => r.backend),
+    );
+    return [...able.filter((b) => !failedLoad.has(b.name)), ...able.filter((b) => failedLoad.has(b.name))];
   }
 
   keyFor(descriptor: ModelDescriptor, backend: Backend): CompatibilityKey {

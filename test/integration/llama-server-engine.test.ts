@@ -186,8 +186,10 @@ describe("llama-server engine", { skip }, () => {
     await waitFor(() => !alive(loaded.pid), 5_000, "the runner to end with its llama-server");
     const health = await fetch(`${server.url}/healthz`);
     assert.equal(health.status, 200);
-    const again = await client.completions.create({ model: "story", prompt: "Once", max_tokens: 2 });
+    const { data: again, response } = await client.completions.create({ model: "story", prompt: "Once", max_tokens: 2 }).withResponse();
     assert.equal(again.usage?.completion_tokens, 2);
+    // a crash after a good load does not demote the engine: the reload is llama-server again
+    assert.equal(response.headers.get("x-lmx-backend"), "llama-server");
   });
 
   test("the runner killed with SIGKILL takes its llama-server with it (no orphan holding the model)", { skip: process.platform !== "linux" && "needs setpriv --pdeathsig (Linux)" }, async () => {
