@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Runs every compiled test file (dist/test/**/*.test.js) with Node's test runner, one file at a time:
 // integration tests start real runner processes and a 2-core machine must not run two suites' models at once.
-import { readdirSync, readFileSync, existsSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { spawnSync } from "node:child_process";
@@ -35,8 +35,16 @@ function ensureLlamaServer() {
   }
   if (existsSync(binary) && (wanted === null || built === wanted)) return;
   console.error(`building llama-server (llama.cpp ${wanted ?? "?"}) into ${cacheDir} for the llama-server engine tests; once per machine`);
-  const result = spawnSync("bash", [path.join(root, "scripts", "build-llama-server.sh"), cacheDir], { stdio: ["ignore", "ignore", "inherit"] });
+  // the compiler's warnings run to thousands of lines: they go to a log, and only a failure shows its tail
+  mkdirSync(cacheDir, { recursive: true });
+  const log = path.join(cacheDir, "build.log");
+  const out = openSync(log, "w");
+  const started = Date.now();
+  const result = spawnSync("bash", [path.join(root, "scripts", "build-llama-server.sh"), cacheDir], { stdio: ["ignore", out, out] });
+  closeSync(out);
+  if (result.status === 0) console.error(`built llama-server in ${Math.round((Date.now() - started) / 1000)} s (log: ${log})`);
   if (result.status !== 0) {
+    console.error(readFileSync(log, "utf8").split("\n").slice(-40).join("\n"));
     const message = `building llama-server failed (exit ${result.status}); its tests cannot run`;
     if (process.env.CI) {
       console.error(message);
