@@ -4,7 +4,7 @@
  * llama-server engine — so their long-lived process does not carry ~50 MB of binding for one calculation.
  * Input: a RunnerInitMessage and gpuOffload as JSON in argv[2]. Output: one JSON line on stdout.
  */
-import { getLlama, LlamaLogLevel } from "node-llama-cpp";
+import { getLlama, LlamaLogLevel, NoBinaryFoundError, type Llama } from "node-llama-cpp";
 import { LmxError } from "../../errors/codes.js";
 import type { RunnerInitMessage } from "../../runners/protocol.js";
 import { estimateMemory } from "./engine.js";
@@ -18,7 +18,14 @@ async function main(): Promise<void> {
   const request = JSON.parse(process.argv[2] ?? "{}") as EstimateRequest;
   try {
     // the CPU binding is enough: the estimators are arithmetic over the GGUF header and the planned context
-    const llama = await getLlama({ gpu: false, build: "never", maxThreads: 1, logLevel: LlamaLogLevel.error });
+    let llama: Llama;
+    try {
+      llama = await getLlama({ gpu: false, build: "never", maxThreads: 1, logLevel: LlamaLogLevel.error });
+    } catch (error) {
+      // an install with only a local source build (no prebuilt CPU binary) still has that build
+      if (!(error instanceof NoBinaryFoundError)) throw error;
+      llama = await getLlama("lastBuild", { maxThreads: 1, logLevel: LlamaLogLevel.error });
+    }
     const result = await estimateMemory(llama, request.init, request.gpuOffload);
     process.stdout.write(`${JSON.stringify({ ok: true, ...result })}\n`);
   } catch (error) {
