@@ -16,6 +16,13 @@ export const runnerSettingsSchema = z.strictObject({
   gpu_layers: gpuLayersSetting.optional(),
   /** "auto" turns it on where model and backend support it (less memory: 8.9 vs 43.8 MB context on stories260K). */
   flash_attention: z.union([z.literal("auto"), z.boolean()]).optional(),
+  /**
+   * Speculative decoding (llama-server engine): a small GGUF of the same family (same vocabulary) drafts tokens
+   * the model verifies in one batch. null turns it off.
+   */
+  draft_model: z.string().min(1).nullable().optional(),
+  /** Tokens drafted per step (llama-server's default: 3). */
+  draft_max: positiveInt.max(64).optional(),
 });
 export type RunnerSettingsInput = z.infer<typeof runnerSettingsSchema>;
 

@@ -31,5 +31,7 @@ export function resolveRunnerSettings(
     gpuLayers: pick("gpu_layers") ?? BUILT_IN.gpuLayers,
     flashAttention: pick("flash_attention") ?? BUILT_IN.flashAttention,
     gpu,
+    draftModel: pick("draft_model") ?? null,
+    draftMax: pick("draft_max") ?? null,
   };
 }

@@ -17,6 +17,9 @@ export interface ResolvedRunnerSettings {
   gpuLayers: "auto" | "max" | number;
   flashAttention: "auto" | boolean;
   gpu: GpuChoice;
+  /** Speculative decoding's draft model (llama-server engine only), and tokens drafted per step. */
+  draftModel: string | null;
+  draftMax: number | null;
 }
 
 /**

@@ -267,6 +267,12 @@ export class ModelManager extends EventEmitter {
     const descriptor = { ...state.descriptor, settings: this.effectiveSettings(state) };
     const candidates = this.candidates(descriptor, allowUnsupported);
     if (candidates.length === 0) {
+      if (descriptor.settings.draftModel) {
+        throw new LmxError(
+          "backend_unavailable",
+          `'${descriptor.id}' is configured with a draft model (speculative decoding), which only the llama-server engine runs, and there is none here: lmx engines build llama-server, or remove draft_model`,
+        );
+      }
       throw new LmxError("backend_unavailable", `no backend on this machine can open '${descriptor.path}' (${descriptor.format})`);
     }
     const registry = this.options.registry;

@@ -55,6 +55,8 @@ describe("llama-server engine", { skip }, () => {
       models: [
         { id: "story", path: story.path, context_size: 256, parallel: 4, threads: 1 },
         { id: "chat", path: chat.path, context_size: 256, parallel: 2, threads: 1 },
+        // the model as its own draft: greedy drafts are always accepted, so the acceptance rate is known
+        { id: "spec", path: story.path, context_size: 256, parallel: 1, threads: 1, draft_model: story.path, draft_max: 8 },
       ],
     });
     client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: "unused", maxRetries: 0 });
@@ -119,6 +121,22 @@ describe("llama-server engine", { skip }, () => {
     } finally {
       await other.stop();
     }
+  });
+
+  test("speculative decoding with a draft model: llama-server's draft counters come back in timings", async () => {
+    const res = await getJson<{ usage: { completion_tokens: number }; timings: { draft_n?: number; draft_n_accepted?: number } }>(`${server.url}/v1/completions`, {
+      method: "POST",
+      headers: json,
+      body: JSON.stringify({ model: "spec", prompt: "Once upon a time", max_tokens: 48, temperature: 0 }),
+    });
+    assert.equal(res.status, 200);
+    assert.equal(res.body.usage.completion_tokens, 48);
+    const drafted = res.body.timings.draft_n ?? 0;
+    assert.ok(drafted > 0, "tokens were drafted");
+    assert.ok((res.body.timings.draft_n_accepted ?? 0) / drafted >= 0.9, `accepted ${res.body.timings.draft_n_accepted} of ${drafted}`);
+    const loaded = (await getJson<{ data: Array<{ id: string; estimate: { ram: number } }> }>(`${server.url}/admin/models/loaded`)).body.data;
+    const story1 = loaded.find((m) => m.id === "spec")!;
+    assert.ok(story1.estimate.ram > 0);
   });
 
   test("nothing is cut silently: prompt + max_tokens beyond the context is refused with our code", async () => {
@@ -251,6 +269,26 @@ describe("llama-server engine: failures are classified and fall back", { skip },
     } finally {
       delete process.env["LMX_ENABLE_FAULT_INJECTION"];
       delete process.env["LMX_FAULT_INJECTION"];
+      await server.stop();
+    }
+  });
+
+  test("a draft model without a llama-server engine is refused with backend_unavailable saying why", async () => {
+    const story = await testModel("stories260K.gguf");
+    const server = await startTestServer({
+      backends: { llama_server: false },
+      models: [{ id: "spec", path: story.path, context_size: 128, threads: 1, draft_model: story.path }],
+    });
+    try {
+      const res = await getJson<{ error: { code: string; message: string } }>(`${server.url}/v1/completions`, {
+        method: "POST",
+        headers: json,
+        body: JSON.stringify({ model: "spec", prompt: "Once", max_tokens: 2 }),
+      });
+      assert.equal(res.status, 503);
+      assert.equal(res.body.error.code, "backend_unavailable");
+      assert.match(res.body.error.message, /draft model .*llama-server engine/);
+    } finally {
       await server.stop();
     }
   });

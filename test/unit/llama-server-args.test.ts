@@ -4,7 +4,7 @@ import { llamaServerArgs } from "../../src/engines/llama-server/args.js";
 import { parsePrometheus } from "../../src/engines/llama-server/prometheus.js";
 import type { ResolvedRunnerSettings } from "../../src/runners/protocol.js";
 
-const settings: ResolvedRunnerSettings = { contextSize: 1024, parallel: 8, threads: 2, batchSize: 512, gpuLayers: "auto", flashAttention: "auto", gpu: "auto" };
+const settings: ResolvedRunnerSettings = { contextSize: 1024, parallel: 8, threads: 2, batchSize: 512, gpuLayers: "auto", flashAttention: "auto", gpu: "auto", draftModel: null, draftMax: null };
 
 function flag(args: string[], name: string): string | undefined {
   const at = args.indexOf(name);
@@ -42,6 +42,19 @@ test("GPU settings map to --gpu-layers / --device", () => {
   assert.equal(flag(llamaServerArgs({ ...base, settings: { ...settings, gpuLayers: 12 } }), "--gpu-layers"), "12");
   assert.equal(flag(llamaServerArgs({ ...base, settings: { ...settings, flashAttention: false } }), "--flash-attn"), "off");
   assert.equal(flag(llamaServerArgs({ ...base, settings: { ...settings, flashAttention: true } }), "--flash-attn"), "on");
+});
+
+test("a draft model turns on speculative decoding (draft-simple), with the model's threads; none → no draft flags", () => {
+  const base = { modelPath: "/m.gguf", alias: "m", socketPath: "/s.sock", contextSize: 512 };
+  assert.equal(llamaServerArgs({ ...base, settings }).includes("--model-draft"), false);
+  const args = llamaServerArgs({ ...base, settings: { ...settings, draftModel: "/d.gguf", draftMax: 8 } });
+  assert.equal(flag(args, "--model-draft"), "/d.gguf");
+  assert.equal(flag(args, "--spec-type"), "draft-simple");
+  assert.equal(flag(args, "--threads-draft"), "2");
+  assert.equal(flag(args, "--spec-draft-n-max"), "8");
+  const cpu = llamaServerArgs({ ...base, settings: { ...settings, gpu: "cpu", draftModel: "/d.gguf" } });
+  assert.equal(flag(cpu, "--device-draft"), "none");
+  assert.equal(flag(cpu, "--spec-draft-n-max"), undefined);
 });
 
 test("reads llama-server's /metrics page", () => {

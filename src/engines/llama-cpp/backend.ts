@@ -51,6 +51,8 @@ export class LlamaCppBackend implements Backend {
   }
 
   canServe(model: ModelDescriptor): boolean {
+    // this runner has no speculative decoding: a model configured with a draft model needs the llama-server engine
+    if (model.settings.draftModel) return false;
     return model.format === "gguf" || model.path.toLowerCase().endsWith(".gguf");
   }
 

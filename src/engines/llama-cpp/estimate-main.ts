@@ -27,6 +27,12 @@ async function main(): Promise<void> {
       llama = await getLlama("lastBuild", { maxThreads: 1, logLevel: LlamaLogLevel.error });
     }
     const result = await estimateMemory(llama, request.init, request.gpuOffload);
+    const draftPath = request.init.settings.draftModel;
+    if (draftPath) {
+      // the draft model gets its own weights and a context as large as the model's: both count
+      const draft = await estimateMemory(llama, { ...request.init, modelPath: draftPath }, request.gpuOffload);
+      for (const key of ["ram", "vram", "modelRam", "contextRam", "modelVram", "contextVram"] as const) result.estimate[key] += draft.estimate[key];
+    }
     process.stdout.write(`${JSON.stringify({ ok: true, ...result })}\n`);
   } catch (error) {
     const lmx = error instanceof LmxError ? error : new LmxError("model_loader_crashed", (error as Error)?.message ?? String(error));

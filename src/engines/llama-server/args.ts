@@ -42,5 +42,11 @@ export function llamaServerArgs({ modelPath, alias, socketPath, settings, contex
   if (settings.gpu === "cpu") args.push("--gpu-layers", "0", "--device", "none");
   else if (settings.gpuLayers === "max") args.push("--gpu-layers", "all");
   else if (typeof settings.gpuLayers === "number") args.push("--gpu-layers", String(settings.gpuLayers));
+  if (settings.draftModel) {
+    // llama-server loads a draft model but drafts with it only for --spec-type draft-simple
+    args.push("--model-draft", settings.draftModel, "--spec-type", "draft-simple", "--threads-draft", String(settings.threads));
+    if (settings.draftMax !== null) args.push("--spec-draft-n-max", String(settings.draftMax));
+    if (settings.gpu === "cpu") args.push("--gpu-layers-draft", "0", "--device-draft", "none");
+  }
   return args;
 }

@@ -1,5 +1,7 @@
 /** /admin/*: operator endpoints, behind `admin_key` when one is configured. */
 import { statfs } from "node:fs/promises";
+import path from "node:path";
+import { expandHome } from "../../config/load.js";
 import type { FastifyInstance } from "fastify";
 import { z } from "zod";
 import { LmxError } from "../../errors/codes.js";
@@ -31,6 +33,8 @@ function explicitSettings(input: RunnerSettingsInput, modelBytes: number): Parti
   if (input.batch_size !== undefined) out.batchSize = input.batch_size;
   if (input.gpu_layers !== undefined) out.gpuLayers = input.gpu_layers;
   if (input.flash_attention !== undefined) out.flashAttention = input.flash_attention;
+  if (input.draft_model !== undefined) out.draftModel = input.draft_model === null ? null : path.resolve(expandHome(input.draft_model));
+  if (input.draft_max !== undefined) out.draftMax = input.draft_max;
   return out;
 }
 
