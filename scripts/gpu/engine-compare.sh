@@ -5,6 +5,7 @@
 #   bash scripts/gpu/engine-compare.sh build   # carry .gpu/g2 and dist: `lmx engines build llama-server --cuda`, detached
 #   bash scripts/gpu/engine-compare.sh wait    # carry dist: waits up to 9.5 min for the build
 #   bash scripts/gpu/engine-compare.sh bench   # carry dist: serves a random 1.1B F16 with both, lmx bench --compare
+#                                              # (ROUNDS=N: rounds per level, default 2)
 # Here, before: npm run build; bash ../shared/gpu/pack.sh; bash scripts/gpu/pack-cpu-prebuilt.sh
 # The CPU prebuilt is what the runner's memory estimate process loads (node-llama-cpp's GGUF insights);
 # generation runs in the CUDA llama-server. Nothing built there is kept or committed.
@@ -70,8 +71,9 @@ YAML
     for i in $(seq 1 180); do curl -s http://127.0.0.1:18181/admin/models/loaded | grep -q '"rand-1b"' && break; sleep 1; done
     sleep 2
     B="node dist/src/cli/main.js bench --url http://127.0.0.1:18181 --model rand-1b --compare http://127.0.0.1:18182"
-    $B --concurrency 1,8,32 --max-tokens 128 --prompt-tokens 128 --warmup 4 --rounds 2 > $OUT/gpu-throughput.txt 2>&1 || true
-    $B --concurrency 1 --requests 8 --max-tokens 16 --prompt-tokens 512 --warmup 2 --rounds 2 > $OUT/gpu-ttft512.txt 2>&1 || true
+    rounds=${ROUNDS:-2}
+    $B --concurrency 1,8,32 --max-tokens 128 --prompt-tokens 128 --warmup 4 --rounds $rounds > $OUT/gpu-throughput.txt 2>&1 || true
+    $B --concurrency 1 --requests 8 --max-tokens 16 --prompt-tokens 512 --warmup 2 --rounds $rounds > $OUT/gpu-ttft512.txt 2>&1 || true
     curl -s http://127.0.0.1:18181/admin/models/loaded > $OUT/loaded.json || true
     runner=$(node -e 'const d=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8")).data[0]; console.log(d.pid)' $OUT/loaded.json || echo 0)
     { echo "runner $(ps -o rss= -p $runner) kB"; for c in $(pgrep -P $runner); do echo "its llama-server $(ps -o rss= -p $c) kB"; done;
