@@ -6,6 +6,8 @@
 #   bash scripts/gpu/engine-compare.sh wait    # carry dist: waits up to 9.5 min for the build
 #   bash scripts/gpu/engine-compare.sh bench   # carry dist: serves a random 1.1B F16 with both, lmx bench --compare
 #                                              # (ROUNDS=N: rounds per level, default 2)
+#   bash scripts/gpu/engine-compare.sh isolate # carry dist, after bench: ours vs llama-server with our runner's exact
+#                                              # flags, and llama-server default vs the same, at 8 streams
 # Here, before: npm run build; bash ../shared/gpu/pack.sh; bash scripts/gpu/pack-cpu-prebuilt.sh
 # The CPU prebuilt is what the runner's memory estimate process loads (node-llama-cpp's GGUF insights);
 # generation runs in the CUDA llama-server. Nothing built there is kept or committed.
@@ -82,7 +84,23 @@ YAML
     tail -20 /root/peer.log > $OUT/peer-log.txt || true
     cat $OUT/gpu-throughput.txt $OUT/gpu-ttft512.txt $OUT/memory.txt
     ;;
+  isolate)
+    # After `bench` (same warm machine): is a gap at 8 streams the relay (gateway + runner) or llama-server's
+    # flags? A third server is llama-server started by hand with exactly the flags our runner passes.
+    cd $R/nlc
+    pgrep -f 'port 18183' > /dev/null || $LSB/bin/llama-server -m /root/models/rand-1b-f16.gguf --ctx-size 32768 --parallel 32 --no-kv-unified \
+      --threads 4 --threads-batch 4 --batch-size 2048 --ubatch-size 2048 --flash-attn auto --no-context-shift --cache-ram 0 --fit off \
+      --metrics --no-webui --gpu-layers all --port 18183 > /root/peer2.log 2>&1 &
+    for i in $(seq 1 180); do curl -sf http://127.0.0.1:18183/health > /dev/null 2>&1 && break; sleep 1; done
+    rounds=${ROUNDS:-4}
+    node dist/src/cli/main.js bench --url http://127.0.0.1:18181 --model rand-1b --compare http://127.0.0.1:18183 \
+      --concurrency 8 --max-tokens 128 --prompt-tokens 128 --warmup 4 --rounds $rounds > $OUT/isolate-ours-vs-sameflags.txt 2>&1 || true
+    node dist/src/cli/main.js bench --url http://127.0.0.1:18182 --model rand-1b --compare http://127.0.0.1:18183 \
+      --concurrency 8 --max-tokens 128 --prompt-tokens 128 --warmup 4 --rounds $rounds > $OUT/isolate-default-vs-sameflags.txt 2>&1 || true
+    curl -s http://127.0.0.1:18183/metrics | grep -E "n_busy_slots_per_decode|n_decode_total|tokens_predicted_total" > $OUT/isolate-metrics.txt || true
+    grep -E "^8 |^conc|ratio|^\[" $OUT/isolate-*.txt
+    ;;
   *)
-    echo "usage: $0 setup|build|wait|bench"; exit 2
+    echo "usage: $0 setup|build|wait|bench|isolate"; exit 2
     ;;
 esac
