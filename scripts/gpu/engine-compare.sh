@@ -97,7 +97,8 @@ YAML
       --concurrency 8 --max-tokens 128 --prompt-tokens 128 --warmup 4 --rounds $rounds > $OUT/isolate-ours-vs-sameflags.txt 2>&1 || true
     node dist/src/cli/main.js bench --url http://127.0.0.1:18182 --model rand-1b --compare http://127.0.0.1:18183 \
       --concurrency 8 --max-tokens 128 --prompt-tokens 128 --warmup 4 --rounds $rounds > $OUT/isolate-default-vs-sameflags.txt 2>&1 || true
-    curl -s http://127.0.0.1:18183/metrics | grep -E "n_busy_slots_per_decode|n_decode_total|tokens_predicted_total" > $OUT/isolate-metrics.txt || true
+    { echo "same-flags llama-server:"; curl -s http://127.0.0.1:18183/metrics | grep -E "^llamacpp:(n_busy_slots_per_decode|n_decode_total|tokens_predicted_total)";
+      for sock in /tmp/lmx-*/r-*.sock.ls.sock; do echo "our runner's llama-server ($sock):"; curl -s --unix-socket "$sock" http://runner/metrics | grep -E "^llamacpp:(n_busy_slots_per_decode|n_decode_total|tokens_predicted_total)"; done; } > $OUT/isolate-metrics.txt 2>&1 || true
     grep -E "^8 |^conc|ratio|^\[" $OUT/isolate-*.txt
     ;;
   *)
