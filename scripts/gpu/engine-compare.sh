@@ -8,6 +8,7 @@
 #                                              # (ROUNDS=N: rounds per level, default 2)
 #   bash scripts/gpu/engine-compare.sh isolate # carry dist, after bench: ours vs llama-server with our runner's exact
 #                                              # flags, and llama-server default vs the same, at 8 streams
+#   bash scripts/gpu/engine-compare.sh flags   # carry dist, after bench: the runner's flags minus one at a time vs default
 # Here, before: npm run build; bash ../shared/gpu/pack.sh; bash scripts/gpu/pack-cpu-prebuilt.sh
 # The CPU prebuilt is what the runner's memory estimate process loads (node-llama-cpp's GGUF insights);
 # generation runs in the CUDA llama-server. Nothing built there is kept or committed.
@@ -101,7 +102,29 @@ YAML
       for sock in /tmp/lmx-*/r-*.sock.ls.sock; do echo "our runner's llama-server ($sock):"; curl -s --unix-socket "$sock" http://runner/metrics | grep -E "^llamacpp:(n_busy_slots_per_decode|n_decode_total|tokens_predicted_total)"; done; } > $OUT/isolate-metrics.txt 2>&1 || true
     grep -E "^8 |^conc|ratio|^\[" $OUT/isolate-*.txt
     ;;
+  flags)
+    # Which of the runner's llama-server flags slows 8 streams? Each variant is llama-server by hand with the
+    # runner's flags minus one, benchmarked against the default-flag server (18182, from `bench`) at 8 streams.
+    cd $R/nlc
+    base="--ctx-size 32768 --parallel 32 --threads 4 --batch-size 2048 --ubatch-size 2048 --no-webui --gpu-layers all"
+    declare -A drop=( [all]="" [cache-ram]="--cache-ram 0" [fit]="--fit off" [ctx-shift]="--no-context-shift" [metrics]="--metrics" [kvu]="--no-kv-unified" [tb]="--threads-batch 4" [fa]="--flash-attn auto" )
+    ours="--no-kv-unified --threads-batch 4 --flash-attn auto --no-context-shift --cache-ram 0 --fit off --metrics"
+    : > $OUT/flags.txt
+    port=18190
+    for name in all cache-ram fit ctx-shift metrics kvu tb fa; do
+      flags="$ours"
+      [ -n "${drop[$name]}" ] && flags="${flags/${drop[$name]}/}"
+      $LSB/bin/llama-server -m /root/models/rand-1b-f16.gguf $base $flags --port $port > /root/v-$name.log 2>&1 &
+      pid=$!
+      for i in $(seq 1 120); do curl -sf http://127.0.0.1:$port/health > /dev/null 2>&1 && break; sleep 0.5; done
+      node dist/src/cli/main.js bench --url http://127.0.0.1:$port --model rand-1b --compare http://127.0.0.1:18182 \
+        --concurrency 8 --max-tokens 128 --prompt-tokens 128 --warmup 4 --rounds ${ROUNDS:-4} > $OUT/flags-$name.txt 2>&1 || true
+      echo "without [$name] ($flags): $(grep -A3 '^ratio' $OUT/flags-$name.txt | tail -1) | $(grep -E '^  [0-9.]+ tok/s' $OUT/flags-$name.txt | awk '{print $1}' | tr '\n' ' ')" | tee -a $OUT/flags.txt
+      kill $pid; wait $pid 2>/dev/null || true
+      port=$((port + 1))
+    done
+    ;;
   *)
-    echo "usage: $0 setup|build|wait|bench|isolate"; exit 2
+    echo "usage: $0 setup|build|wait|bench|isolate|flags"; exit 2
     ;;
 esac
