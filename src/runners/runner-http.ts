@@ -1,47 +1,18 @@
 /**
- * The runner's side of the gateway ↔ runner link: a minimal HTTP server on a Unix socket.
- * Plain node:http rather than Fastify: four internal routes, and every millisecond and megabyte of runner
- * start-up and RSS counts against the "lose nothing versus llama-server" goal.
+ * The node-llama-cpp runner's routes on its Unix socket (server, errors and drain: internal-http.ts).
  * Responses are already in their final OpenAI wire form, so the gateway forwards bytes without re-parsing them.
  */
-import http from "node:http";
-import { LmxError, toHttp } from "../errors/codes.js";
+import type http from "node:http";
+import { LmxError } from "../errors/codes.js";
 import type { ChatCompletionRequest, CompletionRequest, EmbeddingRequest } from "../openai/schemas.js";
 import type { GenerationResult, LlamaCppEngine, PreparedGeneration } from "../engines/llama-cpp/engine.js";
+import { listenRunnerHttp, readJson, sendJson, type RunnerHttpServer } from "./internal-http.js";
 import { RUNNER_REQUEST_ID_HEADER } from "./protocol.js";
-
-const MAX_INTERNAL_BODY = 64 * 1024 * 1024;
-
-export interface RunnerHttpServer {
-  server: http.Server;
-  /** Stops accepting; resolves when in-flight requests finished or were aborted after `graceMs`. */
-  drain(graceMs: number): Promise<void>;
-}
 
 type Kind = "chat" | "completion";
 
 export function startRunnerHttp(engine: LlamaCppEngine, socketPath: string): Promise<RunnerHttpServer> {
-  const active = new Set<AbortController>();
-  const server = http.createServer((req, res) => {
-    void route(engine, req, res, active).catch((error: unknown) => {
-      const lmx = error instanceof LmxError ? error : new LmxError("internal_error", `runner error: ${(error as Error)?.message ?? String(error)}`);
-      if (!res.headersSent) sendError(res, lmx);
-      else res.destroy();
-    });
-  });
-  server.keepAliveTimeout = 60_000;
-  const drain = async (graceMs: number) => {
-    server.close();
-    const deadline = Date.now() + graceMs;
-    while (active.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
-    for (const controller of active) controller.abort();
-    while (active.size > 0) await new Promise((r) => setTimeout(r, 10));
-    server.closeAllConnections();
-  };
-  return new Promise((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(socketPath, () => resolve({ server, drain }));
-  });
+  return listenRunnerHttp(socketPath, (req, res, active) => route(engine, req, res, active));
 }
 
 async function route(engine: LlamaCppEngine, req: http.IncomingMessage, res: http.ServerResponse, active: Set<AbortController>) {
@@ -187,32 +158,4 @@ async function sendEmbeddings(res: http.ServerResponse, engine: LlamaCppEngine, 
 function headerValue(req: http.IncomingMessage, name: string): string | undefined {
   const value = req.headers[name];
   return Array.isArray(value) ? value[0] : value;
-}
-
-async function readJson(req: http.IncomingMessage): Promise<unknown> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_INTERNAL_BODY) throw new LmxError("request_too_large", "request body too large for the runner");
-    chunks.push(chunk as Buffer);
-  }
-  try {
-    return JSON.parse(Buffer.concat(chunks).toString("utf8"));
-  } catch {
-    throw new LmxError("invalid_json", "runner received a body that is not JSON");
-  }
-}
-
-function sendJson(res: http.ServerResponse, status: number, body: unknown) {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
-  res.end(text);
-}
-
-function sendError(res: http.ServerResponse, error: LmxError) {
-  const { status, headers, body } = toHttp(error);
-  const text = JSON.stringify(body);
-  res.writeHead(status, { ...headers, "content-type": "application/json", "content-length": Buffer.byteLength(text) });
-  res.end(text);
 }

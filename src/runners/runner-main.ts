@@ -6,7 +6,8 @@
 import { rmSync } from "node:fs";
 import { LmxError } from "../errors/codes.js";
 import type { GatewayToRunner, MemoryEstimate, RunnerToGateway } from "./protocol.js";
-import { startRunnerHttp, type RunnerHttpServer } from "./runner-http.js";
+import type { RunnerHttpServer } from "./internal-http.js";
+import { startRunnerHttp } from "./runner-http.js";
 import { faultPlan, faultTarget, injectLoadFault } from "./fault-injection.js";
 
 function send(message: RunnerToGateway): void {

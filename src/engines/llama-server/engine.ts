@@ -71,7 +71,7 @@ export class LlamaServerEngine {
     try {
       await Promise.race([waitUntilHealthy(upstream), earlyExit]);
       const canary = await Promise.race([runCanary(upstream), earlyExit]);
-      const props = (await Promise.race([upstream.json("GET", "/props", undefined, CONTROL_TIMEOUT_MS), earlyExit])).body as Props;
+      const props = (await Promise.race([upstream.call("GET", "/props", undefined, AbortSignal.timeout(CONTROL_TIMEOUT_MS)), earlyExit])).json as Props;
       child.off("exit", onEarlyExit);
       const perSequence = props.default_generation_settings?.n_ctx ?? contextSize;
       const info: RunnerInfo = {
@@ -113,17 +113,12 @@ export class LlamaServerEngine {
   }
 
   /** Whether llama-server answers its own health check (it does so from its HTTP threads, even while decoding). */
-  async healthy(timeoutMs: number): Promise<boolean> {
-    try {
-      const res = await this.upstream.json("GET", "/health", undefined, timeoutMs);
-      return res.status === 200;
-    } catch {
-      return false;
-    }
+  healthy(timeoutMs: number): Promise<boolean> {
+    return answersHealth(this.upstream, timeoutMs);
   }
 
   async stats(): Promise<RunnerStats> {
-    const metrics = parsePrometheus(String((await this.upstream.json("GET", "/metrics", undefined, CONTROL_TIMEOUT_MS)).body ?? ""));
+    const metrics = parsePrometheus((await this.upstream.call("GET", "/metrics", undefined, AbortSignal.timeout(CONTROL_TIMEOUT_MS))).text);
     const busy = metrics.get("llamacpp:requests_processing") ?? 0;
     return {
       requestsServed: this.counters.requestsServed,
@@ -200,17 +195,18 @@ function classifyLoadExit(code: number | null, signal: NodeJS.Signals | null, ta
   return new LmxError("model_loader_crashed", `llama-server ${how} while loading ${modelPath}: ${last}`);
 }
 
-async function waitUntilHealthy(upstream: Upstream): Promise<void> {
-  // 503 while the model loads, connection refused before the socket exists; the supervisor's loader timeout bounds this
-  for (;;) {
-    try {
-      const res = await upstream.json("GET", "/health", undefined, CONTROL_TIMEOUT_MS);
-      if (res.status === 200) return;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((r) => setTimeout(r, HEALTH_POLL_MS));
+/** llama-server answers 200 on /health once the model is loaded (503 while loading, nothing before it listens). */
+async function answersHealth(upstream: Upstream, timeoutMs: number): Promise<boolean> {
+  try {
+    return (await upstream.call("GET", "/health", undefined, AbortSignal.timeout(timeoutMs))).status === 200;
+  } catch {
+    return false;
   }
+}
+
+async function waitUntilHealthy(upstream: Upstream): Promise<void> {
+  // the supervisor's loader timeout bounds this wait
+  while (!(await answersHealth(upstream, CONTROL_TIMEOUT_MS))) await new Promise((r) => setTimeout(r, HEALTH_POLL_MS));
 }
 
 /**
@@ -220,14 +216,14 @@ async function waitUntilHealthy(upstream: Upstream): Promise<void> {
 async function runCanary(upstream: Upstream): Promise<RunnerInfo["canary"]> {
   const started = performance.now();
   const fail = (why: string) => new LmxError("model_probe_failed", `the model loaded but failed its canary generation: ${why}`);
-  const res = await upstream.json(
+  const res = await upstream.call(
     "POST",
     "/completion",
     { prompt: "Hello", n_predict: CANARY_TOKENS, temperature: 0, n_probs: 1, cache_prompt: false },
-    CONTROL_TIMEOUT_MS * 6,
+    AbortSignal.timeout(CONTROL_TIMEOUT_MS * 6),
   );
-  if (res.status !== 200) throw fail(`llama-server answered ${res.status}: ${JSON.stringify(res.body).slice(0, 300)}`);
-  const body = res.body as { tokens_predicted?: number; completion_probabilities?: Array<{ logprob?: number | null; prob?: number | null }> };
+  if (res.status !== 200) throw fail(`llama-server answered ${res.status}: ${res.text.slice(0, 300)}`);
+  const body = (res.json ?? {}) as { tokens_predicted?: number; completion_probabilities?: Array<{ logprob?: number | null; prob?: number | null }> };
   const probs = body.completion_probabilities ?? [];
   if (probs.length === 0) throw fail("no tokens were generated");
   for (const p of probs) {

@@ -6,41 +6,20 @@
  * a prompt plus max_tokens that does not fit is refused (llama-server would cut the answer short), and its
  * errors are turned into our codes.
  */
-import http from "node:http";
-import { LmxError, toHttp, type ErrorCode } from "../../errors/codes.js";
+import type http from "node:http";
+import { LmxError, type ErrorCode } from "../../errors/codes.js";
 import type { ChatCompletionRequest, CompletionRequest } from "../../openai/schemas.js";
 import { messageText } from "../../openai/messages.js";
-import type { RunnerHttpServer } from "../../runners/runner-http.js";
+import { listenRunnerHttp, readJson, sendJson, type RunnerHttpServer } from "../../runners/internal-http.js";
 import type { LlamaServerEngine } from "./engine.js";
-
-const MAX_INTERNAL_BODY = 64 * 1024 * 1024;
+import { readAnswer } from "./upstream.js";
 const HEALTH_TIMEOUT_MS = 2_000;
 const CONTROL_TIMEOUT_MS = 30_000;
 /** A token decodes to at least one byte, plus BOS/EOS: bytes + this bounds the token count from above. */
 const SPECIAL_TOKEN_ALLOWANCE = 4;
 
 export function startLlamaServerProxy(engine: LlamaServerEngine, socketPath: string): Promise<RunnerHttpServer> {
-  const active = new Set<AbortController>();
-  const server = http.createServer((req, res) => {
-    void route(engine, req, res, active).catch((error: unknown) => {
-      const lmx = error instanceof LmxError ? error : new LmxError("internal_error", `runner error: ${(error as Error)?.message ?? String(error)}`);
-      if (!res.headersSent) sendError(res, lmx);
-      else res.destroy();
-    });
-  });
-  server.keepAliveTimeout = 60_000;
-  const drain = async (graceMs: number) => {
-    server.close();
-    const deadline = Date.now() + graceMs;
-    while (active.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
-    for (const controller of active) controller.abort();
-    while (active.size > 0) await new Promise((r) => setTimeout(r, 10));
-    server.closeAllConnections();
-  };
-  return new Promise((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(socketPath, () => resolve({ server, drain }));
-  });
+  return listenRunnerHttp(socketPath, (req, res, active) => route(engine, req, res, active));
 }
 
 async function route(engine: LlamaServerEngine, req: http.IncomingMessage, res: http.ServerResponse, active: Set<AbortController>) {
@@ -52,6 +31,7 @@ async function route(engine: LlamaServerEngine, req: http.IncomingMessage, res: 
   if (req.method === "GET" && url === "/stats") return sendJson(res, 200, await engine.stats());
   if (req.method !== "POST") throw new LmxError("not_found", `no runner route ${req.method} ${url}`);
   const body = await readJson(req);
+  if (body === null || typeof body !== "object") throw new LmxError("invalid_json", "runner received a body that is not a JSON object");
   if (url === "/v1/embeddings") {
     throw new LmxError("model_not_embedding", "this model is loaded for generation (llama-server engine), not embeddings", { param: "model" });
   }
@@ -146,11 +126,9 @@ async function checkContext(engine: LlamaServerEngine, url: string, body: Record
 }
 
 async function control(engine: LlamaServerEngine, path: string, body: unknown, signal: AbortSignal): Promise<unknown> {
-  const res = await engine.upstream.request("POST", path, JSON.stringify(body), AbortSignal.any([signal, AbortSignal.timeout(CONTROL_TIMEOUT_MS)]));
-  const text = await readText(res);
-  const parsed = parseOrNull(text);
-  if (res.statusCode !== 200) throw upstreamError(res.statusCode ?? 500, parsed, text);
-  return parsed;
+  const answer = await engine.upstream.call("POST", path, body, AbortSignal.any([signal, AbortSignal.timeout(CONTROL_TIMEOUT_MS)]));
+  if (answer.status !== 200) throw upstreamError(answer.status, answer.json, answer.text);
+  return answer.json;
 }
 
 async function relay(engine: LlamaServerEngine, url: string, body: Record<string, unknown>, res: http.ServerResponse, signal: AbortSignal) {
@@ -162,8 +140,8 @@ async function relay(engine: LlamaServerEngine, url: string, body: Record<string
     throw new LmxError("model_crashed", `llama-server did not take the request: ${(error as Error).message}`, { retryAfterSec: 1 });
   }
   if (upstream.statusCode !== 200) {
-    const text = await readText(upstream);
-    throw upstreamError(upstream.statusCode ?? 500, parseOrNull(text), text);
+    const answer = await readAnswer(upstream);
+    throw upstreamError(answer.status, answer.json, answer.text);
   }
   res.writeHead(200, { "content-type": String(upstream.headers["content-type"] ?? "application/json") });
   const delay = engine.testTokenDelayMs;
@@ -197,44 +175,4 @@ function upstreamError(status: number, parsed: unknown, text: string): LmxError 
   else if (status === 501 || error?.type === "not_supported_error") code = "unsupported_parameter";
   else if (status === 503) code = "runner_busy";
   return new LmxError(code, `llama-server: ${message}`);
-}
-
-async function readText(res: http.IncomingMessage): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of res) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks).toString("utf8");
-}
-
-function parseOrNull(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return null;
-  }
-}
-
-async function readJson(req: http.IncomingMessage): Promise<unknown> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_INTERNAL_BODY) throw new LmxError("request_too_large", "request body too large for the runner");
-    chunks.push(chunk as Buffer);
-  }
-  const parsed = parseOrNull(Buffer.concat(chunks).toString("utf8"));
-  if (parsed === null || typeof parsed !== "object") throw new LmxError("invalid_json", "runner received a body that is not JSON");
-  return parsed;
-}
-
-function sendJson(res: http.ServerResponse, status: number, body: unknown) {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
-  res.end(text);
-}
-
-function sendError(res: http.ServerResponse, error: LmxError) {
-  const { status, headers, body } = toHttp(error);
-  const text = JSON.stringify(body);
-  res.writeHead(status, { ...headers, "content-type": "application/json", "content-length": Buffer.byteLength(text) });
-  res.end(text);
 }

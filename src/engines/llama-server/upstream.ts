@@ -34,23 +34,32 @@ export class Upstream {
     });
   }
 
-  /** A whole JSON exchange (control calls: health, props, tokenize, canary). */
-  async json(method: string, path: string, body: unknown, timeoutMs: number): Promise<{ status: number; body: unknown }> {
-    const signal = AbortSignal.timeout(timeoutMs);
-    const res = await this.request(method, path, body === undefined ? null : JSON.stringify(body), signal);
-    const chunks: Buffer[] = [];
-    for await (const chunk of res) chunks.push(chunk as Buffer);
-    const text = Buffer.concat(chunks).toString("utf8");
-    let parsed: unknown = text;
-    try {
-      parsed = text ? JSON.parse(text) : null;
-    } catch {
-      // plain-text bodies (the Prometheus /metrics page) stay text
-    }
-    return { status: res.statusCode ?? 0, body: parsed };
+  /** A whole exchange (control calls: health, props, metrics, tokenize, canary). */
+  async call(method: string, path: string, body: unknown, signal: AbortSignal): Promise<UpstreamAnswer> {
+    return readAnswer(await this.request(method, path, body === undefined ? null : JSON.stringify(body), signal));
   }
 
   close(): void {
     this.agent.destroy();
   }
+}
+
+export interface UpstreamAnswer {
+  status: number;
+  text: string;
+  /** The body parsed as JSON; null when it is not JSON (the Prometheus /metrics page is text). */
+  json: unknown;
+}
+
+export async function readAnswer(res: http.IncomingMessage): Promise<UpstreamAnswer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of res) chunks.push(chunk as Buffer);
+  const text = Buffer.concat(chunks).toString("utf8");
+  let json: unknown = null;
+  try {
+    json = text ? JSON.parse(text) : null;
+  } catch {
+    // not JSON: callers read `text`
+  }
+  return { status: res.statusCode ?? 0, text, json };
 }
