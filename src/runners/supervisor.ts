@@ -3,10 +3,33 @@
  * every way it can end. The gateway never trusts a runner to report its own death: it watches the process.
  */
 import { fork, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
 import { Pool } from "undici";
 import { LmxError } from "../errors/codes.js";
+import type { ModelDescriptor } from "../inventory/types.js";
 import type { RunnerExit, RunnerHandle, StartOptions } from "../engines/backend.js";
-import type { RunnerInfo, RunnerInitMessage, RunnerStats, RunnerToGateway } from "./protocol.js";
+import type { ResolvedRunnerSettings, RunnerEngine, RunnerInfo, RunnerInitMessage, RunnerStats, RunnerToGateway } from "./protocol.js";
+
+const RUNNER_ENTRY = fileURLToPath(new URL("./runner-main.js", import.meta.url));
+
+/** What every backend starts: the one runner entry point, told which engine to drive for which model. */
+export function startModelRunner(
+  model: ModelDescriptor,
+  backend: string,
+  engine: RunnerEngine,
+  settings: ResolvedRunnerSettings,
+  options: StartOptions,
+): Promise<RunnerProcess> {
+  // Unix socket paths are limited to ~104 bytes, so sockets live in a short per-gateway folder.
+  const socketPath = path.join(options.socketDir, `r-${randomBytes(4).toString("hex")}.sock`);
+  return RunnerProcess.start({
+    ...options,
+    entry: RUNNER_ENTRY,
+    init: { type: "init", engine, modelId: model.id, modelPath: model.path, modelType: model.type, settings, backend, socketPath, logLevel: options.logLevel },
+  });
+}
 
 const STDERR_TAIL_LINES = 40;
 const HEALTH_TIMEOUT_MS = 5_000;

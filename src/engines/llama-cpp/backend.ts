@@ -1,14 +1,11 @@
-import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import type { Backend, RunnerHandle, StartOptions } from "../backend.js";
 import type { ModelDescriptor } from "../../inventory/types.js";
-import { RunnerProcess } from "../../runners/supervisor.js";
+import { startModelRunner } from "../../runners/supervisor.js";
 import { BACKEND_NAME } from "./engine.js";
 
-const RUNNER_ENTRY = fileURLToPath(new URL("../../runners/runner-main.js", import.meta.url));
 
 /**
  * node-llama-cpp's exports map does not expose its package.json, so resolve the package's entry point and walk up
@@ -32,6 +29,11 @@ export function nodeLlamaCppVersion(): string {
   return "unknown";
 }
 
+/** Both llama.cpp engines open GGUF files (split sets by their first part). */
+export function isGguf(model: ModelDescriptor): boolean {
+  return model.format === "gguf" || model.path.toLowerCase().endsWith(".gguf");
+}
+
 export interface LlamaCppBackendOptions {
   /** Forces CPU whatever the server's gpu setting: the fallback when a GPU backend fails (e.g. a CUDA PTX/driver mismatch). */
   cpuOnly?: boolean;
@@ -53,26 +55,11 @@ export class LlamaCppBackend implements Backend {
   canServe(model: ModelDescriptor): boolean {
     // this runner has no speculative decoding: a model configured with a draft model needs the llama-server engine
     if (model.settings.draftModel) return false;
-    return model.format === "gguf" || model.path.toLowerCase().endsWith(".gguf");
+    return isGguf(model);
   }
 
   start(model: ModelDescriptor, options: StartOptions): Promise<RunnerHandle> {
-    // Unix socket paths are limited to ~104 bytes, so sockets live in a short per-gateway folder.
-    const socketPath = path.join(options.socketDir, `r-${randomBytes(4).toString("hex")}.sock`);
-    return RunnerProcess.start({
-      ...options,
-      entry: RUNNER_ENTRY,
-      init: {
-        type: "init",
-        engine: { kind: "node-llama-cpp" },
-        modelId: model.id,
-        modelPath: model.path,
-        modelType: model.type,
-        settings: this.options.cpuOnly ? { ...model.settings, gpu: "cpu", gpuLayers: 0 } : model.settings,
-        backend: this.name,
-        socketPath,
-        logLevel: options.logLevel,
-      },
-    });
+    const settings = this.options.cpuOnly ? { ...model.settings, gpu: "cpu" as const, gpuLayers: 0 } : model.settings;
+    return startModelRunner(model, this.name, { kind: "node-llama-cpp" }, settings, options);
   }
 }

@@ -1,12 +1,9 @@
-import { randomBytes } from "node:crypto";
-import path from "node:path";
-import { fileURLToPath } from "node:url";
 import type { Backend, RunnerHandle, StartOptions } from "../backend.js";
 import type { ModelDescriptor } from "../../inventory/types.js";
-import { RunnerProcess } from "../../runners/supervisor.js";
+import { startModelRunner } from "../../runners/supervisor.js";
+import { isGguf } from "../llama-cpp/backend.js";
 import type { LlamaServerBinary } from "./binary.js";
 
-const RUNNER_ENTRY = fileURLToPath(new URL("../../runners/runner-main.js", import.meta.url));
 export const LLAMA_SERVER_BACKEND = "llama-server";
 
 /**
@@ -23,25 +20,11 @@ export class LlamaServerBackend implements Backend {
   }
 
   canServe(model: ModelDescriptor): boolean {
-    return (model.format === "gguf" || model.path.toLowerCase().endsWith(".gguf")) && model.type !== "embedding";
+    return isGguf(model) && model.type !== "embedding";
   }
 
   start(model: ModelDescriptor, options: StartOptions): Promise<RunnerHandle> {
-    const socketPath = path.join(options.socketDir, `r-${randomBytes(4).toString("hex")}.sock`);
-    return RunnerProcess.start({
-      ...options,
-      entry: RUNNER_ENTRY,
-      init: {
-        type: "init",
-        engine: { kind: "llama-server", binary: this.binary.path, version: this.binary.version, gpuOffload: this.binary.devices.length > 0 },
-        modelId: model.id,
-        modelPath: model.path,
-        modelType: model.type,
-        settings: model.settings,
-        backend: this.name,
-        socketPath,
-        logLevel: options.logLevel,
-      },
-    });
+    const engine = { kind: "llama-server" as const, binary: this.binary.path, version: this.binary.version, gpuOffload: this.binary.devices.length > 0 };
+    return startModelRunner(model, this.name, engine, model.settings, options);
   }
 }
