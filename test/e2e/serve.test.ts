@@ -7,20 +7,12 @@ import path from "node:path";
 import { after, test } from "node:test";
 import OpenAI from "openai";
 import { PROJECT_ROOT } from "../helpers/models.js";
+import { alive } from "../helpers/processes.js";
 import { getJson, waitFor } from "../helpers/server.js";
 
 const CLI = path.join(PROJECT_ROOT, "dist", "src", "cli", "main.js");
 const cleanups: Array<() => void> = [];
 after(() => cleanups.forEach((c) => c()));
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 async function serve(): Promise<{ child: ChildProcess; url: string; stateDir: string; exit: Promise<number | null> }> {
   const stateDir = mkdtempSync(path.join(os.tmpdir(), "lmx-e2e-"));

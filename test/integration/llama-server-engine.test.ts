@@ -4,7 +4,6 @@
  * which engine serves: same answers, same error codes, same crash handling.
  */
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -14,6 +13,7 @@ import { describeLlamaServer } from "../../src/engines/llama-server/binary.js";
 import { writeNanWeightsCopy } from "../../src/gguf/fixtures.js";
 import { NO_LLAMA_SERVER, testLlamaServerBinary } from "../helpers/llama-server.js";
 import { testModel, type TestModel } from "../helpers/models.js";
+import { alive, childrenOf } from "../helpers/processes.js";
 import { getJson, startTestServer, waitFor, type TestServer } from "../helpers/server.js";
 
 const binary = testLlamaServerBinary();
@@ -22,23 +22,6 @@ const json = { "content-type": "application/json" };
 
 interface Loaded {
   data: Array<{ id: string; pid: number; backend: string; contextSize: number; stats: { decodeCalls: number; generatedTokens: number; rssBytes: number } | null }>;
-}
-
-function childrenOf(pid: number): number[] {
-  try {
-    return execFileSync("pgrep", ["-P", String(pid)], { encoding: "utf8" }).split("\n").filter(Boolean).map(Number);
-  } catch {
-    return []; // pgrep exits 1 when there are none
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 describe("llama-server engine", { skip }, () => {
