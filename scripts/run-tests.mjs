@@ -2,9 +2,9 @@
 // Runs every compiled test file (dist/test/**/*.test.js) with Node's test runner, one file at a time:
 // integration tests start real runner processes and a 2-core machine must not run two suites' models at once.
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync } from "node:fs";
-import os from "node:os";
 import path from "node:path";
 import { spawnSync } from "node:child_process";
+import { pathToFileURL } from "node:url";
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..");
 const shared = path.resolve(root, "..", "shared", "models");
@@ -13,16 +13,20 @@ if (process.env.CI && !existsSync(path.join(shared, "stories260K.gguf"))) {
   process.exit(1);
 }
 const filter = process.argv.slice(2);
-if (filter.length === 0 || filter.some((word) => "llama-server".includes(word) || word.includes("llama-server"))) ensureLlamaServer();
+if (filter.length === 0 || filter.some((word) => "llama-server".includes(word) || word.includes("llama-server"))) await ensureLlamaServer();
 
 /**
  * The llama-server engine's tests need a llama-server built from the llama.cpp source bundled in node-llama-cpp.
  * It is built once per machine into the user cache (outside the repository; ~10 min on 2 cores) and rebuilt when
  * node-llama-cpp brings another llama.cpp. LMX_TEST_LLAMA_SERVER names a binary instead.
  */
-function ensureLlamaServer() {
+async function ensureLlamaServer() {
   if (process.env.LMX_TEST_LLAMA_SERVER) return;
-  const cacheDir = path.join(process.env.XDG_CACHE_HOME || path.join(os.homedir(), ".cache"), "opta-lmx", "llama-server");
+  const binaryModule = path.join(root, "dist", "src", "engines", "llama-server", "binary.js");
+  if (!existsSync(binaryModule)) return; // not built: "no test files found" below says so
+  // the same folder the tests' helper looks in (test/helpers/llama-server.ts)
+  const { userCacheLlamaServerDir } = await import(pathToFileURL(binaryModule).href);
+  const cacheDir = userCacheLlamaServerDir();
   const binary = path.join(cacheDir, "bin", "llama-server");
   const bundle = path.join(root, "node_modules", "node-llama-cpp", "llama", "gitRelease.bundle");
   const heads = spawnSync("git", ["bundle", "list-heads", bundle], { encoding: "utf8" });
