@@ -19,6 +19,8 @@ export PATH=$R/bin:/usr/local/cuda/bin:$PATH
 export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
+# shellcheck source=scripts/gpu/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 case "${1:-}" in
   setup)
@@ -43,30 +45,10 @@ case "${1:-}" in
     tail -n 5 $LSB.log
     ;;
   bench)
-    rm -rf $R/nlc/dist && cp -r dist $R/nlc/dist
-    cd $R/nlc
-    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee $OUT/gpu.txt
-    mkdir -p /root/models /root/lmxstate
-    [ -f /root/models/rand-1b-f16.gguf ] || node -e '
-      import("./dist/src/gguf/llama-model.js").then(async (m) => {
-        const r = await m.writeLlamaModel("/root/models/rand-1b-f16.gguf", { shape: m.LLAMA_SHAPES["1b"], weightType: "f16", seed: 1, name: "rand-1b" });
-        console.log("model", r);
-      });'
-    cat > /root/lmx.yaml <<YAML
-port: 18181
-gpu: cuda
-state_dir: /root/lmxstate
-demo_model: false
-log_level: warn
-loader_timeout_sec: 600
-discovery: {hf_cache: false, lmstudio: false, ollama: false}
-backends: {llama_server: $LSB/bin/llama-server}
-memory: {max_percent: 95}
-max_concurrent_requests: 64
-models:
-  - {id: rand-1b, path: /root/models/rand-1b-f16.gguf, parallel: 32, context_size: 1024, threads: 4, batch_size: 2048, gpu_layers: max}
-auto_load: [rand-1b]
-YAML
+    stage_dist
+    record_gpu
+    make_model
+    write_lmx_config "backends: {llama_server: $LSB/bin/llama-server}"
     node dist/src/cli/main.js engines --config /root/lmx.yaml | tee $OUT/engines.txt
     node dist/src/cli/main.js serve --config /root/lmx.yaml > /root/lmx.log 2>&1 &
     $LSB/bin/llama-server -m /root/models/rand-1b-f16.gguf -ngl all -np 32 -c 32768 -b 2048 -ub 2048 -t 4 --port 18182 --no-webui > /root/peer.log 2>&1 &
