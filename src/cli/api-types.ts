@@ -106,7 +106,7 @@ export interface ServerStatus {
   version?: string;
   uptime_sec?: number;
   ready?: boolean;
-  queue?: { running: number; waiting: number; perModel?: Record<string, { running: number; waiting: number }> };
+  queue?: { running: number; waiting: number; per_model?: Record<string, { running: number; waiting: number }> };
   memory?: {
     total_bytes: number;
     available_bytes: number;

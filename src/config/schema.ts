@@ -129,6 +129,11 @@ export const configSchema = z.strictObject({
   keep_alive: keepAliveSchema.default("never"),
   /** Loaded models at most; loading one more evicts the least recently used idle model. */
   max_loaded_models: positiveInt.nullable().default(null),
+  /**
+   * Runner processes starting at once, across models. Loads are disk- and CPU-bound, and a runner that has not
+   * estimated its memory yet holds only what its file proves: a burst of loads must not start a crowd of them.
+   */
+  max_concurrent_loads: positiveInt.default(2),
   memory: z
     .strictObject({
       /** Share of total RAM that loaded models may use, estimates of loads in progress included. */

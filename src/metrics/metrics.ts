@@ -11,7 +11,7 @@ import type { DownloadManager } from "../inventory/downloads/download-manager.js
 import type { RunnerStats } from "../runners/protocol.js";
 import type { AdmissionQueue } from "../scheduler/admission.js";
 import type { MemoryBudget } from "../scheduler/memory-budget.js";
-import type { ModelLoadEvent, ModelUnloadEvent } from "../scheduler/model-manager.js";
+import type { ModelLoadEvent, ModelUnloadEvent } from "../scheduler/scheduler.js";
 import { RequestRecorder } from "./request.js";
 
 /** The part of the ModelManager metrics use. */
@@ -24,7 +24,7 @@ export interface MetricsModelSource {
 
 /** What the scrape-time metrics are read from; narrow so tests can pass stand-ins. */
 export interface MetricsSources {
-  /** A ModelManager. */
+  /** The Scheduler. */
   models: MetricsModelSource;
   admission: Pick<AdmissionQueue, "snapshot">;
   memory: Pick<MemoryBudget, "snapshot">;
@@ -168,7 +168,7 @@ export class LmxMetrics {
       return g;
     };
     const queue = (field: "running" | "waiting") => (g: Gauge<"model">) => {
-      const perModel = sources.admission.snapshot().perModel;
+      const perModel = sources.admission.snapshot().per_model;
       // loaded models report 0 rather than no series, so graphs and alerts see an idle queue as idle
       for (const view of sources.models.loaded()) g.set({ model: view.id }, 0);
       for (const [model, counts] of Object.entries(perModel)) g.set({ model }, counts[field]);

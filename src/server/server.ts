@@ -15,9 +15,9 @@ import { findLlamaServer } from "../engines/llama-server/binary.js";
 import { Inventory, unservableReason } from "../inventory/inventory.js";
 import { DownloadManager } from "../inventory/downloads/download-manager.js";
 import { defaultHfCacheDir } from "../inventory/sources/hf-cache.js";
-import { AdmissionQueue } from "../scheduler/admission.js";
 import { MemoryBudget } from "../scheduler/memory-budget.js";
-import { ModelManager } from "../scheduler/model-manager.js";
+import { Scheduler } from "../scheduler/scheduler.js";
+import { EventHub } from "../events/hub.js";
 import { LmxMetrics } from "../metrics/metrics.js";
 import { openStateDatabase } from "../state/database.js";
 import { CompatibilityRegistry } from "../state/compatibility-registry.js";
@@ -58,11 +58,6 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   const inventory = new Inventory(config);
   await inventory.init();
   const runnerLog = log.child({ component: "runner" });
-  const admission = new AdmissionQueue({
-    maxConcurrent: config.max_concurrent_requests,
-    queueSize: config.queue_size,
-    queueTimeoutMs: config.queue_timeout_sec * 1000,
-  });
   const memory = new MemoryBudget({
     maxPercent: config.memory.max_percent,
     budgetBytes: config.memory.budget_bytes,
@@ -70,7 +65,8 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   });
   const state = openStateDatabase(config.state_dir, (message, fields) => log.warn(fields, message));
   const registry = new CompatibilityRegistry(state, config.quarantine_after);
-  const models = new ModelManager(await backendsFor(config, (message) => log.warn(message)), {
+  const { backends, gpuPresent } = await backendsFor(config, (message) => log.warn(message));
+  const scheduler = new Scheduler(backends, {
     registry,
     quarantineAfter: config.quarantine_after,
     backendOrder: config.backends.order,
@@ -78,12 +74,15 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     memory,
     eviction: config.memory.eviction,
     maxLoadedModels: config.max_loaded_models,
-    activity: (id) => {
-      const entry = admission.snapshot().perModel[id];
-      return entry ? entry.running + entry.waiting : 0;
-    },
+    maxConcurrentLoads: config.max_concurrent_loads,
+    gpuPresent,
     unloadGraceMs: config.shutdown_timeout_sec * 1000,
     jitLoad: config.jit_load,
+    queue: {
+      maxConcurrent: config.max_concurrent_requests,
+      queueSize: config.queue_size,
+      queueTimeoutMs: config.queue_timeout_sec * 1000,
+    },
     start: {
       loaderTimeoutMs: config.loader_timeout_sec * 1000,
       healthIntervalMs: config.health_interval_sec * 1000,
@@ -98,19 +97,22 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     token: config.downloads.token,
     minFreeBytes: config.downloads.min_free_bytes,
   });
+  const events = new EventHub(downloads);
+  scheduler.on("transition", (transition) => events.modelMoved(transition));
+  scheduler.admission.on("depth", (depth) => events.queueChanged(depth));
   const ctx: GatewayContext = {
     storage: state,
+    events,
     registry,
     memory,
     downloads,
     config,
     inventory,
-    models,
-    admission,
+    scheduler,
     // listens to model load/unload events from here on: built before auto_load starts
     metrics: new LmxMetrics({
-      models,
-      admission,
+      models: scheduler,
+      admission: scheduler.admission,
       memory,
       downloads,
       diskPaths: [config.state_dir, ...config.model_dirs, downloads.cacheDir],
@@ -140,11 +142,12 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     closing ??= (async () => {
       ctx.state.shuttingDown = true;
       const graceMs = config.shutdown_timeout_sec * 1000;
-      admission.rejectAll(new LmxError("server_shutting_down", "the server is shutting down", { retryAfterSec: 5 }));
+      scheduler.admission.rejectAll(new LmxError("server_shutting_down", "the server is shutting down", { retryAfterSec: 5 }));
+      events.close();
       // stop accepting and let in-flight HTTP requests finish (bounded by the grace period), then stop runners
       const drained = app.close();
       await Promise.race([drained, new Promise((r) => setTimeout(r, graceMs).unref())]);
-      await models.stopAll(1_000);
+      await scheduler.stopAll(1_000);
       await downloads.close();
       app.server.closeAllConnections();
       rmSync(socketDir, { recursive: true, force: true });
@@ -165,17 +168,18 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
  * llama-server where a built binary exists, llama.cpp through node-llama-cpp (works everywhere from prebuilt
  * binaries), and a CPU-only llama.cpp after it where a GPU backend exists (or when configured).
  */
-async function backendsFor(config: ServerConfig, warn: (message: string) => void): Promise<Backend[]> {
+async function backendsFor(config: ServerConfig, warn: (message: string) => void): Promise<{ backends: Backend[]; gpuPresent: boolean }> {
   const backends: Backend[] = [new LlamaCppBackend()];
   const llamaServer = findLlamaServer(config.backends.llama_server, config.state_dir, warn);
   if (llamaServer) backends.unshift(new LlamaServerBackend(llamaServer));
-  let cpuFallback = config.backends.cpu_fallback === true;
-  if (config.backends.cpu_fallback === "auto" && config.gpu !== "cpu") {
+  let gpuPresent = (llamaServer?.devices.length ?? 0) > 0;
+  if (config.gpu !== "cpu") {
     const { getLlamaGpuTypes } = await import("node-llama-cpp");
-    cpuFallback = (await getLlamaGpuTypes("supported")).some((type) => type !== false);
+    gpuPresent ||= (await getLlamaGpuTypes("supported")).some((type) => type !== false);
   }
+  const cpuFallback = config.backends.cpu_fallback === true || (config.backends.cpu_fallback === "auto" && config.gpu !== "cpu" && gpuPresent);
   if (cpuFallback) backends.push(new LlamaCppBackend({ cpuOnly: true }));
-  return backends;
+  return { backends, gpuPresent };
 }
 
 async function autoLoad(ctx: GatewayContext): Promise<void> {
@@ -184,7 +188,7 @@ async function autoLoad(ctx: GatewayContext): Promise<void> {
       const model = await ctx.inventory.resolve(id);
       const unservable = unservableReason(model);
       if (unservable) throw unservable;
-      await ctx.models.ensureLoaded(model, true);
+      await ctx.scheduler.ensureLoaded(model);
     } catch (error) {
       // one model that fails to load must not keep the server from serving the others
       ctx.log.error({ model: id, code: (error as LmxError).code, err: (error as Error).message }, "auto_load failed");

@@ -12,6 +12,7 @@ import { runnerSettingsSchema, type RunnerSettingsInput } from "../../config/sch
 import type { ResolvedRunnerSettings } from "../../runners/protocol.js";
 import { registerReliabilityRoutes } from "./reliability.js";
 import { registerBenchmarkRoutes } from "./benchmark.js";
+import { registerEventRoutes } from "./events.js";
 import { asLmxError as asDownloadLmxError, downloadRequestFor, registerDownloadRoutes, startDownload } from "./downloads.js";
 import type { GatewayContext } from "../context.js";
 import { requireAdminKey } from "../auth.js";
@@ -56,9 +57,9 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: GatewayContext): 
     admin.addHook("onRequest", async (request) => requireAdminKey(ctx.config.admin_key, request));
 
     admin.get("/admin/models/loaded", async () => {
-      const loaded = ctx.models.loaded();
+      const loaded = ctx.scheduler.loaded();
       const withStats = await Promise.all(
-        loaded.map(async (m) => ({ ...m, stats: (await ctx.models.runnerFor(m.id)?.stats()) ?? null })),
+        loaded.map(async (m) => ({ ...m, stats: (await ctx.scheduler.runnerFor(m.id)?.stats()) ?? null })),
       );
       return { object: "list", data: withStats };
     });
@@ -85,8 +86,8 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: GatewayContext): 
           missing: m.missing,
           problem: m.problem,
           servable: unservableReason(m) === null,
-          quarantined: unservableReason(m) === null ? ctx.models.quarantineOf(m).quarantined : false,
-          status: unservableReason(m) ? "unavailable" : ctx.models.status(m.id),
+          quarantined: unservableReason(m) === null ? ctx.scheduler.quarantineOf(m).quarantined : false,
+          status: unservableReason(m) ? "unavailable" : ctx.scheduler.status(m.id),
         })),
       };
     });
@@ -119,31 +120,32 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: GatewayContext): 
         });
       }
       if (unservable) throw unservable;
-      const { runner, reloaded } = await ctx.models.loadWithSettings(model, explicitSettings(settings ?? {}, model.sizeBytes));
+      const { runner, reloaded } = await ctx.scheduler.load(model, explicitSettings(settings ?? {}, model.sizeBytes));
       return { status: "loaded", model_id: model.id, reloaded, pid: runner.pid, info: runner.info };
     });
 
     admin.post("/admin/models/unload", async (request) => {
       const { model_id } = parseRequest(modelIdBody, request.body);
       const model = await ctx.inventory.resolve(model_id);
-      const unloaded = await ctx.models.unload(model.id, ctx.config.shutdown_timeout_sec * 1000);
+      const unloaded = await ctx.scheduler.unload(model.id, ctx.config.shutdown_timeout_sec * 1000);
       return { status: unloaded ? "unloaded" : "not_loaded", model_id: model.id };
     });
 
     registerDownloadRoutes(admin, ctx, ctx.downloads);
     registerReliabilityRoutes(admin, ctx);
     registerBenchmarkRoutes(admin, ctx);
+    registerEventRoutes(admin, ctx);
 
     admin.get("/admin/status", async () => ({
       version: ctx.version,
       uptime_sec: Math.round((Date.now() - ctx.startedAt) / 1000),
       ready: ctx.state.ready,
-      queue: ctx.admission.snapshot(),
+      queue: ctx.scheduler.queueSnapshot(),
       memory: ctx.memory.snapshot(),
       disk: await diskReport([ctx.config.state_dir, ...ctx.config.model_dirs, ...ctx.inventory.locations().filter((l) => l.exists).map((l) => l.path)]),
       downloads: ctx.downloads.list().map((j) => j.snapshot()).filter((s) => s.status === "queued" || s.status === "running"),
       models_available: (await ctx.inventory.list()).length,
-      models_loaded: ctx.models.loaded(),
+      models_loaded: ctx.scheduler.loaded(),
       quarantined: ctx.registry.quarantined(),
       // state writes that failed (full or read-only volume, corrupt file): the server keeps serving without them
       storage: { file: ctx.storage.file, degraded: ctx.storage.problems.length > 0, problems: ctx.storage.problems },

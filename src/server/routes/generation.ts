@@ -16,6 +16,7 @@ import { traceContextFor, type TraceContext } from "../../metrics/trace.js";
 import type { GatewayContext } from "../context.js";
 import { asLmxError } from "../errors.js";
 import { forwardToRunner, type ForwardOutcome } from "../proxy.js";
+import type { ModelLease } from "../../scheduler/scheduler.js";
 
 type Endpoint = {
   path: "/v1/chat/completions" | "/v1/completions" | "/v1/embeddings";
@@ -128,18 +129,17 @@ async function serve(ctx: GatewayContext, endpoint: Endpoint, request: FastifyRe
   };
 
   const waitStart = performance.now();
-  let lease;
+  let lease: ModelLease;
   try {
-    lease = await ctx.admission.acquire(model.id, model.settings.parallel, abort.signal);
+    lease = await ctx.scheduler.acquire(model, abort.signal);
   } catch (error) {
     if (abort.signal.aborted) clientLeft();
     throw error;
   }
   recorder.queued(performance.now() - waitStart);
   try {
-    const runner = await ctx.models.ensureLoaded(model);
     if (abort.signal.aborted) return clientLeft();
-    ctx.models.touch(model.id);
+    const runner = lease.runner;
     const requestId = endpoint.idPrefix + randomBytes(12).toString("hex");
     state.countedByHandler = true;
     let outcome: ForwardOutcome;
@@ -181,7 +181,6 @@ async function serve(ctx: GatewayContext, endpoint: Endpoint, request: FastifyRe
     recorder.finish(200, "", performance.now());
     logFinished(request, state, 200, requestId);
   } finally {
-    ctx.models.touch(model.id, true);
     lease.release();
   }
 }

@@ -9,8 +9,8 @@ export function registerHealthRoutes(app: FastifyInstance, ctx: GatewayContext):
     const ready = ctx.state.ready && !ctx.state.shuttingDown;
     return reply.code(ready ? 200 : 503).send({
       status: ready ? "ready" : ctx.state.shuttingDown ? "shutting_down" : "starting",
-      models_loaded: ctx.models.loaded().length,
-      models_loading: ctx.models.loadingCount,
+      models_loaded: ctx.scheduler.loaded().length,
+      models_loading: ctx.scheduler.loadingCount,
     });
   });
 }

@@ -5,19 +5,19 @@ import type { ModelDescriptor } from "../../inventory/types.js";
 import type { GatewayContext } from "../context.js";
 
 export function view(ctx: GatewayContext, model: ModelDescriptor) {
-  const runner = ctx.models.runnerFor(model.id);
+  const runner = ctx.scheduler.runnerFor(model.id);
   return {
     id: model.id,
     object: "model" as const,
     created: Math.floor(ctx.startedAt / 1000),
     owned_by: "opta-lmx",
-    status: unservableReason(model) ? ("unavailable" as const) : ctx.models.status(model.id),
+    status: unservableReason(model) ? ("unavailable" as const) : ctx.scheduler.status(model.id),
     type: model.type,
     aliases: model.aliases,
     source: model.source,
     size_bytes: model.sizeBytes,
     context_size: runner?.info.contextSize ?? model.settings.contextSize,
-    last_error: ctx.models.lastError(model.id),
+    last_error: ctx.scheduler.lastError(model.id),
   };
 }
 

@@ -45,13 +45,14 @@ export function registerReliabilityRoutes(admin: FastifyInstance, ctx: GatewayCo
     const { model_id, backend } = parseRequest(unquarantineBody, request.body);
     const model = await ctx.inventory.resolve(model_id);
     const released = ctx.registry.unquarantine(model.id, backend);
-    return { status: "ok", model_id: model.id, keys_released: released, quarantined: ctx.models.quarantineOf(model).quarantined };
+    ctx.scheduler.unquarantined(model.id);
+    return { status: "ok", model_id: model.id, keys_released: released, quarantined: ctx.scheduler.quarantineOf(model).quarantined };
   });
 
   admin.post("/admin/models/probe", async (request) => {
     const body = parseRequest(probeBody, request.body);
     const model = await ctx.inventory.resolve(body.model_id);
-    const results = await ctx.models.probe(model, {
+    const results = await ctx.scheduler.probe(model, {
       timeoutMs: (body.timeout_sec ?? ctx.config.loader_timeout_sec) * 1000,
       allowUnsupported: body.allow_unsupported_runtime ?? false,
     });
