@@ -71,9 +71,14 @@ export class Inventory {
     return this.servable();
   }
 
-  /** A model by id or alias, ready to load; a clear error when it cannot be served as it is. */
+  /**
+   * A model by id or alias, ready to load; a clear error when it cannot be served as it is. Answers from the
+   * last scan: generation requests never wait for a walk of every model store (a stale scan is refreshed in
+   * the background), except when the id is unknown, which is worth one fresh look.
+   */
   async resolve(id: string): Promise<ModelDescriptor> {
-    await this.fresh();
+    if (this.scannedAt === 0) await this.refresh();
+    else if (Date.now() - this.scannedAt > RESCAN_AFTER_MS) void this.refresh().catch(() => {});
     let model = this.byId.get(id);
     if (!model) {
       await this.refresh();

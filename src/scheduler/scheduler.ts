@@ -355,17 +355,21 @@ export class Scheduler extends EventEmitter {
     slot.wanted = true;
     const load = this.serialized(slot, () => this.loadNow(slot, "requested by a request"));
     slot.pendingLoad = load;
-    load.then(
-      () => (slot.pendingLoad = null),
-      () => (slot.pendingLoad = null),
-    );
+    // the outcome reaches waiters through the queue; a load nobody awaits must not be an unhandled rejection
+    load.catch(() => {});
   }
 
   /** Runs inside the model's command queue: loads unless a runner already serves, and tells waiters. */
   private async loadNow(slot: ModelSlot, reason: string): Promise<RunnerHandle> {
     const id = slot.descriptor.id;
-    if (this.isReady(slot) && slot.runner) return slot.runner;
-    this.refuseIfClosed();
+    if (this.isReady(slot) && slot.runner) {
+      slot.pendingLoad = null;
+      return slot.runner;
+    }
+    if (this.closed) {
+      slot.pendingLoad = null;
+      throw shuttingDown();
+    }
     this.lifecycle.move(id, "loading", reason);
     try {
       const { runner, backend, key, token } = await this.startRunner(slot);
@@ -376,12 +380,15 @@ export class Scheduler extends EventEmitter {
       slot.lastUsed = Date.now();
       slot.lastError = null;
       void runner.exited.then((exit) => this.onRunnerExit(slot, runner, token, exit));
+      // cleared before waiters hear of the outcome, so a request that follows at once starts its own load
+      slot.pendingLoad = null;
       this.lifecycle.move(id, "ready", reason, { backend: backend.name });
       this.admission.dispatch();
       return runner;
     } catch (error) {
       const lmx = asLmx(error);
       const to: ModelPhase = lmx.code === "model_quarantined" ? "quarantined" : attemptOutcome(lmx) === "refused" ? "unloaded" : "failed";
+      slot.pendingLoad = null;
       this.lifecycle.move(id, to, lmx.message, { code: lmx.code });
       this.admission.rejectModel(id, lmx);
       throw lmx;
