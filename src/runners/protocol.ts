@@ -5,6 +5,7 @@
  */
 import type { ErrorCode } from "../errors/codes.js";
 import type { ModelType } from "../config/schema.js";
+import type { ChildServerSpec } from "../engines/child-server/recipe.js";
 
 export type GpuChoice = "auto" | "cuda" | "metal" | "vulkan" | "cpu";
 
@@ -24,18 +25,10 @@ export interface ResolvedRunnerSettings {
 
 /**
  * What a runner process drives: llama.cpp inside it through node-llama-cpp (prebuilt binaries, works everywhere),
- * or llama.cpp's own llama-server as its child (built from source where a compiler exists; faster under load).
+ * or a supervised child server by recipe (llama.cpp's own llama-server today: built from source where a
+ * compiler exists; faster under load).
  */
-export type RunnerEngine =
-  | { kind: "node-llama-cpp" }
-  | {
-      kind: "llama-server";
-      binary: string;
-      /** As the binary reports it (`--version`): part of the compatibility key. */
-      version: string;
-      /** Whether the binary was built with a GPU backend: decides the memory estimate's layer placement. */
-      gpuOffload: boolean;
-    };
+export type RunnerEngine = { kind: "node-llama-cpp" } | ChildServerSpec;
 
 export interface RunnerInitMessage {
   type: "init";
@@ -97,6 +90,8 @@ export interface RunnerInfo {
   memory: { modelRam: number; modelVram: number; contextRam: number; contextVram: number };
   estimate: MemoryEstimate;
   loadMs: number;
+  /** Engine-specific facts (a child server's recipe and pid...), shown in admin views as they are. */
+  details?: Record<string, unknown>;
 }
 
 export interface RunnerReadyMessage {

@@ -7,7 +7,7 @@ import { rmSync } from "node:fs";
 import { LmxError } from "../errors/codes.js";
 import type { GatewayToRunner, MemoryEstimate, RunnerToGateway } from "./protocol.js";
 import type { RunnerHttpServer } from "./internal-http.js";
-import { startRunnerHttp } from "./runner-http.js";
+import { startEngine, type LoadedEngine } from "./engines.js";
 import { faultPlan, faultTarget, injectLoadFault } from "./fault-injection.js";
 
 function send(message: RunnerToGateway): void {
@@ -16,12 +16,6 @@ function send(message: RunnerToGateway): void {
 
 function log(line: string): void {
   process.stderr.write(line.endsWith("\n") ? line : `${line}\n`);
-}
-
-/** What both engines offer this process: the model is loaded; end it cleanly, or at once when the gateway is gone. */
-interface LoadedEngine {
-  dispose(): Promise<void>;
-  killNow?(): void;
 }
 
 let engine: LoadedEngine | null = null;
@@ -44,24 +38,10 @@ async function init(message: Extract<GatewayToRunner, { type: "init" }>): Promis
     await injectLoadFault(faultTarget(message), faults);
     // imported here, not at the top, so a runner that fails before loading costs a Node start, not an engine's
     socketPath = message.socketPath;
-    let info;
-    if (message.engine.kind === "llama-server") {
-      const { LlamaServerEngine } = await import("../engines/llama-server/engine.js");
-      const { startLlamaServerProxy } = await import("../engines/llama-server/proxy.js");
-      const loaded = await LlamaServerEngine.start(message, log, askAdmission, faults.tokenDelayMs);
-      engine = loaded;
-      rmSync(socketPath, { force: true });
-      http = await startLlamaServerProxy(loaded, socketPath);
-      info = loaded.info;
-    } else {
-      const { LlamaCppEngine } = await import("../engines/llama-cpp/engine.js");
-      const loaded = await LlamaCppEngine.load(message, log, askAdmission, faults.tokenDelayMs);
-      engine = loaded;
-      rmSync(socketPath, { force: true });
-      http = await startRunnerHttp(loaded, socketPath);
-      info = loaded.info;
-    }
-    send({ type: "ready", info });
+    engine = await startEngine({ init: message, log, admit: askAdmission, testTokenDelayMs: faults.tokenDelayMs });
+    rmSync(socketPath, { force: true });
+    http = await engine.listen(socketPath);
+    send({ type: "ready", info: engine.info });
     if (faults.load[faultTarget(message)] === "crash_after_ready") setTimeout(() => process.kill(process.pid, "SIGKILL"), 200);
   } catch (error) {
     const lmx = error instanceof LmxError ? error : new LmxError("model_loader_crashed", (error as Error)?.message ?? String(error));

@@ -1,6 +1,7 @@
 /**
- * The runner's HTTP client to its llama-server child, over the child's Unix socket: node:http (no extra
- * dependency in the runner), streamed answers piped chunk by chunk. One connection per request, no keep-alive:
+ * The runner's HTTP client to its child server, over the child's Unix socket (llama-server) or a loopback port
+ * (servers that cannot listen on a socket): node:http (no extra dependency in the runner), streamed answers
+ * piped chunk by chunk. One connection per request, no keep-alive:
  * llama-server closes kept-alive connections idle for 5 s (`Keep-Alive: timeout=5`), and a pooled socket reused
  * as the server closes it fails the request ("socket hang up": 4 of 48 requests at concurrency 8 in a benchmark
  * whose rounds left the pool idle for seconds; none in any run since this change). A Unix-socket connect costs
@@ -8,11 +9,22 @@
  */
 import http from "node:http";
 
+/** Where a child server listens. */
+export type ChildAddress = { socketPath: string } | { host: string; port: number };
+
 export class Upstream {
   readonly agent: http.Agent;
 
-  constructor(readonly socketPath: string, maxSockets: number) {
+  constructor(
+    readonly address: ChildAddress,
+    maxSockets: number,
+  ) {
     this.agent = new http.Agent({ keepAlive: false, maxSockets });
+  }
+
+  /** The socket file, for removal when the child is gone; null for a port. */
+  get socketPath(): string | null {
+    return "socketPath" in this.address ? this.address.socketPath : null;
   }
 
   /** Starts a request; the caller reads (or pipes) the response. */
@@ -20,7 +32,7 @@ export class Upstream {
     return new Promise((resolve, reject) => {
       const req = http.request(
         {
-          socketPath: this.socketPath,
+          ...this.address,
           agent: this.agent,
           method,
           path,
