@@ -4,7 +4,7 @@
  */
 import type { Backend, StartOptions } from "../engines/backend.js";
 import { LmxError } from "../errors/codes.js";
-import { unservableReason } from "../inventory/inventory.js";
+import { fileProblem } from "../inventory/inventory.js";
 import type { ModelDescriptor } from "../inventory/types.js";
 import type { CompatibilityRegistry } from "../state/compatibility-registry.js";
 import { attemptOutcome, compatibilityKey } from "./backend-policy.js";
@@ -45,10 +45,10 @@ export async function probeBackends(
       results.push({ ...base, outcome: "skipped", reason: "model_quarantined", message: quarantine.lastReasons.join(", ") });
       continue;
     }
-    const fileProblem = unservableReason(descriptor);
-    if (fileProblem) {
-      registry.record(key, "failure", { reason: fileProblem.code, message: fileProblem.message, durationMs: 0 });
-      results.push({ ...base, outcome: "failure", reason: fileProblem.code, message: fileProblem.message });
+    const problem = fileProblem(descriptor);
+    if (problem) {
+      registry.record(key, "failure", { reason: problem.code, message: problem.message, durationMs: 0 });
+      results.push({ ...base, outcome: "failure", reason: problem.code, message: problem.message });
       continue;
     }
     const token = `probe:${descriptor.id}:${backend.name}`;

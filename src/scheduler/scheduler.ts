@@ -13,7 +13,7 @@ import { LmxError } from "../errors/codes.js";
 import type { ModelDescriptor } from "../inventory/types.js";
 import type { ResolvedRunnerSettings } from "../runners/protocol.js";
 import type { CompatibilityKey, CompatibilityRegistry } from "../state/compatibility-registry.js";
-import { unservableReason } from "../inventory/inventory.js";
+import { fileProblem } from "../inventory/inventory.js";
 import { AdmissionQueue, type AdmissionSnapshot } from "./admission.js";
 import { attemptOutcome, compatibilityKey, fallsThrough, orderCandidates } from "./backend-policy.js";
 import { ModelLifecycle, type ModelPhase, type ModelTransition } from "./lifecycle.js";
@@ -295,6 +295,26 @@ export class Scheduler extends EventEmitter {
     return views;
   }
 
+  /** Whether some backend here opens this model's format and type. */
+  opens(descriptor: ModelDescriptor): boolean {
+    return this.backends.some((b) => b.canServe(descriptor));
+  }
+
+  /**
+   * Why a model cannot be served as it is: its files (incomplete, invalid) or no backend here opening it.
+   * Null when it can be tried.
+   */
+  unservableReason(descriptor: ModelDescriptor): LmxError | null {
+    const problem = fileProblem(descriptor);
+    if (problem) return problem;
+    if (!this.opens(descriptor)) {
+      return new LmxError("backend_unavailable", `model '${descriptor.id}' is ${descriptor.format}; no backend on this machine opens it (the llama.cpp engines need GGUF)`, {
+        param: "model",
+      });
+    }
+    return null;
+  }
+
   /** Backends that can open the model, in policy order. */
   candidates(descriptor: ModelDescriptor, allowUnsupported = this.options.allowUnsupportedRuntime): Backend[] {
     return orderCandidates(this.backends, descriptor, this.options.backendOrder, this.options.registry.latest(descriptor.id), allowUnsupported);
@@ -414,15 +434,15 @@ export class Scheduler extends EventEmitter {
       throw new LmxError("backend_unavailable", `no backend on this machine can open '${descriptor.path}' (${descriptor.format})`);
     }
     const registry = this.options.registry;
-    const fileProblem = unservableReason(descriptor);
-    if (fileProblem?.code === "model_file_invalid") {
+    const problem = fileProblem(descriptor);
+    if (problem?.code === "model_file_invalid") {
       // the file itself is bad: no backend will do better, but the attempt is remembered and counts toward quarantine
       const key = this.keyFor(descriptor, candidates[0]!);
       const quarantine = registry.quarantine(key);
       if (quarantine.quarantined && !allowUnsupported) throw this.refuseQuarantined(descriptor, key, quarantine.lastReasons);
-      registry.record(key, "failure", { reason: fileProblem.code, message: fileProblem.message, durationMs: 0 });
-      this.noteFailure(slot, candidates[0]!.name, fileProblem, 0);
-      throw fileProblem;
+      registry.record(key, "failure", { reason: problem.code, message: problem.message, durationMs: 0 });
+      this.noteFailure(slot, candidates[0]!.name, problem, 0);
+      throw problem;
     }
     let lastError: LmxError | null = null;
     let quarantinedReasons: string[] | null = null;

@@ -12,7 +12,7 @@ import { LmxError } from "../errors/codes.js";
 import { LlamaCppBackend } from "../engines/llama-cpp/backend.js";
 import { LlamaServerBackend } from "../engines/llama-server/backend.js";
 import { findLlamaServer } from "../engines/llama-server/binary.js";
-import { Inventory, unservableReason } from "../inventory/inventory.js";
+import { Inventory } from "../inventory/inventory.js";
 import { DownloadManager } from "../inventory/downloads/download-manager.js";
 import { defaultHfCacheDir } from "../inventory/sources/hf-cache.js";
 import { MemoryBudget } from "../scheduler/memory-budget.js";
@@ -55,7 +55,8 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   }
   // Unix socket paths must stay short, so runner sockets live under the system temp folder, private to us.
   const socketDir = mkdtempSync(path.join(os.tmpdir(), "lmx-"));
-  const inventory = new Inventory(config);
+  const { backends, gpuPresent } = await backendsFor(config, (message) => log.warn(message));
+  const inventory = new Inventory(config, (model) => backends.some((b) => b.canServe(model)));
   await inventory.init();
   const runnerLog = log.child({ component: "runner" });
   const memory = new MemoryBudget({
@@ -65,7 +66,6 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   });
   const state = openStateDatabase(config.state_dir, (message, fields) => log.warn(fields, message));
   const registry = new CompatibilityRegistry(state, config.quarantine_after);
-  const { backends, gpuPresent } = await backendsFor(config, (message) => log.warn(message));
   const scheduler = new Scheduler(backends, {
     registry,
     quarantineAfter: config.quarantine_after,
@@ -186,7 +186,7 @@ async function autoLoad(ctx: GatewayContext): Promise<void> {
   for (const id of ctx.config.auto_load) {
     try {
       const model = await ctx.inventory.resolve(id);
-      const unservable = unservableReason(model);
+      const unservable = ctx.scheduler.unservableReason(model);
       if (unservable) throw unservable;
       await ctx.scheduler.ensureLoaded(model);
     } catch (error) {

@@ -6,7 +6,6 @@ import type { FastifyInstance } from "fastify";
 import { z } from "zod";
 import { LmxError } from "../../errors/codes.js";
 import { parseRequest } from "../../openai/schemas.js";
-import { unservableReason } from "../../inventory/inventory.js";
 import { autoThreads } from "../../inventory/settings.js";
 import { runnerSettingsSchema, type RunnerSettingsInput } from "../../config/schema.js";
 import type { ResolvedRunnerSettings } from "../../runners/protocol.js";
@@ -85,9 +84,9 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: GatewayContext): 
           complete: m.missing.length === 0 && m.problem === null,
           missing: m.missing,
           problem: m.problem,
-          servable: unservableReason(m) === null,
-          quarantined: unservableReason(m) === null ? ctx.scheduler.quarantineOf(m).quarantined : false,
-          status: unservableReason(m) ? "unavailable" : ctx.scheduler.status(m.id),
+          servable: ctx.scheduler.unservableReason(m) === null,
+          quarantined: ctx.scheduler.unservableReason(m) === null ? ctx.scheduler.quarantineOf(m).quarantined : false,
+          status: ctx.scheduler.unservableReason(m) ? "unavailable" : ctx.scheduler.status(m.id),
         })),
       };
     });
@@ -108,7 +107,7 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: GatewayContext): 
         model = await ctx.inventory.resolve(model_id);
       }
       if (!model) throw new LmxError("model_not_found", `the model '${model_id}' does not exist`, { param: "model_id" });
-      const unservable = unservableReason(model);
+      const unservable = ctx.scheduler.unservableReason(model);
       if (unservable?.code === "download_required") {
         // not an error: the model exists and can be completed; say what is missing and how
         return reply.code(202).send({

@@ -3,7 +3,6 @@ import { randomBytes } from "node:crypto";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { z } from "zod";
 import { LmxError } from "../../errors/codes.js";
-import { unservableReason } from "../../inventory/inventory.js";
 import type { ModelDescriptor } from "../../inventory/types.js";
 import {
   chatCompletionRequestSchema,
@@ -107,11 +106,11 @@ async function serve(ctx: GatewayContext, endpoint: Endpoint, request: FastifyRe
   const requested = await ctx.inventory.resolve(body.model);
   // an MLX/safetensors repo no backend here opens may be served by a local GGUF of the same model, if allowed
   const equivalent =
-    ctx.config.gguf_fallback_enabled && unservableReason(requested)?.code === "backend_unavailable" ? ctx.inventory.ggufEquivalent(requested) : null;
+    ctx.config.gguf_fallback_enabled && ctx.scheduler.unservableReason(requested)?.code === "backend_unavailable" ? ctx.inventory.ggufEquivalent(requested) : null;
   const model = equivalent ?? requested;
   recorder.model = model.id;
   // a bad file is left to the model manager, which records it and quarantines what keeps failing
-  const unservable = unservableReason(model);
+  const unservable = ctx.scheduler.unservableReason(model);
   const refusal = (unservable?.code === "model_file_invalid" ? null : unservable) ?? endpoint.accepts(model);
   if (refusal) throw refusal;
 

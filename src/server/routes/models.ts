@@ -1,6 +1,5 @@
 /** GET /v1/models and /v1/models/{id}: every model the server can serve, each with its status. */
 import type { FastifyInstance } from "fastify";
-import { unservableReason } from "../../inventory/inventory.js";
 import type { ModelDescriptor } from "../../inventory/types.js";
 import type { GatewayContext } from "../context.js";
 
@@ -11,7 +10,7 @@ export function view(ctx: GatewayContext, model: ModelDescriptor) {
     object: "model" as const,
     created: Math.floor(ctx.startedAt / 1000),
     owned_by: "opta-lmx",
-    status: unservableReason(model) ? ("unavailable" as const) : ctx.scheduler.status(model.id),
+    status: ctx.scheduler.unservableReason(model) ? ("unavailable" as const) : ctx.scheduler.status(model.id),
     type: model.type,
     aliases: model.aliases,
     source: model.source,
