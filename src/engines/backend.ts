@@ -7,6 +7,7 @@
 import type { Dispatcher } from "undici";
 import type { ModelDescriptor } from "../inventory/types.js";
 import type { LmxError } from "../errors/codes.js";
+import type { DirectRoute } from "./child-server/direct.js";
 import type { MemoryEstimate, RunnerInfo, RunnerStats } from "../runners/protocol.js";
 
 export interface RunnerExit {
@@ -22,6 +23,8 @@ export interface RunnerHandle {
   readonly pid: number | null;
   readonly info: RunnerInfo;
   readonly dispatcher: Dispatcher;
+  /** A child server the gateway reaches past the runner process, for generation requests; null otherwise. */
+  readonly direct: DirectRoute | null;
   readonly startedAt: number;
   readonly exit: RunnerExit | null;
   /** Resolves when the process is gone, however it ended. */

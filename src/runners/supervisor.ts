@@ -10,6 +10,7 @@ import { Pool } from "undici";
 import { LmxError } from "../errors/codes.js";
 import type { ModelDescriptor } from "../inventory/types.js";
 import type { RunnerExit, RunnerHandle, StartOptions } from "../engines/backend.js";
+import { openDirectRoute, type DirectRoute } from "../engines/child-server/direct.js";
 import type { ResolvedRunnerSettings, RunnerEngine, RunnerInfo, RunnerInitMessage, RunnerStats, RunnerToGateway } from "./protocol.js";
 
 const RUNNER_ENTRY = fileURLToPath(new URL("./runner-main.js", import.meta.url));
@@ -49,6 +50,7 @@ export class RunnerProcess implements RunnerHandle {
   readonly dispatcher: Pool;
   readonly exited: Promise<RunnerExit>;
   exit: RunnerExit | null = null;
+  direct: DirectRoute | null = null;
   private infoValue: RunnerInfo | null = null;
   private readonly stderrTail: string[] = [];
   private stderrPartial = "";
@@ -119,6 +121,7 @@ export class RunnerProcess implements RunnerHandle {
       child.on("message", (message: RunnerToGateway) => {
         if (message.type === "ready") {
           this.infoValue = message.info;
+          this.direct = openDirectRoute(message.info);
           this.startHealthPings();
           options.log("info", "runner ready", { model: modelId, pid: this.pid, loadMs: message.info.loadMs });
           settle(null);
@@ -148,6 +151,7 @@ export class RunnerProcess implements RunnerHandle {
         const reason = this.classifyExit(code, signal, this.infoValue !== null);
         this.exit = { code, signal, reason, stderrTail: this.stderrTail.slice() };
         void this.dispatcher.destroy().catch(() => {});
+        this.direct?.close();
         if (reason !== "stopped" && this.infoValue !== null) {
           options.log("warn", "runner exited", { model: modelId, pid: this.pid, code, signal, reason: reason.code });
         }
@@ -240,7 +244,10 @@ export class RunnerProcess implements RunnerHandle {
         await res.body.dump();
         return null;
       }
-      return (await res.body.json()) as RunnerStats;
+      const stats = (await res.body.json()) as RunnerStats;
+      // requests that went straight to a child server never passed the runner's counters
+      if (this.direct) return { ...stats, requestsServed: stats.requestsServed + this.direct.served, requestsActive: stats.requestsActive + this.direct.active };
+      return stats;
     } catch {
       return null;
     }

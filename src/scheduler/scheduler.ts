@@ -25,6 +25,7 @@ export { runtimeSignature } from "./backend-policy.js";
 export type { ProbeResult } from "./probe.js";
 
 const KEEP_ALIVE_SWEEP_MS = 250;
+const DRAIN_POLL_MS = 20;
 /** How often a request whose runner died between its grant and its start tries again. */
 const ACQUIRE_ATTEMPTS = 3;
 
@@ -565,9 +566,14 @@ export class Scheduler extends EventEmitter {
   private async unloadNow(slot: ModelSlot, graceMs: number, reason: string): Promise<boolean> {
     const runner = slot.runner;
     if (!runner || !this.isReady(slot)) return false;
-    this.lifecycle.move(slot.descriptor.id, "draining", reason);
+    const id = slot.descriptor.id;
+    this.lifecycle.move(id, "draining", reason);
     slot.drainReason = reason;
-    await runner.stop(graceMs);
+    // requests in flight finish first (no new one is granted while draining): the gateway may be talking to a
+    // child server directly, where the runner's own drain cannot see them
+    const deadline = Date.now() + graceMs;
+    while (this.admission.runningFor(id) > 0 && Date.now() < deadline && runner.exit === null) await new Promise((r) => setTimeout(r, DRAIN_POLL_MS));
+    await runner.stop(Math.max(0, deadline - Date.now()));
     this.options.log("info", "model unloaded", { model: slot.descriptor.id, reason });
     return true;
   }

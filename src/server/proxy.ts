@@ -5,6 +5,7 @@
  */
 import type { FastifyReply } from "fastify";
 import type { RunnerHandle } from "../engines/backend.js";
+import type { DirectRoute } from "../engines/child-server/direct.js";
 import { fromOpenAiBody, LmxError, toOpenAiBody } from "../errors/codes.js";
 import type { RequestRecorder } from "../metrics/request.js";
 import { ResponseTail, SseTokenScanner, usageFromTail } from "../metrics/sse.js";
@@ -40,28 +41,48 @@ async function crashError(runner: RunnerHandle, cause: unknown): Promise<LmxErro
 }
 
 export async function forwardToRunner(reply: FastifyReply, options: ForwardOptions): Promise<ForwardOutcome> {
+  const direct = options.runner.direct;
+  if (direct) direct.active++;
+  try {
+    return await forward(reply, options, direct);
+  } finally {
+    if (direct) {
+      direct.active--;
+      direct.served++;
+    }
+  }
+}
+
+async function forward(reply: FastifyReply, options: ForwardOptions, direct: DirectRoute | null): Promise<ForwardOutcome> {
   const { runner, signal, recorder } = options;
+  let path = options.path;
+  let body = options.body as Record<string, unknown>;
+  if (direct) ({ path, body } = await direct.prepare(path, body, signal));
   let upstream;
   try {
-    upstream = await runner.dispatcher.request({
-      path: options.path,
+    upstream = await (direct?.dispatcher ?? runner.dispatcher).request({
+      path,
       method: "POST",
       headers: { ...options.runnerHeaders, "content-type": "application/json", [RUNNER_REQUEST_ID_HEADER]: options.requestId },
-      body: JSON.stringify(options.body),
+      body: JSON.stringify(body),
       signal,
+      // a fresh connection per request to a child server (see DirectRoute)
+      ...(direct ? { reset: true } : {}),
     });
   } catch (error) {
     if (signal.aborted) return { kind: "client_closed" }; // nothing to answer
     throw await crashError(runner, error);
   }
   if (upstream.statusCode !== 200) {
-    let body: unknown = null;
+    const text = await upstream.body.text().catch(() => "");
+    let json: unknown = null;
     try {
-      body = await upstream.body.json();
+      json = JSON.parse(text);
     } catch {
-      // an unparsable error body from a runner is itself the bug to report below
+      // an unparsable error body is itself the problem to report below
     }
-    throw fromOpenAiBody(body, "internal_error", `runner answered HTTP ${upstream.statusCode}`);
+    if (direct) throw direct.mapError(upstream.statusCode, json, text);
+    throw fromOpenAiBody(json, "internal_error", `runner answered HTTP ${upstream.statusCode}`);
   }
   const raw = reply.raw;
   reply.hijack();

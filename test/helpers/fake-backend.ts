@@ -37,6 +37,7 @@ export function fakeModel(id: string, over: Partial<ModelDescriptor> = {}, setti
 export class FakeRunner implements RunnerHandle {
   readonly startedAt = Date.now();
   readonly dispatcher = {} as Dispatcher;
+  readonly direct = null;
   exit: RunnerExit | null = null;
   readonly exited: Promise<RunnerExit>;
   private resolveExit!: (exit: RunnerExit) => void;

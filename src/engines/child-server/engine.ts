@@ -84,7 +84,14 @@ export class ChildServerEngine {
         estimate: used,
         canary,
         loadMs: Math.round(performance.now() - started),
-        details: { engine: "child-server", recipe: recipe.name, childPid: child.pid ?? null },
+        details: {
+          engine: "child-server",
+          recipe: recipe.name,
+          childPid: child.pid ?? null,
+          // the gateway may send requests straight to the child (src/engines/child-server/direct.ts); not while a
+          // test slows tokens down in this relay
+          ...(testTokenDelayMs > 0 ? {} : { direct: { recipe: recipe.name, address } }),
+        },
       };
       log(`${recipe.name} ready: pid ${child.pid}, ${info.parallel} slots × ${facts.contextSize} tokens`);
       const engine = new ChildServerEngine(recipe, child, upstream, info, testTokenDelayMs);
