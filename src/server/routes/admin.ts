@@ -15,6 +15,7 @@ import { registerEventRoutes } from "./events.js";
 import { asLmxError as asDownloadLmxError, downloadRequestFor, registerDownloadRoutes, startDownload } from "./downloads.js";
 import type { GatewayContext } from "../context.js";
 import { requireAdminKey } from "../auth.js";
+import { snakeCaseKeys } from "../../api/admin/casing.js";
 
 const modelIdBody = z.strictObject({ model_id: z.string().min(1).max(512) });
 const loadBody = z.strictObject({
@@ -54,6 +55,8 @@ async function diskReport(paths: string[]) {
 export function registerAdminRoutes(app: FastifyInstance, ctx: GatewayContext): void {
   app.register(async (admin) => {
     admin.addHook("onRequest", async (request) => requireAdminKey(ctx.config.admin_key, request));
+    // every admin answer in one casing (snake_case), whatever the internal types call their fields
+    admin.addHook("preSerialization", async (_request, _reply, payload) => snakeCaseKeys(payload));
 
     admin.get("/admin/models/loaded", async () => {
       const loaded = ctx.scheduler.loaded();
