@@ -308,12 +308,7 @@ export class Scheduler extends EventEmitter {
   unservableReason(descriptor: ModelDescriptor): LmxError | null {
     const problem = fileProblem(descriptor);
     if (problem) return problem;
-    if (!this.opens(descriptor)) {
-      return new LmxError("backend_unavailable", `model '${descriptor.id}' is ${descriptor.format}; no backend on this machine opens it (the llama.cpp engines need GGUF)`, {
-        param: "model",
-      });
-    }
-    return null;
+    return this.opens(descriptor) ? null : noBackendFor(descriptor);
   }
 
   /** Backends that can open the model, in policy order. */
@@ -425,15 +420,7 @@ export class Scheduler extends EventEmitter {
     const allowUnsupported = this.options.allowUnsupportedRuntime;
     const descriptor = { ...slot.descriptor, settings: this.effectiveSettings(slot) };
     const candidates = this.candidates(descriptor, allowUnsupported);
-    if (candidates.length === 0) {
-      if (descriptor.settings.draftModel) {
-        throw new LmxError(
-          "backend_unavailable",
-          `'${descriptor.id}' is configured with a draft model (speculative decoding), which only the llama-server engine runs, and there is none here: lmx engines build llama-server, or remove draft_model`,
-        );
-      }
-      throw new LmxError("backend_unavailable", `no backend on this machine can open '${descriptor.path}' (${descriptor.format})`);
-    }
+    if (candidates.length === 0) throw noBackendFor(descriptor);
     const registry = this.options.registry;
     const problem = fileProblem(descriptor);
     if (problem?.code === "model_file_invalid") {
@@ -677,6 +664,20 @@ export class Scheduler extends EventEmitter {
       { param: "model", details: { lastReasons: reasons } },
     );
   }
+}
+
+/** Why no backend here opens a model, in the words that help most. */
+function noBackendFor(descriptor: ModelDescriptor): LmxError {
+  if (descriptor.settings.draftModel) {
+    return new LmxError(
+      "backend_unavailable",
+      `'${descriptor.id}' is configured with a draft model (speculative decoding), which only the llama-server engine runs, and there is none here: lmx engines build llama-server, or remove draft_model`,
+      { param: "model" },
+    );
+  }
+  return new LmxError("backend_unavailable", `model '${descriptor.id}' is ${descriptor.format}; no backend on this machine opens it (the llama.cpp engines need GGUF)`, {
+    param: "model",
+  });
 }
 
 function shuttingDown(): LmxError {
