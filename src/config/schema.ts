@@ -118,8 +118,14 @@ export const configSchema = z.strictObject({
       cpu_fallback: z.union([z.literal("auto"), z.boolean()]).default("auto"),
       /** Try combinations that failed or are quarantined anyway. */
       allow_unsupported_runtime: z.boolean().default(false),
+      /**
+       * Requests to a child server (llama-server) go straight from the gateway to its socket, the runner process
+       * supervising only: "direct" (one Node.js hop per token). "runner" relays through the runner process as
+       * before 0.2 (one more hop; kept for comparison, docs/benchmarks.md).
+       */
+      child_path: z.enum(["direct", "runner"]).default("direct"),
     })
-    .default({ order: ["llama-server", "llama.cpp", "llama.cpp-cpu"], llama_server: "auto", cpu_fallback: "auto", allow_unsupported_runtime: false }),
+    .default({ order: ["llama-server", "llama.cpp", "llama.cpp-cpu"], llama_server: "auto", cpu_fallback: "auto", allow_unsupported_runtime: false, child_path: "direct" }),
   /** Serve a local GGUF of the same model when an MLX/safetensors repo has no backend here. */
   gguf_fallback_enabled: z.boolean().default(false),
   /** Time a client has to send a whole request (slow or stalled uploads are cut). */

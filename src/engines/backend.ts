@@ -39,6 +39,8 @@ export interface StartOptions {
   healthIntervalMs: number;
   logLevel: string;
   socketDir: string;
+  /** Send generation requests straight to a child server's socket (the runner only supervises it). */
+  directToChild?: boolean;
   log: (level: "debug" | "info" | "warn" | "error", message: string, fields?: Record<string, unknown>) => void;
   /**
    * Called with the load's memory estimate before any weights are read; throwing refuses the load. Optional

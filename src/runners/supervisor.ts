@@ -121,7 +121,7 @@ export class RunnerProcess implements RunnerHandle {
       child.on("message", (message: RunnerToGateway) => {
         if (message.type === "ready") {
           this.infoValue = message.info;
-          this.direct = openDirectRoute(message.info);
+          this.direct = options.directToChild === false ? null : openDirectRoute(message.info);
           this.startHealthPings();
           options.log("info", "runner ready", { model: modelId, pid: this.pid, loadMs: message.info.loadMs });
           settle(null);

@@ -88,6 +88,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       healthIntervalMs: config.health_interval_sec * 1000,
       logLevel: config.log_level,
       socketDir,
+      directToChild: config.backends.child_path === "direct",
     },
     log: (level, message, fields) => runnerLog[level](fields ?? {}, message),
   });
