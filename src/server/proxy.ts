@@ -57,7 +57,14 @@ async function forward(reply: FastifyReply, options: ForwardOptions, direct: Dir
   const { runner, signal, recorder } = options;
   let path = options.path;
   let body = options.body as Record<string, unknown>;
-  if (direct) ({ path, body } = await direct.prepare(path, body, signal));
+  // the child generates while its check (token count: no silent truncation) runs; nothing is answered before
+  // the check passed, so a refused request is refused exactly as before
+  const controller = new AbortController();
+  const upstreamSignal = direct ? AbortSignal.any([signal, controller.signal]) : signal;
+  let check: Promise<void> | null = null;
+  if (direct) ({ path, body, check } = direct.prepare(path, body, upstreamSignal));
+  // a refusal ends the generation it raced with at once (a non-streamed answer would otherwise run to its end)
+  check?.catch(() => controller.abort());
   let upstream;
   try {
     upstream = await (direct?.dispatcher ?? runner.dispatcher).request({
@@ -65,13 +72,23 @@ async function forward(reply: FastifyReply, options: ForwardOptions, direct: Dir
       method: "POST",
       headers: { ...options.runnerHeaders, "content-type": "application/json", [RUNNER_REQUEST_ID_HEADER]: options.requestId },
       body: JSON.stringify(body),
-      signal,
+      signal: upstreamSignal,
       // a fresh connection per request to a child server (see DirectRoute)
       ...(direct ? { reset: true } : {}),
     });
   } catch (error) {
     if (signal.aborted) return { kind: "client_closed" }; // nothing to answer
+    // a refusal by the check ends the request it raced with: the check's error is the answer
+    if (check) await check;
     throw await crashError(runner, error);
+  }
+  if (check) {
+    try {
+      await check;
+    } catch (error) {
+      upstream.body.destroy();
+      throw error;
+    }
   }
   if (upstream.statusCode !== 200) {
     const text = await upstream.body.text().catch(() => "");

@@ -7,6 +7,7 @@
 import { Pool, type Dispatcher } from "undici";
 import type { LmxError } from "../../errors/codes.js";
 import type { RunnerInfo } from "../../runners/protocol.js";
+import type { PreparedRequest } from "./recipe.js";
 import { recipeNamed } from "./recipes.js";
 import { Upstream, type ChildAddress } from "./upstream.js";
 
@@ -16,8 +17,8 @@ export interface DirectRoute {
    * for 5 s, and a pooled socket reused as it closes fails the request (docs/benchmarks.md).
    */
   readonly dispatcher: Dispatcher;
-  /** Our validated request as the child reads it; throws our error when we refuse it (context). */
-  prepare(path: string, body: Record<string, unknown>, signal: AbortSignal): Promise<{ path: string; body: Record<string, unknown> }>;
+  /** Our validated request as the child reads it, with the check to await before answering (see the recipe). */
+  prepare(path: string, body: Record<string, unknown>, signal: AbortSignal): PreparedRequest;
   mapError(status: number, json: unknown, text: string): LmxError;
   /** Requests sent this way, for the runner's stats (the runner does not see them). */
   served: number;

@@ -32,6 +32,13 @@ export interface ChildStartContext {
   contextSize: number;
 }
 
+export interface PreparedRequest {
+  path: string;
+  body: Record<string, unknown>;
+  /** Rejects with our error when the request must be refused; null when nothing needs checking. */
+  check: Promise<void> | null;
+}
+
 /** What the server says about itself once it is up. */
 export interface ChildFacts {
   parallel: number;
@@ -65,10 +72,12 @@ export interface ChildServerRecipe {
   /** An exit before ready: a bad file, or the server's crash. */
   classifyLoadExit(code: number | null, signal: NodeJS.Signals | null, outputTail: string[], modelPath: string): LmxError;
   /**
-   * Our validated request (OpenAI shape) for `url` as the server reads it; may refuse it (what we promise and
-   * the server does not, e.g. no silent truncation) using control calls to the server.
+   * Our validated request (OpenAI shape) for `url` as the server reads it. Refusals that need no server are
+   * thrown; those that need control calls to the server (e.g. counting the prompt's tokens: no silent
+   * truncation) come back as `check`, already running, so a caller may start the generation meanwhile and must
+   * await the check before the first byte of the answer goes out.
    */
-  prepare(url: string, body: Record<string, unknown>, upstream: Upstream, info: RunnerInfo, signal: AbortSignal): Promise<{ path: string; body: Record<string, unknown> }>;
+  prepare(url: string, body: Record<string, unknown>, upstream: Upstream, info: RunnerInfo, signal: AbortSignal): PreparedRequest;
   /** The server's error answer as one of our codes. */
   mapError(status: number, json: unknown, text: string): LmxError;
   stats(upstream: Upstream, counters: RelayCounters, info: RunnerInfo): Promise<Omit<RunnerStats, "rssBytes">>;

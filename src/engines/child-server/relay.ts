@@ -35,7 +35,8 @@ async function route(engine: ChildServerEngine, req: http.IncomingMessage, res: 
     if (!res.writableFinished) controller.abort();
   });
   try {
-    const prepared = await engine.recipe.prepare(url, body as Record<string, unknown>, engine.upstream, engine.info, controller.signal);
+    const prepared = engine.recipe.prepare(url, body as Record<string, unknown>, engine.upstream, engine.info, controller.signal);
+    await prepared.check;
     await relay(engine, prepared.path, prepared.body, res, controller.signal);
   } finally {
     active.delete(controller);

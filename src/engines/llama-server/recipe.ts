@@ -54,7 +54,7 @@ export const llamaServerRecipe: ChildServerRecipe = {
     return new LmxError("model_loader_crashed", `llama-server ${how} while loading ${modelPath}: ${last}`);
   },
 
-  async prepare(url, body, upstream, info, signal) {
+  prepare(url, body, upstream, info, signal) {
     if (url === "/v1/embeddings") {
       throw new LmxError("model_not_embedding", "this model is loaded for generation (llama-server engine), not embeddings", { param: "model" });
     }
@@ -62,8 +62,10 @@ export const llamaServerRecipe: ChildServerRecipe = {
     if (url === "/v1/chat/completions") prepared = chatBody(body as unknown as ChatCompletionRequest);
     else if (url === "/v1/completions") prepared = completionBody(body as unknown as CompletionRequest);
     else throw new LmxError("not_found", `no runner route POST ${url}`);
-    await checkContext(upstream, info, url, prepared, signal);
-    return { path: url, body: prepared };
+    const check = checkContext(upstream, info, url, prepared, signal);
+    // nobody may await a check whose request failed first: it must not become an unhandled rejection
+    check?.catch(() => {});
+    return { path: url, body: prepared, check };
   },
 
   mapError: upstreamError,
@@ -126,10 +128,16 @@ function completionBody(request: CompletionRequest): Record<string, unknown> {
  * same message. Without max_tokens, llama-server's own check (prompt ≥ context) is the whole rule. The prompt is
  * only tokenized when its byte length cannot already prove it fits.
  */
-async function checkContext(upstream: Upstream, info: RunnerInfo, url: string, body: Record<string, unknown>, signal: AbortSignal): Promise<void> {
+function checkContext(upstream: Upstream, info: RunnerInfo, url: string, body: Record<string, unknown>, signal: AbortSignal): Promise<void> | null {
   const maxTokens = typeof body["max_tokens"] === "number" ? body["max_tokens"] : null;
-  if (maxTokens === null) return;
+  if (maxTokens === null) return null;
   const contextSize = info.contextSize;
+  // a completion prompt whose bytes prove it fits needs no call at all
+  if (url !== "/v1/chat/completions" && Buffer.byteLength(String(body["prompt"])) + SPECIAL_TOKEN_ALLOWANCE + maxTokens <= contextSize) return null;
+  return countAndRefuse(upstream, contextSize, maxTokens, url, body, signal);
+}
+
+async function countAndRefuse(upstream: Upstream, contextSize: number, maxTokens: number, url: string, body: Record<string, unknown>, signal: AbortSignal): Promise<void> {
   let text: string;
   if (url === "/v1/chat/completions") {
     const rendered = await control(upstream, "/apply-template", { messages: body["messages"] }, signal);
