@@ -8,7 +8,7 @@ import type { Dispatcher } from "undici";
 import type { ModelDescriptor } from "../inventory/types.js";
 import type { LmxError } from "../errors/codes.js";
 import type { DirectRoute } from "./child-server/direct.js";
-import type { MemoryEstimate, RunnerInfo, RunnerStats } from "../runners/protocol.js";
+import type { MemoryEstimate, RunnerInfo, RunnerStats } from "../runner/protocol.js";
 
 export interface RunnerExit {
   code: number | null;

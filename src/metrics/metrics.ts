@@ -8,7 +8,7 @@ import { statfs } from "node:fs/promises";
 import path from "node:path";
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { DownloadManager } from "../inventory/downloads/download-manager.js";
-import type { RunnerStats } from "../runners/protocol.js";
+import type { RunnerStats } from "../runner/protocol.js";
 import type { AdmissionQueue } from "../scheduler/admission.js";
 import type { MemoryBudget } from "../scheduler/memory-budget.js";
 import type { ModelLoadEvent, ModelUnloadEvent } from "../scheduler/scheduler.js";

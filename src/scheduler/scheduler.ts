@@ -11,7 +11,7 @@ import { EventEmitter } from "node:events";
 import type { Backend, RunnerExit, RunnerHandle, StartOptions } from "../engines/backend.js";
 import { LmxError } from "../errors/codes.js";
 import type { ModelDescriptor } from "../inventory/types.js";
-import type { ResolvedRunnerSettings } from "../runners/protocol.js";
+import type { ResolvedRunnerSettings } from "../runner/protocol.js";
 import type { CompatibilityKey, CompatibilityRegistry } from "../state/compatibility-registry.js";
 import { fileProblem } from "../inventory/inventory.js";
 import { AdmissionQueue, type AdmissionSnapshot } from "./admission.js";

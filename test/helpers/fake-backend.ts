@@ -6,7 +6,7 @@ import type { Dispatcher } from "undici";
 import type { Backend, RunnerExit, RunnerHandle, StartOptions } from "../../src/engines/backend.js";
 import { LmxError, type ErrorCode } from "../../src/errors/codes.js";
 import type { ModelDescriptor } from "../../src/inventory/types.js";
-import type { ResolvedRunnerSettings, RunnerInfo, RunnerStats } from "../../src/runners/protocol.js";
+import type { ResolvedRunnerSettings, RunnerInfo, RunnerStats } from "../../src/runner/protocol.js";
 
 export const MiB = 1024 * 1024;
 

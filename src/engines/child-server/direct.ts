@@ -6,7 +6,7 @@
  */
 import { Pool, type Dispatcher } from "undici";
 import type { LmxError } from "../../errors/codes.js";
-import type { RunnerInfo } from "../../runners/protocol.js";
+import type { RunnerInfo } from "../../runner/protocol.js";
 import type { PreparedRequest } from "./recipe.js";
 import { recipeNamed } from "./recipes.js";
 import { Upstream, type ChildAddress } from "./upstream.js";

@@ -9,7 +9,7 @@
  * that decides which models it can serve (see src/engines/llama-server/backend.ts).
  */
 import type { LmxError } from "../../errors/codes.js";
-import type { MemoryEstimate, RunnerInfo, RunnerInitMessage, RunnerStats } from "../../runners/protocol.js";
+import type { MemoryEstimate, RunnerInfo, RunnerInitMessage, RunnerStats } from "../../runner/protocol.js";
 import type { ChildAddress, Upstream } from "./upstream.js";
 
 /** The runner engine spec for a child server, as the gateway sends it in `init`. */

@@ -7,7 +7,7 @@
  */
 import type http from "node:http";
 import { LmxError } from "../../errors/codes.js";
-import { listenRunnerHttp, readJson, sendJson, type RunnerHttpServer } from "../../runners/internal-http.js";
+import { listenRunnerHttp, readJson, sendJson, type RunnerHttpServer } from "../../runner/internal-http.js";
 import type { ChildServerEngine } from "./engine.js";
 import { readAnswer } from "./upstream.js";
 

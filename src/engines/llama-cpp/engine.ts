@@ -21,9 +21,9 @@ import {
   type Token,
 } from "node-llama-cpp";
 import { LmxError } from "../../errors/codes.js";
-import type { ChatCompletionRequest, CompletionRequest, EmbeddingRequest } from "../../openai/schemas.js";
-import { messageText, stopList } from "../../openai/schemas.js";
-import type { MemoryEstimate, RunnerInfo, RunnerInitMessage, RunnerStats } from "../../runners/protocol.js";
+import type { ChatCompletionRequest, CompletionRequest, EmbeddingRequest } from "../../api/openai/schemas.js";
+import { messageText, stopList } from "../../api/openai/schemas.js";
+import type { MemoryEstimate, RunnerInfo, RunnerInitMessage, RunnerStats } from "../../runner/protocol.js";
 import { DEFAULT_MAX_CONTEXT, defaultContextSize } from "../context-size.js";
 import { BatchGate } from "./batch-gate.js";
 import { pickSlot, type Slot } from "./slots.js";

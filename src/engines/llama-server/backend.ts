@@ -1,6 +1,6 @@
 import type { Backend, RunnerHandle, StartOptions } from "../backend.js";
 import type { ModelDescriptor } from "../../inventory/types.js";
-import { startModelRunner } from "../../runners/supervisor.js";
+import { startModelRunner } from "../../supervisor/runner-process.js";
 import { isGguf } from "../llama-cpp/backend.js";
 import type { LlamaServerBinary } from "./binary.js";
 import type { ChildServerSpec } from "../child-server/recipe.js";

@@ -7,9 +7,9 @@
 import { execFile } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { LmxError, type ErrorCode } from "../../errors/codes.js";
-import type { ChatCompletionRequest, CompletionRequest } from "../../openai/schemas.js";
-import { messageText } from "../../openai/messages.js";
-import type { MemoryEstimate, RunnerInfo, RunnerInitMessage } from "../../runners/protocol.js";
+import type { ChatCompletionRequest, CompletionRequest } from "../../api/openai/schemas.js";
+import { messageText } from "../../api/openai/messages.js";
+import type { MemoryEstimate, RunnerInfo, RunnerInitMessage } from "../../runner/protocol.js";
 import type { ChildServerRecipe, ChildServerSpec } from "../child-server/recipe.js";
 import type { Upstream } from "../child-server/upstream.js";
 import { llamaServerArgs } from "./args.js";

@@ -3,7 +3,7 @@ import type { FastifyInstance } from "fastify";
 import { z } from "zod";
 import { LmxError } from "../../errors/codes.js";
 import { DownloadError, type DownloadJob, type DownloadManager, type DownloadRequest } from "../../inventory/downloads/download-manager.js";
-import { parseRequest } from "../../openai/schemas.js";
+import { parseRequest } from "../../api/openai/schemas.js";
 import type { GatewayContext } from "../context.js";
 
 const downloadBody = z.strictObject({

@@ -1,7 +1,7 @@
 /** /admin/models/compatibility, /unquarantine and /probe: what has worked where, and how to try again. */
 import type { FastifyInstance } from "fastify";
 import { z } from "zod";
-import { parseRequest } from "../../openai/schemas.js";
+import { parseRequest } from "../../api/openai/schemas.js";
 import type { GatewayContext } from "../context.js";
 
 const compatibilityQuery = z.strictObject({

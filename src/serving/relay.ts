@@ -3,13 +3,13 @@
  * final OpenAI wire format, so streamed bytes go straight through: no per-token parsing in the gateway.
  * If the runner dies mid-way, the client gets a clear error (an SSE error event and [DONE] for streams).
  */
-import type { FastifyReply } from "fastify";
+import type { ServerResponse } from "node:http";
 import type { RunnerHandle } from "../engines/backend.js";
 import type { DirectRoute } from "../engines/child-server/direct.js";
 import { fromOpenAiBody, LmxError, toOpenAiBody } from "../errors/codes.js";
 import type { RequestRecorder } from "../metrics/request.js";
 import { ResponseTail, SseTokenScanner, usageFromTail } from "../metrics/sse.js";
-import { RUNNER_REQUEST_ID_HEADER } from "../runners/protocol.js";
+import { RUNNER_REQUEST_ID_HEADER } from "../runner/protocol.js";
 
 /** How long to wait for the exit event after the runner connection broke, to say why it broke. */
 const EXIT_GRACE_MS = 500;
@@ -40,7 +40,13 @@ async function crashError(runner: RunnerHandle, cause: unknown): Promise<LmxErro
   });
 }
 
-export async function forwardToRunner(reply: FastifyReply, options: ForwardOptions): Promise<ForwardOutcome> {
+/** Where an answer goes: the raw response, taken over from the HTTP framework once the runner accepted. */
+export interface ResponseSink {
+  raw: ServerResponse;
+  hijack(): void;
+}
+
+export async function forwardToRunner(reply: ResponseSink, options: ForwardOptions): Promise<ForwardOutcome> {
   const direct = options.runner.direct;
   if (direct) direct.active++;
   try {
@@ -53,7 +59,7 @@ export async function forwardToRunner(reply: FastifyReply, options: ForwardOptio
   }
 }
 
-async function forward(reply: FastifyReply, options: ForwardOptions, direct: DirectRoute | null): Promise<ForwardOutcome> {
+async function forward(reply: ResponseSink, options: ForwardOptions, direct: DirectRoute | null): Promise<ForwardOutcome> {
   const { runner, signal, recorder } = options;
   let path = options.path;
   let body = options.body as Record<string, unknown>;

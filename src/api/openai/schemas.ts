@@ -3,7 +3,7 @@
  * never a silent no-op. Shared by the gateway (validation) and the runner (types of what it receives).
  */
 import { z } from "zod";
-import { LmxError } from "../errors/codes.js";
+import { LmxError } from "../../errors/codes.js";
 
 const MAX_STOP_SEQUENCES = 16;
 

@@ -8,9 +8,10 @@ import type { StateDatabase } from "../state/database.js";
 import type { CompatibilityRegistry } from "../state/compatibility-registry.js";
 import type { Scheduler } from "../scheduler/scheduler.js";
 import type { EventHub } from "../events/hub.js";
+import type { ServingContext } from "../serving/context.js";
 
 /** What routes need from the rest of the server; passed explicitly so each route file stays testable. */
-export interface GatewayContext {
+export interface GatewayContext extends ServingContext {
   config: ServerConfig;
   inventory: Inventory;
   scheduler: Scheduler;

@@ -22,9 +22,9 @@ import { LmxMetrics } from "../metrics/metrics.js";
 import { openStateDatabase } from "../state/database.js";
 import { CompatibilityRegistry } from "../state/compatibility-registry.js";
 import type { Backend } from "../engines/backend.js";
-import { buildApp } from "./app.js";
-import type { GatewayContext } from "./context.js";
-import { createLogger } from "./logger.js";
+import { buildApp } from "../http/app.js";
+import type { GatewayContext } from "../http/context.js";
+import { createLogger } from "../http/logger.js";
 
 export interface RunningServer {
   app: FastifyInstance;

@@ -7,7 +7,7 @@ import type { AddressInfo } from "node:net";
 import type { FastifyInstance } from "fastify";
 import { z } from "zod";
 import { LmxError } from "../../errors/codes.js";
-import { parseRequest } from "../../openai/schemas.js";
+import { parseRequest } from "../../api/openai/schemas.js";
 import { BenchError, runBenchmark } from "../../bench/driver.js";
 import { DEFAULT_GATE_THRESHOLD_PCT, evaluateGate, type GateOutcome } from "../../bench/gate.js";
 import { BenchStore, benchDbPath, recordReport, settingsKey } from "../../bench/store.js";

@@ -27,7 +27,7 @@ type EngineLoader = (args: EngineStartArgs) => Promise<LoadedEngine>;
 const ENGINES: Record<RunnerEngine["kind"], EngineLoader> = {
   "node-llama-cpp": async ({ init, log, admit, testTokenDelayMs }) => {
     const { LlamaCppEngine } = await import("../engines/llama-cpp/engine.js");
-    const { startRunnerHttp } = await import("./runner-http.js");
+    const { startRunnerHttp } = await import("./llama-cpp-http.js");
     const engine = await LlamaCppEngine.load(init, log, admit, testTokenDelayMs);
     return { info: engine.info, listen: (socketPath) => startRunnerHttp(engine, socketPath), dispose: () => engine.dispose() };
   },

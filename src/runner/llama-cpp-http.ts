@@ -4,7 +4,7 @@
  */
 import type http from "node:http";
 import { LmxError } from "../errors/codes.js";
-import type { ChatCompletionRequest, CompletionRequest, EmbeddingRequest } from "../openai/schemas.js";
+import type { ChatCompletionRequest, CompletionRequest, EmbeddingRequest } from "../api/openai/schemas.js";
 import type { GenerationResult, LlamaCppEngine, PreparedGeneration } from "../engines/llama-cpp/engine.js";
 import { listenRunnerHttp, readJson, sendJson, type RunnerHttpServer } from "./internal-http.js";
 import { RUNNER_REQUEST_ID_HEADER } from "./protocol.js";

@@ -11,9 +11,9 @@ import { LmxError } from "../errors/codes.js";
 import type { ModelDescriptor } from "../inventory/types.js";
 import type { RunnerExit, RunnerHandle, StartOptions } from "../engines/backend.js";
 import { openDirectRoute, type DirectRoute } from "../engines/child-server/direct.js";
-import type { ResolvedRunnerSettings, RunnerEngine, RunnerInfo, RunnerInitMessage, RunnerStats, RunnerToGateway } from "./protocol.js";
+import type { ResolvedRunnerSettings, RunnerEngine, RunnerInfo, RunnerInitMessage, RunnerStats, RunnerToGateway } from "../runner/protocol.js";
 
-const RUNNER_ENTRY = fileURLToPath(new URL("./runner-main.js", import.meta.url));
+const RUNNER_ENTRY = fileURLToPath(new URL("../runner/main.js", import.meta.url));
 
 /** What every backend starts: the one runner entry point, told which engine to drive for which model. */
 export function startModelRunner(
