@@ -155,6 +155,29 @@ export const configSchema = z.strictObject({
   /** Requests that may wait for a free sequence, across all models; past that → 429. */
   queue_size: z.number().int().min(0).default(256),
   queue_timeout_sec: z.number().positive().default(300),
+  /**
+   * Priority classes (x-priority: interactive | normal | batch): interactive requests are admitted before waiting
+   * normal and batch ones; a waiting request climbs one class per aging_sec, so batch never starves.
+   */
+  priority: z
+    .strictObject({
+      /** The class of a request that names none (and whose API key has none below). */
+      default: z.enum(["interactive", "normal", "batch"]).default("normal"),
+      /** A class per API key (a bot fleet's key → batch). */
+      by_api_key: z.record(z.string().min(8), z.enum(["interactive", "normal", "batch"])).default({}),
+      aging_sec: z.number().min(0).default(10),
+      /** Waiting requests allowed per class (429 past it), besides queue_size in total; null: no own limit. */
+      queue_size: z
+        .strictObject({
+          interactive: z.number().int().min(0).nullable().default(null),
+          normal: z.number().int().min(0).nullable().default(null),
+          batch: z.number().int().min(0).nullable().default(null),
+        })
+        .prefault({}),
+      /** Sequences added to every runner that only interactive requests may use. */
+      interactive_slots: z.number().int().min(0).max(16).default(0),
+    })
+    .prefault({}),
   loader_timeout_sec: z.number().positive().default(120),
   health_interval_sec: z.number().positive().default(5),
   shutdown_timeout_sec: z.number().positive().default(30),

@@ -82,7 +82,10 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       maxConcurrent: config.max_concurrent_requests,
       queueSize: config.queue_size,
       queueTimeoutMs: config.queue_timeout_sec * 1000,
+      agingMs: config.priority.aging_sec * 1000,
+      classQueueSize: Object.fromEntries(Object.entries(config.priority.queue_size).filter(([, limit]) => limit !== null)),
     },
+    interactiveSlots: config.priority.interactive_slots,
     start: {
       loaderTimeoutMs: config.loader_timeout_sec * 1000,
       healthIntervalMs: config.health_interval_sec * 1000,

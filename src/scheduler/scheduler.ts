@@ -20,6 +20,7 @@ import { ModelLifecycle, type ModelPhase, type ModelTransition } from "./lifecyc
 import { MemoryBudget, Mutex } from "./memory-budget.js";
 import { decidePlacement, type Resident } from "./placement.js";
 import { probeBackends, type ProbeResult } from "./probe.js";
+import type { Priority } from "./priority.js";
 
 export { runtimeSignature } from "./backend-policy.js";
 export type { ProbeResult } from "./probe.js";
@@ -53,7 +54,12 @@ export interface SchedulerOptions {
   /** Backend names in preference order. */
   backendOrder: string[];
   allowUnsupportedRuntime: boolean;
-  queue: { maxConcurrent: number; queueSize: number; queueTimeoutMs: number };
+  queue: { maxConcurrent: number; queueSize: number; queueTimeoutMs: number; agingMs?: number; classQueueSize?: Partial<Record<Priority, number>> };
+  /**
+   * Sequences added to every runner that only interactive requests may use: a person is never queued behind a
+   * full runner of batch work (costs one more sequence's KV cache per slot).
+   */
+  interactiveSlots?: number;
   /** Whether a backend here can offload layers to a GPU (then weights need not be in RAM). */
   gpuPresent: boolean;
 }
@@ -81,6 +87,8 @@ interface ModelSlot {
   servedBy: { backend: Backend; key: CompatibilityKey } | null;
   /** Why the runner is draining, for the move to unloaded once it is gone. */
   drainReason: string | null;
+  /** Of the serving runner's sequences, those held for interactive requests. */
+  interactiveSlots: number;
 }
 
 export interface LoadedModelView {
@@ -92,6 +100,8 @@ export interface LoadedModelView {
   type: string;
   contextSize: number;
   parallel: number;
+  /** Of `parallel`, the sequences only interactive requests may use. */
+  interactiveSlots: number;
   threads: number;
   gpu: string | false;
   loadMs: number;
@@ -140,7 +150,7 @@ export class Scheduler extends EventEmitter {
     private readonly options: SchedulerOptions,
   ) {
     super();
-    this.admission = new AdmissionQueue({ ...options.queue, capacityOf: (id) => this.capacityOf(id) });
+    this.admission = new AdmissionQueue({ ...options.queue, capacityOf: (id, priority) => this.capacityOf(id, priority) });
     this.loadGate = new Semaphore(options.maxConcurrentLoads);
     this.lifecycle.on("transition", (t: ModelTransition) => this.emit("transition", t));
     this.sweeper = setInterval(() => this.unloadIdle(), KEEP_ALIVE_SWEEP_MS);
@@ -153,12 +163,12 @@ export class Scheduler extends EventEmitter {
    * Waits for the model to be ready with a free sequence (starting a load if allowed) and returns the lease.
    * Fails with the load's error if the load fails, or with the queue's (full, timeout, cancelled).
    */
-  async acquire(descriptor: ModelDescriptor, signal?: AbortSignal): Promise<ModelLease> {
+  async acquire(descriptor: ModelDescriptor, signal?: AbortSignal, priority: Priority = "normal"): Promise<ModelLease> {
     for (let attempt = 1; ; attempt++) {
       this.refuseIfClosed();
       const slot = this.slotFor(descriptor);
       if (!this.isReady(slot)) this.requestLoad(slot, false);
-      const granted = await this.admission.acquire(descriptor.id, signal);
+      const granted = await this.admission.acquire(descriptor.id, signal, priority);
       const runner = slot.runner;
       // the runner may have died between the grant and now: the next round reloads it
       if (!runner || runner.exit || this.lifecycle.phase(descriptor.id) !== "ready") {
@@ -277,6 +287,7 @@ export class Scheduler extends EventEmitter {
         type: slot.descriptor.type,
         contextSize: info.contextSize,
         parallel: info.parallel,
+        interactiveSlots: slot.interactiveSlots,
         threads: info.threads,
         gpu: info.gpu,
         loadMs: info.loadMs,
@@ -351,9 +362,11 @@ export class Scheduler extends EventEmitter {
 
   // ---- loading -------------------------------------------------------------------------------------------
 
-  private capacityOf(id: string): number {
+  private capacityOf(id: string, priority: Priority): number {
     const slot = this.slots.get(id);
-    return slot?.runner && this.isReady(slot) ? slot.runner.info.parallel : 0;
+    if (!slot?.runner || !this.isReady(slot)) return 0;
+    const total = slot.runner.info.parallel;
+    return priority === "interactive" ? total : Math.max(1, total - slot.interactiveSlots);
   }
 
   private isReady(slot: ModelSlot): boolean {
@@ -389,6 +402,7 @@ export class Scheduler extends EventEmitter {
     this.lifecycle.move(id, "loading", reason);
     try {
       const { runner, backend, key, token } = await this.startRunner(slot);
+      slot.interactiveSlots = Math.min(this.options.interactiveSlots ?? 0, Math.max(0, runner.info.parallel - 1));
       slot.runner = runner;
       slot.token = token;
       slot.servedBy = { backend, key };
@@ -418,7 +432,10 @@ export class Scheduler extends EventEmitter {
    */
   private async startRunner(slot: ModelSlot): Promise<{ runner: RunnerHandle; backend: Backend; key: CompatibilityKey; token: string }> {
     const allowUnsupported = this.options.allowUnsupportedRuntime;
-    const descriptor = { ...slot.descriptor, settings: this.effectiveSettings(slot) };
+    const settings = this.effectiveSettings(slot);
+    const reserve = this.options.interactiveSlots ?? 0;
+    // held-back sequences for interactive requests come on top of the model's own
+    const descriptor = { ...slot.descriptor, settings: { ...settings, parallel: settings.parallel + reserve } };
     const candidates = this.candidates(descriptor, allowUnsupported);
     if (candidates.length === 0) throw noBackendFor(descriptor);
     const registry = this.options.registry;
@@ -633,6 +650,7 @@ export class Scheduler extends EventEmitter {
         overrides: {},
         servedBy: null,
         drainReason: null,
+        interactiveSlots: 0,
       };
       this.slots.set(descriptor.id, slot);
     } else if (!slot.runner && slot.opsPending === 0) {

@@ -8,6 +8,7 @@ import { LmxError } from "../errors/codes.js";
 import type { ModelDescriptor } from "../inventory/types.js";
 import type { RequestRecorder } from "../metrics/request.js";
 import type { ModelLease } from "../scheduler/scheduler.js";
+import type { Priority } from "../scheduler/priority.js";
 import type { ServingContext } from "./context.js";
 import { forwardToRunner, type ForwardOutcome, type ResponseSink } from "./relay.js";
 
@@ -54,6 +55,7 @@ export interface GenerateInput {
   /** Sent to the runner (trace context). */
   runnerHeaders: Record<string, string>;
   recorder: RequestRecorder;
+  priority: Priority;
 }
 
 export type GenerateOutcome =
@@ -78,7 +80,7 @@ export async function generate(ctx: ServingContext, input: GenerateInput): Promi
   const waitStart = performance.now();
   let lease: ModelLease;
   try {
-    lease = await ctx.scheduler.acquire(model, signal);
+    lease = await ctx.scheduler.acquire(model, signal, input.priority);
   } catch (error) {
     if (signal.aborted) return { kind: "client_left" };
     throw error;
@@ -103,7 +105,8 @@ export async function generate(ctx: ServingContext, input: GenerateInput): Promi
         "x-lmx-parallel": String(runner.info.parallel),
         ...(equivalent ? { "x-lmx-served-model": equivalent.id } : {}),
       },
-      runnerHeaders: input.runnerHeaders,
+      // the class travels with the request (engines that schedule by priority can read it)
+      runnerHeaders: { ...input.runnerHeaders, "x-lmx-priority": input.priority },
       recorder,
     });
     if (outcome.kind === "client_closed" || signal.aborted) return { kind: "client_left" };

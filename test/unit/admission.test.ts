@@ -118,3 +118,64 @@ test("depth events follow every change", async () => {
   (await b).release();
   assert.deepEqual(depths, ["1/0", "1/1", "0/1", "1/0", "0/0"]);
 });
+
+test("priority: an interactive request is admitted before waiting normal and batch requests", async () => {
+  const { q } = queue({ maxConcurrent: 10, queueSize: 10, queueTimeoutMs: 10_000, agingMs: 60_000 }, { m: 1 });
+  const held = await q.acquire("m", undefined, "batch");
+  const order: string[] = [];
+  const batch = q.acquire("m", undefined, "batch").then((s) => (order.push("batch"), s));
+  const normal = q.acquire("m", undefined, "normal").then((s) => (order.push("normal"), s));
+  const interactive = q.acquire("m", undefined, "interactive").then((s) => (order.push("interactive"), s));
+  await tick();
+  held.release();
+  (await interactive).release();
+  (await normal).release();
+  (await batch).release();
+  assert.deepEqual(order, ["interactive", "normal", "batch"]);
+});
+
+test("priority: ageing bounds a batch request's wait under a constant interactive stream", async () => {
+  const agingMs = 40;
+  const { q } = queue({ maxConcurrent: 10, queueSize: 100, queueTimeoutMs: 10_000, agingMs }, { m: 1 });
+  let slot = await q.acquire("m", undefined, "interactive");
+  const batchStarted = Date.now();
+  let batchAdmittedAt: number | null = null;
+  const batch = q.acquire("m", undefined, "batch").then((s) => {
+    batchAdmittedAt = Date.now();
+    return s;
+  });
+  // an interactive request is always waiting; each slot is held briefly, then handed on
+  for (let i = 0; i < 200 && batchAdmittedAt === null; i++) {
+    const next = q.acquire("m", undefined, "interactive");
+    await new Promise((r) => setTimeout(r, 5));
+    slot.release();
+    slot = await Promise.race([next, batch]);
+    if (batchAdmittedAt !== null) void next.then((s) => s.release());
+  }
+  assert.ok(batchAdmittedAt !== null, "the batch request was admitted");
+  // 2 classes to climb (batch → interactive) at one per agingMs, plus the hold of the slot in use then
+  assert.ok(batchAdmittedAt! - batchStarted >= 2 * agingMs, "not before it aged to interactive");
+  slot.release();
+  (await batch).release();
+});
+
+test("priority: held-back sequences take only interactive requests; per-class queue limits answer 429", async () => {
+  // a runner with 2 sequences, 1 of them for interactive requests only
+  const q = new AdmissionQueue({
+    maxConcurrent: 10,
+    queueSize: 10,
+    queueTimeoutMs: 10_000,
+    classQueueSize: { batch: 1 },
+    capacityOf: (_id, priority) => (priority === "interactive" ? 2 : 1),
+  });
+  const batch = await q.acquire("m", undefined, "batch");
+  const waitingBatch = q.acquire("m", undefined, "batch");
+  await tick();
+  assert.equal(q.snapshot().per_priority.batch.waiting, 1, "the second batch request waits");
+  await assert.rejects(q.acquire("m", undefined, "batch"), (e: LmxError) => e.code === "queue_full" && /priority\.queue_size\.batch/.test(e.message));
+  const interactive = await q.acquire("m", undefined, "interactive");
+  assert.deepEqual(q.snapshot().per_priority.interactive, { running: 1, waiting: 0 }, "the held-back sequence serves at once");
+  interactive.release();
+  batch.release();
+  (await waitingBatch).release();
+});

@@ -12,6 +12,8 @@ import type { RequestRecorder } from "../../metrics/request.js";
 import { traceContextFor, type TraceContext } from "../../metrics/trace.js";
 import type { GatewayContext } from "../context.js";
 import { asLmxError } from "../errors.js";
+import { bearerToken, sameKey } from "../auth.js";
+import { isPriority, PRIORITIES, type Priority } from "../../scheduler/priority.js";
 import { generate, GENERATION_ENDPOINTS, type GenerateOutcome, type GenerationEndpoint } from "../../serving/generate.js";
 
 const ROUTES = [
@@ -80,6 +82,9 @@ async function serve(ctx: GatewayContext, endpoint: GenerationEndpoint, schema: 
   const state = stateOf(ctx, request);
   const { recorder, trace } = state;
   const body = parseRequest(schema, request.body);
+  const priority = priorityOf(ctx, request);
+  // every line this request logs from here on names its class
+  request.log = request.log.child({ priority });
   // A client that goes away must stop its generation in the runner and free its place in the queue.
   const abort = new AbortController();
   reply.raw.on("close", () => {
@@ -98,6 +103,7 @@ async function serve(ctx: GatewayContext, endpoint: GenerationEndpoint, schema: 
       // the runner is the next hop of the trace
       runnerHeaders: trace.tracestate ? { traceparent: trace.traceparent, tracestate: trace.tracestate } : { traceparent: trace.traceparent },
       recorder,
+      priority,
     });
   } catch (error) {
     // refused before any byte went out: the error handler answers, and onResponse counts it
@@ -121,6 +127,23 @@ async function serve(ctx: GatewayContext, endpoint: GenerationEndpoint, schema: 
   }
   recorder.finish(200, "", performance.now());
   logFinished(request, state, 200, outcome.completionId);
+}
+
+/** `x-priority`, else the class of the request's API key, else the configured default; anything else is a 400. */
+function priorityOf(ctx: GatewayContext, request: FastifyRequest): Priority {
+  const header = request.headers["x-priority"];
+  if (header !== undefined) {
+    const value = Array.isArray(header) ? header[0] : header;
+    if (!isPriority(value)) {
+      throw new LmxError("invalid_value", `x-priority must be one of ${PRIORITIES.join(", ")}; got '${String(value).slice(0, 40)}'`, { param: "x-priority" });
+    }
+    return value;
+  }
+  const key = bearerToken(request);
+  if (key) {
+    for (const [known, priority] of Object.entries(ctx.config.priority.by_api_key)) if (sameKey(key, known)) return priority;
+  }
+  return ctx.config.priority.default;
 }
 
 /** nginx's "client closed request": never sent, only counted and logged. */
