@@ -104,8 +104,8 @@ async function forward(reply: ResponseSink, options: ForwardOptions, direct: Dir
     } catch {
       // an unparsable error body is itself the problem to report below
     }
-    if (direct) throw direct.mapError(upstream.statusCode, json, text);
-    throw fromOpenAiBody(json, "internal_error", `runner answered HTTP ${upstream.statusCode}`);
+    const error = direct ? direct.mapError(upstream.statusCode, json, text) : fromOpenAiBody(json, "internal_error", `runner answered HTTP ${upstream.statusCode}`);
+    throw withRetryAfter(error, upstream.headers["retry-after"]);
   }
   const raw = reply.raw;
   reply.hijack();
@@ -157,6 +157,17 @@ async function forward(reply: ResponseSink, options: ForwardOptions, direct: Dir
     if (usage) recorder!.usage(usage);
   }
   return { kind: "answered" };
+}
+
+/**
+ * The runner's Retry-After crosses the process boundary with its error (the body alone would lose it); a
+ * retryable error without one gets a second, so a client is never told "busy" without when to come back.
+ */
+export function withRetryAfter(error: LmxError, header: string | string[] | undefined): LmxError {
+  const seconds = Number(Array.isArray(header) ? header[0] : header);
+  const retryAfterSec = Number.isFinite(seconds) && seconds > 0 ? seconds : error.retryAfterSec ?? (error.retryable && error.status === 503 ? 1 : undefined);
+  if (retryAfterSec === error.retryAfterSec) return error;
+  return new LmxError(error.code, error.message, { param: error.param, retryAfterSec, details: error.details, cause: error });
 }
 
 function waitForDrain(raw: NodeJS.WritableStream, signal: AbortSignal): Promise<void> {
