@@ -15,7 +15,9 @@ export default tseslint.config(
       "@typescript-eslint/no-unused-vars": "off",
       "@typescript-eslint/no-explicit-any": "error",
       "@typescript-eslint/consistent-type-imports": ["error", { fixStyle: "inline-type-imports" }],
-      eqeqeq: ["error", "always"],
+      eqeqeq: ["error", "always", { null: "ignore" }],
+      // flags `let x = default; try { x = … } catch {}`, a pattern this code uses on purpose
+      "no-useless-assignment": "off",
       "no-console": "off",
     },
   },

@@ -13,7 +13,10 @@ for (let i = 2; i < process.argv.length; i++) {
   const key = process.argv[i].replace(/^--/, "");
   const next = process.argv[i + 1];
   if (next === undefined || next.startsWith("--")) args.set(key, true);
-  else args.set(key, next), i++;
+  else {
+    args.set(key, next);
+    i++;
+  }
 }
 const url = String(args.get("url") ?? "http://127.0.0.1:1234").replace(/\/$/, "");
 const model = String(args.get("model") ?? "");

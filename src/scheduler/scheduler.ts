@@ -17,7 +17,7 @@ import { fileProblem } from "../inventory/inventory.js";
 import { AdmissionQueue, type AdmissionSnapshot } from "./admission.js";
 import { attemptOutcome, compatibilityKey, fallsThrough, orderCandidates } from "./backend-policy.js";
 import { ModelLifecycle, type ModelPhase, type ModelTransition } from "./lifecycle.js";
-import { MemoryBudget, Mutex } from "./memory-budget.js";
+import { type MemoryBudget, Mutex } from "./memory-budget.js";
 import { decidePlacement, type Resident } from "./placement.js";
 import { probeBackends, type ProbeResult } from "./probe.js";
 import type { Priority } from "./priority.js";

@@ -72,7 +72,7 @@ test("status shows readiness, memory budget, loaded models, degraded storage and
   assert.match(text, /^server\s+http:\/\/127\.0\.0\.1:1234 · v0\.1\.0 · up 1h01m · ready$/m);
   assert.match(text, /^memory\s+5\.00 GiB used of a 14\.4 GiB budget \(90% of 16\.0 GiB RAM\) · 8\.00 GiB free on the machine$/m);
   assert.match(text, /^queue\s+1 running · 2 waiting$/m);
-  assert.match(text, /^loaded\s+qwen  llama\.cpp  ctx 4096×4  5\.00 GiB  pid 42  7 requests  idle 5s$/m);
+  assert.match(text, /^loaded\s+qwen {2}llama\.cpp {2}ctx 4096×4 {2}5\.00 GiB {2}pid 42 {2}7 requests {2}idle 5s$/m);
   assert.match(text, /^quarantined\s+bad on llama\.cpp \(model_loader_crashed\)$/m);
   assert.match(text, /^storage\s+DEGRADED \(in memory\): 1 problem\(s\)$/m);
   assert.match(text, /registry: SQLITE_FULL/);

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { after, test } from "node:test";
-import { LmxError } from "../../src/errors/codes.js";
+import { type LmxError } from "../../src/errors/codes.js";
 import type { ModelTransition } from "../../src/scheduler/lifecycle.js";
 import { MemoryBudget } from "../../src/scheduler/memory-budget.js";
 import { Scheduler, type SchedulerOptions } from "../../src/scheduler/scheduler.js";

@@ -7,7 +7,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
-import { LmxError } from "../../errors/codes.js";
+import { type LmxError } from "../../errors/codes.js";
 import type { MemoryEstimate, RunnerInfo, RunnerInitMessage, RunnerStats } from "../../runner/protocol.js";
 import { defaultContextSize } from "../context-size.js";
 import type { ChildServerRecipe, ChildServerSpec, ChildStartContext, RelayCounters } from "./recipe.js";
