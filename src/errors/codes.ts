@@ -17,6 +17,8 @@ export const ERROR_CODES = {
   not_found: { status: 404, type: "invalid_request_error" },
   download_not_found: { status: 404, type: "invalid_request_error" },
   download_unauthorized: { status: 403, type: "permission_error" },
+  forbidden_host: { status: 403, type: "permission_error" },
+  forbidden_origin: { status: 403, type: "permission_error" },
   download_in_progress: { status: 409, type: "invalid_request_error" },
   benchmark_in_progress: { status: 409, type: "invalid_request_error" },
   download_checksum_mismatch: { status: 502, type: "server_error" },
