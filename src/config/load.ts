@@ -36,6 +36,8 @@ const ENV_OVERRIDES: ReadonlyArray<{ name: string; key: string; parse: (raw: str
   { name: "LMX_LOADER_TIMEOUT_SEC", key: "loader_timeout_sec", parse: Number },
   { name: "LMX_ADMIN_KEY", key: "admin_key", parse: (v) => v },
   { name: "LMX_API_KEYS", key: "api_keys", parse: (v) => v.split(",").map((s) => s.trim()).filter(Boolean) },
+  { name: "LMX_ALLOWED_HOSTS", key: "allowed_hosts", parse: (v) => v.split(",").map((s) => s.trim()).filter(Boolean) },
+  { name: "LMX_CORS_ORIGINS", key: "cors_origins", parse: (v) => v.split(",").map((s) => s.trim()).filter(Boolean) },
   { name: "LOGLEVEL", key: "log_level", parse: (v) => v.toLowerCase() },
   { name: "LMX_LOG_LEVEL", key: "log_level", parse: (v) => v.toLowerCase() },
   { name: "LMX_LOG_FILE", key: "log_file", parse: (v) => v },

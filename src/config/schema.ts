@@ -185,6 +185,16 @@ export const configSchema = z.strictObject({
   admin_key: z.string().min(8, "admin_key must be at least 8 characters").nullable().default(null),
   /** When non-empty, /v1/* needs `Authorization: Bearer <one of these>` (what OpenAI clients send as apiKey). */
   api_keys: z.array(z.string().min(8, "api keys must be at least 8 characters")).default([]),
+  /**
+   * Host names (besides loopback, IP addresses and the bind host) that requests may be addressed to; any other
+   * Host header is refused as DNS rebinding. ".example.com" also allows its subdomains; "*" turns the check off.
+   */
+  allowed_hosts: z.array(z.string().min(1)).default([]),
+  /**
+   * Web origins (scheme://host:port) whose pages may call the API from a browser: they get CORS headers and may
+   * POST. Others get no CORS headers and their state-changing requests are refused. "*" allows every page.
+   */
+  cors_origins: z.array(z.string().min(1).refine((o) => o === "*" || /^https?:\/\/[^/]+$/.test(o), "cors_origins are origins like http://localhost:3000 (scheme, host, port; no path), or *")).default([]),
   log_level: logLevel.default("info"),
   log_file: z.string().min(1).nullable().default(null),
   /** The log file rolls over at this size (k, m or g); rolled files beyond log_keep are deleted. */

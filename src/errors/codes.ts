@@ -34,6 +34,8 @@ export const ERROR_CODES = {
   not_found: { status: 404, type: "invalid_request_error", fault: "client", retryable: false },
   download_not_found: { status: 404, type: "invalid_request_error", fault: "client", retryable: false },
   download_unauthorized: { status: 403, type: "permission_error", fault: "client", retryable: false },
+  forbidden_host: { status: 403, type: "permission_error", fault: "client", retryable: false },
+  forbidden_origin: { status: 403, type: "permission_error", fault: "client", retryable: false },
   download_in_progress: { status: 409, type: "invalid_request_error", fault: "client", retryable: true },
   benchmark_in_progress: { status: 409, type: "invalid_request_error", fault: "client", retryable: true },
   download_checksum_mismatch: { status: 502, type: "server_error", fault: "server", retryable: true },

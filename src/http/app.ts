@@ -5,6 +5,7 @@ import { LmxError, toHttp } from "../errors/codes.js";
 import type { GatewayContext } from "./context.js";
 import { bearerToken, matchesAny } from "./auth.js";
 import { sendError } from "./errors.js";
+import { createSecurityPolicy, enforceSecurity } from "./security.js";
 import { registerAdminRoutes } from "./routes/admin.js";
 import { registerGenerationRoutes } from "./routes/generation.js";
 import { registerHealthRoutes } from "./routes/health.js";
@@ -50,13 +51,14 @@ export function buildApp(ctx: GatewayContext): FastifyInstance {
     requestIdHeader: "x-request-id",
   });
 
-  // `curl -d` sends form or text content types; a JSON body is still what everyone means.
-  app.addContentTypeParser(["text/plain", "application/x-www-form-urlencoded"], { parseAs: "string" }, (_request, body, done) => {
-    try {
-      done(null, JSON.parse(body as string));
-    } catch (error) {
-      done(new LmxError("invalid_json", `the request body is not valid JSON: ${(error as Error).message}`), undefined);
-    }
+  // JSON bodies only as application/json (Fastify's own parser): text/plain and form bodies are what a web page
+  // may send cross-site without a CORS preflight, so accepting them as JSON let any page drive the server.
+  // (Fastify parses text/plain into a string by default: nothing here takes one, so it goes as well.)
+  app.removeContentTypeParser("text/plain");
+  const security = createSecurityPolicy(ctx.config);
+  app.addHook("onRequest", async (request, reply) => {
+    if (enforceSecurity(security, request, reply)) return reply;
+    return undefined;
   });
 
   app.setErrorHandler((error, request, reply) => sendError(request, reply, error));

@@ -4,7 +4,7 @@
  * does not notice truncation (a cut file reads back with zeros), so completeness is checked here: the last
  * tensor's data must end inside the file.
  */
-import { statSync } from "node:fs";
+import { closeSync, openSync, readSync, statSync } from "node:fs";
 import { GgufFileType, readGgufFileInfo, type GgufFileInfo } from "node-llama-cpp";
 import type { ModelType } from "../config/schema.js";
 
@@ -42,12 +42,36 @@ export async function inspectGguf(path: string): Promise<GgufFacts> {
   return facts;
 }
 
+/** The magic is checked here, not by node-llama-cpp, whose error quotes the file's first bytes back. */
+function hasGgufMagic(path: string): boolean {
+  const fd = openSync(path, "r");
+  try {
+    const magic = Buffer.alloc(4);
+    return readSync(fd, magic, 0, 4, 0) === 4 && magic.toString("latin1") === "GGUF";
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** A header read error as a message that never quotes the file's content. */
+export function ggufReadProblem(error: unknown): string {
+  const message = (error as Error)?.message ?? String(error);
+  if (/GGUF magic/i.test(message)) return "not a GGUF file (bad magic)";
+  return `unreadable GGUF header: ${message.slice(0, 200)}`;
+}
+
 async function readFacts(path: string, fileSize: number): Promise<GgufFacts> {
+  const unreadable = (problem: string): GgufFacts => ({ architecture: null, name: null, parameterCount: null, quantization: null, contextLength: null, type: "chat", problem });
+  try {
+    if (!hasGgufMagic(path)) return unreadable("not a GGUF file (bad magic)");
+  } catch (error) {
+    return unreadable(`unreadable file: ${(error as NodeJS.ErrnoException).code ?? "error"}`);
+  }
   let info: GgufFileInfo;
   try {
     info = await readGgufFileInfo(path, { readTensorInfo: true, logWarnings: false, spliceSplitFiles: false });
   } catch (error) {
-    return { architecture: null, name: null, parameterCount: null, quantization: null, contextLength: null, type: "chat", problem: `unreadable GGUF header: ${(error as Error).message}` };
+    return unreadable(ggufReadProblem(error));
   }
   const metadata = info.metadata as unknown as Record<string, Record<string, unknown> | undefined>;
   const general = metadata["general"] ?? {};

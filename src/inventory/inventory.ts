@@ -11,6 +11,7 @@ import type { ServerConfig } from "../config/load.js";
 import { expandHome } from "../config/load.js";
 import { keepAliveMs, type ModelEntryInput } from "../config/schema.js";
 import { LmxError } from "../errors/codes.js";
+import { ModelFolders, OUTSIDE_FOLDERS } from "./confine.js";
 import { DEMO_MODEL_ID, ensureDemoModel } from "./demo-model.js";
 import { inspectGguf, type GgufFacts } from "./gguf-inspect.js";
 import { resolveRunnerSettings } from "./settings.js";
@@ -174,7 +175,12 @@ export class Inventory {
       ...(dirs.lmstudio ? scanGgufFolder(dirs.lmstudio, "lmstudio", "lmstudio:") : []),
       ...(dirs.ollama ? scanOllama(dirs.ollama) : []),
     ];
-    for (const model of discovered) if (!configuredPaths.has(model.path)) await add(model, null);
+    const folders = this.folders();
+    for (const model of discovered) {
+      if (configuredPaths.has(model.path)) continue;
+      // a refused link is listed with its reason, never inspected (no byte of its target is read) and sized 0
+      await add(folders.containsModel(model.path) ? model : { ...model, sizeBytes: 0, missing: [], problem: OUTSIDE_FOLDERS }, null);
+    }
     const anyServable = found.some((m) => m.format === "gguf" && m.missing.length === 0 && m.problem === null);
     if (this.demoPath && !anyServable) {
       await add(
@@ -188,9 +194,25 @@ export class Inventory {
     this.scannedAt = Date.now();
   }
 
+  /** The folders models are served from: the configured ones and the discovered stores; config entries name their own files. */
+  private folders(): ModelFolders {
+    const dirs = this.discoveryDirs();
+    return new ModelFolders([...this.config.model_dirs, dirs.hf_cache, this.config.downloads.cache_dir, dirs.lmstudio, dirs.ollama]);
+  }
+
+  /**
+   * Whether a file a request names (a draft model) may be opened: inside the model folders, or a file the
+   * config names itself.
+   */
+  servesFile(file: string): boolean {
+    const configured = this.config.models.flatMap((m) => [m.path, ...(m.draft_model ? [m.draft_model] : [])]);
+    if (this.config.defaults.draft_model) configured.push(this.config.defaults.draft_model);
+    return configured.includes(file) || this.folders().containsModel(file);
+  }
+
   private async describe(model: DiscoveredModel, entry: ModelEntryInput | null): Promise<ModelDescriptor> {
     let facts: GgufFacts | null = null;
-    if (model.format === "gguf" && model.missing.length === 0 && isRegularFile(model.path)) facts = await inspectGguf(model.path);
+    if (model.format === "gguf" && model.missing.length === 0 && !model.problem && isRegularFile(model.path)) facts = await inspectGguf(model.path);
     const size = model.sizeBytes;
     return {
       id: model.id,
@@ -210,7 +232,7 @@ export class Inventory {
       quantization: facts?.quantization ?? null,
       contextLength: facts?.contextLength ?? null,
       missing: model.missing,
-      problem: facts?.problem ?? null,
+      problem: model.problem ?? facts?.problem ?? null,
     };
   }
 }

@@ -138,7 +138,7 @@ test("slow-loris: partial bodies are cut after request_timeout_sec, and the serv
     socket.on("error", () => {});
     // a socket that is not read never notices the server's FIN: read, and keep what the server said
     socket.on("data", (chunk: Buffer) => (answers[i] = (answers[i] ?? "") + chunk.toString()));
-    socket.write(`POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{"model":"ch`);
+    socket.write(`POST /v1/chat/completions HTTP/1.1\r\nHost: ${hostname}:${port}\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{"model":"ch`);
     return socket;
   });
   const closed = sockets.map((s) => new Promise<void>((resolve) => s.once("close", () => resolve())));

@@ -122,7 +122,16 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: GatewayContext): 
         });
       }
       if (unservable) throw unservable;
-      const { runner, reloaded } = await ctx.scheduler.load(model, explicitSettings(settings ?? {}, model.sizeBytes));
+      const explicit = explicitSettings(settings ?? {}, model.sizeBytes);
+      // the draft model is a path from the request: only files the server would serve anyway may be opened
+      if (explicit.draftModel && !ctx.inventory.servesFile(explicit.draftModel)) {
+        throw new LmxError(
+          "invalid_value",
+          "settings.draft_model must be a GGUF file inside the configured model folders (model_dirs, the HF cache, LM Studio, Ollama) or one the config names",
+          { param: "settings.draft_model" },
+        );
+      }
+      const { runner, reloaded } = await ctx.scheduler.load(model, explicit);
       return { status: "loaded", model_id: model.id, reloaded, pid: runner.pid, info: runner.info };
     });
 

@@ -89,7 +89,8 @@ function currentSnapshot(repoDir: string): string | null {
   const snapshots = path.join(repoDir, "snapshots");
   try {
     const commit = readFileSync(path.join(repoDir, "refs", "main"), "utf8").trim();
-    if (commit && existsSync(path.join(snapshots, commit))) return path.join(snapshots, commit);
+    // a commit hash names a folder in snapshots/; "../.." in a hand-edited ref would walk anywhere
+    if (/^[A-Za-z0-9_-][A-Za-z0-9._-]*$/.test(commit) && existsSync(path.join(snapshots, commit))) return path.join(snapshots, commit);
   } catch {
     // no refs/main: a download by revision, or an interrupted one
   }

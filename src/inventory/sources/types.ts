@@ -15,6 +15,8 @@ export interface DiscoveredModel {
   sizeBytes: number;
   /** Files the model needs that are not there (missing shards, dangling snapshot links, .incomplete blobs). */
   missing: string[];
+  /** Why it is not served although its files are there (a link out of the model folders). */
+  problem?: string;
 }
 
 export const SPLIT_GGUF = /-(\d{5})-of-(\d{5})\.gguf$/i;
