@@ -136,6 +136,20 @@ export const configSchema = z.strictObject({
   /** Loaded models at most; loading one more evicts the least recently used idle model. */
   max_loaded_models: positiveInt.nullable().default(null),
   /**
+   * When memory holds fewer models than are asked for: a load that does not fit because other models are busy
+   * waits for them (they finish what runs, take nothing new, and are swapped out), so requests are served in
+   * groups per model instead of thrashing or answering 507. Off: 507 at once.
+   */
+  affinity: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      /** The longest a load waits for busy models before 507. */
+      max_wait_sec: z.number().positive().default(120),
+      /** A model just loaded serves at least this long before it is asked to make room. */
+      min_resident_sec: z.number().min(0).default(2),
+    })
+    .prefault({}),
+  /**
    * Runner processes starting at once, across models. Loads are disk- and CPU-bound, and a runner that has not
    * estimated its memory yet holds only what its file proves: a burst of loads must not start a crowd of them.
    */

@@ -86,6 +86,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       classQueueSize: Object.fromEntries(Object.entries(config.priority.queue_size).filter(([, limit]) => limit !== null)),
     },
     interactiveSlots: config.priority.interactive_slots,
+    affinity: config.affinity.enabled ? { maxWaitMs: config.affinity.max_wait_sec * 1000, minResidentMs: config.affinity.min_resident_sec * 1000 } : null,
     start: {
       loaderTimeoutMs: config.loader_timeout_sec * 1000,
       healthIntervalMs: config.health_interval_sec * 1000,

@@ -32,8 +32,11 @@ export interface PlacementRequest {
 
 export type PlacementDecision =
   | { kind: "fits"; evict: string[] }
-  /** `never`: it cannot fit even with nothing else loaded; otherwise it may fit once other models go idle. */
-  | { kind: "refused"; never: boolean; reason: string };
+  /**
+   * `never`: waiting cannot help (too big for the budget, pinned models in the way, or eviction off); otherwise
+   * it fits once `blockers` (busy, unpinned; least recently used first, just enough) have gone.
+   */
+  | { kind: "refused"; never: boolean; reason: string; blockers: string[] };
 
 const mib = (bytes: number) => `${Math.ceil(bytes / 1048576)} MiB`;
 
@@ -47,6 +50,7 @@ export function decidePlacement(snapshot: PlacementSnapshot, request: PlacementR
     return {
       kind: "refused",
       never: true,
+      blockers: [],
       reason: `it needs an estimated ${mib(request.needBytes)} and the whole memory budget is ${mib(budgetBytes)} (memory.max_percent / memory.budget_bytes)`,
     };
   }
@@ -65,17 +69,30 @@ export function decidePlacement(snapshot: PlacementSnapshot, request: PlacementR
     count--;
     if (fits()) return { kind: "fits", evict };
   }
+  // would it fit once busy, unpinned models finished and went too? Then it is a matter of waiting for them
+  const blockers: string[] = [];
+  if (eviction) {
+    for (const busy of snapshot.residents.filter((r) => !r.pinned && r.busy).sort((a, b) => a.lastUsed - b.lastUsed)) {
+      if (fits()) break;
+      blockers.push(busy.model);
+      used -= busy.bytes;
+      count--;
+    }
+  }
+  const never = !eviction || !fits();
   const evictionNote = eviction ? "" : " (memory.eviction is off)";
-  if (tooMany()) {
+  if (maxLoadedModels !== null && snapshot.residents.length - evict.length >= maxLoadedModels) {
     return {
       kind: "refused",
-      never: false,
+      never,
+      blockers: never ? [] : blockers,
       reason: `max_loaded_models (${maxLoadedModels}) are loaded and none is idle and unpinned${evictionNote}`,
     };
   }
   return {
     kind: "refused",
-    never: false,
+    never,
+    blockers: never ? [] : blockers,
     reason: `it needs an estimated ${mib(request.needBytes)}; ${mib(budgetBytes - snapshot.usedBytes)} of the ${mib(budgetBytes)} budget is free and no idle, unpinned model can be evicted${evictionNote}`,
   };
 }

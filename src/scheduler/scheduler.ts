@@ -18,7 +18,7 @@ import { AdmissionQueue, type AdmissionSnapshot } from "./admission.js";
 import { attemptOutcome, compatibilityKey, fallsThrough, orderCandidates } from "./backend-policy.js";
 import { ModelLifecycle, type ModelPhase, type ModelTransition } from "./lifecycle.js";
 import { type MemoryBudget, Mutex } from "./memory-budget.js";
-import { decidePlacement, type Resident } from "./placement.js";
+import { decidePlacement, type PlacementDecision, type Resident } from "./placement.js";
 import { probeBackends, type ProbeResult } from "./probe.js";
 import type { Priority } from "./priority.js";
 
@@ -60,6 +60,12 @@ export interface SchedulerOptions {
    * full runner of batch work (costs one more sequence's KV cache per slot).
    */
   interactiveSlots?: number;
+  /**
+   * When a load does not fit because other models are busy (not because it never can): wait for them instead of
+   * answering 507, ask them to finish what runs and take nothing new (their waiters queue for their next turn),
+   * and swap once they are done. Off: 507 at once, as before 0.2.
+   */
+  affinity?: { maxWaitMs: number; minResidentMs: number } | null;
   /** Whether a backend here can offload layers to a GPU (then weights need not be in RAM). */
   gpuPresent: boolean;
 }
@@ -89,6 +95,14 @@ interface ModelSlot {
   drainReason: string | null;
   /** Of the serving runner's sequences, those held for interactive requests. */
   interactiveSlots: number;
+  /** Loads waiting for room asked this model to take no new requests (see SchedulerOptions.affinity). */
+  yieldingFor: Set<string>;
+  /** When its runner became ready: a model is asked to yield only after affinity.minResidentMs. */
+  readyAt: number;
+  /** Leases granted since its runner became ready, and the group that waited for it then: a model yields its
+   * turn only after that whole group got in (A A A B B, not A B A B). */
+  grantedSinceReady: number;
+  groupAtReady: number;
 }
 
 export interface LoadedModelView {
@@ -140,6 +154,8 @@ export class Scheduler extends EventEmitter {
   readonly admission: AdmissionQueue;
   private readonly slots = new Map<string, ModelSlot>();
   private readonly placementLock = new Mutex();
+  /** Loads waiting for room (affinity), woken by releases, unloads and exits. */
+  private readonly roomWaiters = new Set<() => void>();
   private readonly loadGate: Semaphore;
   private closed = false;
   private tokens = 0;
@@ -176,6 +192,7 @@ export class Scheduler extends EventEmitter {
         if (attempt >= ACQUIRE_ATTEMPTS) throw new LmxError("model_crashed", `the runner for '${descriptor.id}' kept exiting before the request could start`, { retryAfterSec: 1 });
         continue;
       }
+      slot.grantedSinceReady++;
       let released = false;
       return {
         runner,
@@ -185,6 +202,7 @@ export class Scheduler extends EventEmitter {
           slot.lastUsed = Date.now();
           slot.requestsServed++;
           granted.release();
+          this.roomMayHaveChanged();
         },
       };
     }
@@ -365,6 +383,8 @@ export class Scheduler extends EventEmitter {
   private capacityOf(id: string, priority: Priority): number {
     const slot = this.slots.get(id);
     if (!slot?.runner || !this.isReady(slot)) return 0;
+    // making room for a waiting model: what runs finishes, nothing new starts (it waits for this model's next turn)
+    if (slot.yieldingFor.size > 0) return 0;
     const total = slot.runner.info.parallel;
     return priority === "interactive" ? total : Math.max(1, total - slot.interactiveSlots);
   }
@@ -404,6 +424,9 @@ export class Scheduler extends EventEmitter {
       const { runner, backend, key, token } = await this.startRunner(slot);
       slot.interactiveSlots = Math.min(this.options.interactiveSlots ?? 0, Math.max(0, runner.info.parallel - 1));
       slot.runner = runner;
+      slot.readyAt = Date.now();
+      slot.grantedSinceReady = 0;
+      slot.groupAtReady = this.admission.waitingFor(id);
       slot.token = token;
       slot.servedBy = { backend, key };
       slot.loads++;
@@ -465,14 +488,14 @@ export class Scheduler extends EventEmitter {
       let runner: RunnerHandle;
       try {
         // memory is placed before a process exists: what the file alone proves it needs, then the exact estimate
-        await this.placementLock.run(() => this.place(slot, token, this.preEstimate(descriptor)));
+        await this.placeWaiting(slot, token, this.preEstimate(descriptor));
         runner = await this.loadGate.run(() => {
           this.options.log("info", "loading model", { model: descriptor.id, path: descriptor.path, backend: backend.name, settings: descriptor.settings });
           return backend.start(descriptor, {
             ...this.options.start,
             loaderTimeoutMs,
             log: this.options.log,
-            admit: (estimate) => this.placementLock.run(() => this.place(slot, token, estimate.ram + this.options.memory.runnerOverheadBytes)),
+            admit: (estimate) => this.placeWaiting(slot, token, estimate.ram + this.options.memory.runnerOverheadBytes),
           });
         });
       } catch (error) {
@@ -521,8 +544,80 @@ export class Scheduler extends EventEmitter {
     return (onGpu ? 0 : descriptor.sizeBytes) + this.options.memory.runnerOverheadBytes;
   }
 
-  /** Runs under the placement lock: fits `need` for this load's token, evicting idle models if it must. */
-  private async place(slot: ModelSlot, token: string, need: number): Promise<void> {
+  /**
+   * Places `need` for this load's token; when it does not fit only because other models are busy, waits for
+   * them (affinity): they finish what runs and take nothing new, then the swap happens. Bounded by maxWaitMs.
+   */
+  private async placeWaiting(slot: ModelSlot, token: string, need: number): Promise<void> {
+    const id = slot.descriptor.id;
+    const affinity = this.options.affinity ?? null;
+    const waitStarted = Date.now();
+    const deadline = waitStarted + (affinity?.maxWaitMs ?? 0);
+    const askedToYield = new Set<ModelSlot>();
+    try {
+      for (;;) {
+        const refusal = await this.placementLock.run(() => this.place(slot, token, need));
+        if (!refusal) return;
+        if (refusal.never || !affinity || this.closed || Date.now() >= deadline) {
+          const waited = affinity && !refusal.never && Date.now() >= deadline ? ` (waited affinity.max_wait_sec for busy models)` : "";
+          throw new LmxError("insufficient_memory", `cannot load '${id}': ${refusal.reason}${waited}`, {
+            details: { estimate_bytes: need, budget_bytes: this.options.memory.budgetBytes, used_bytes: this.options.memory.usedBytes },
+            retryAfterSec: refusal.never ? undefined : 5,
+          });
+        }
+        // a model that just arrived serves a while first (min resident time), then yields its turn
+        let nextLook = deadline;
+        for (const blocker of refusal.blockers) {
+          const other = this.slots.get(blocker);
+          // a model still loading first serves the requests it was loaded for
+          if (!other || !this.isReady(other)) continue;
+          const yieldAt = other.readyAt + affinity.minResidentMs;
+          // its waiting group got in, or nobody waits for it, or this load has waited half its bound (no starving)
+          const servedItsGroup =
+            other.grantedSinceReady >= Math.max(1, other.groupAtReady) ||
+            this.admission.waitingFor(blocker) === 0 ||
+            Date.now() - waitStarted >= affinity.maxWaitMs / 2;
+          if (Date.now() >= yieldAt && servedItsGroup) {
+            if (!other.yieldingFor.has(id)) this.options.log("info", "asking a busy model to make room", { model: blocker, for: id });
+            other.yieldingFor.add(id);
+            askedToYield.add(other);
+          } else {
+            nextLook = Math.min(nextLook, yieldAt);
+          }
+        }
+        await this.roomChange(nextLook);
+      }
+    } finally {
+      for (const other of askedToYield) other.yieldingFor.delete(id);
+      if (askedToYield.size > 0) this.admission.dispatch();
+    }
+  }
+
+  /** Resolves on the next release, unload or runner exit (something may have made room), or at `until`. */
+  private roomChange(until: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.roomWaiters.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, Math.max(0, until - Date.now()));
+      this.roomWaiters.add(done);
+    });
+  }
+
+  private roomMayHaveChanged(): void {
+    if (this.roomWaiters.size === 0) return;
+    const waiters = [...this.roomWaiters];
+    this.roomWaiters.clear();
+    for (const waiter of waiters) waiter();
+  }
+
+  /**
+   * Runs under the placement lock: fits `need` for this load's token, evicting idle models if it must; the
+   * refusal when it cannot (yet).
+   */
+  private async place(slot: ModelSlot, token: string, need: number): Promise<Extract<PlacementDecision, { kind: "refused" }> | null> {
     const id = slot.descriptor.id;
     const memory = this.options.memory;
     const residents: Resident[] = [];
@@ -534,7 +629,12 @@ export class Scheduler extends EventEmitter {
         model: other,
         bytes: memory.reservation(other)?.bytes ?? 0,
         pinned: s.descriptor.pinned,
-        busy: phase !== "ready" || s.opsPending > 0 || this.admission.activity(other) > 0,
+        // a model yielding its turn is done once nothing runs on it: its waiters queue for its next turn
+        busy:
+          phase !== "ready" ||
+          s.opsPending > 0 ||
+          this.admission.runningFor(other) > 0 ||
+          (s.yieldingFor.size === 0 && this.admission.waitingFor(other) > 0),
         lastUsed: s.lastUsed,
       });
     }
@@ -548,11 +648,7 @@ export class Scheduler extends EventEmitter {
       },
       { model: id, needBytes: need },
     );
-    if (decision.kind === "refused") {
-      throw new LmxError("insufficient_memory", `cannot load '${id}': ${decision.reason}`, {
-        details: { estimate_bytes: need, budget_bytes: memory.budgetBytes, used_bytes: memory.usedBytes },
-      });
-    }
+    if (decision.kind === "refused") return decision;
     // every victim's unload is queued before any is awaited, so no later command of theirs can slip in between
     await Promise.all(
       decision.evict.map((victim) => {
@@ -562,6 +658,7 @@ export class Scheduler extends EventEmitter {
     );
     memory.reserve(token, id, need, "estimate");
     this.options.log("info", "load admitted", { model: id, estimate_bytes: need, used_bytes: memory.usedBytes, budget_bytes: memory.budgetBytes });
+    return null;
   }
 
   // ---- unloading -----------------------------------------------------------------------------------------
@@ -585,6 +682,7 @@ export class Scheduler extends EventEmitter {
   private onRunnerExit(slot: ModelSlot, runner: RunnerHandle, token: string, exit: RunnerExit): void {
     const id = slot.descriptor.id;
     this.options.memory.release(token);
+    this.roomMayHaveChanged();
     if (slot.runner !== runner) return;
     slot.runner = null;
     slot.token = null;
@@ -651,6 +749,10 @@ export class Scheduler extends EventEmitter {
         servedBy: null,
         drainReason: null,
         interactiveSlots: 0,
+        yieldingFor: new Set(),
+        readyAt: 0,
+        grantedSinceReady: 0,
+        groupAtReady: 0,
       };
       this.slots.set(descriptor.id, slot);
     } else if (!slot.runner && slot.opsPending === 0) {
