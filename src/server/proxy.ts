@@ -61,7 +61,7 @@ export async function forwardToRunner(reply: FastifyReply, options: ForwardOptio
     } catch {
       // an unparsable error body from a runner is itself the bug to report below
     }
-    throw fromOpenAiBody(body, "internal_error", `runner answered HTTP ${upstream.statusCode}`);
+    throw fromOpenAiBody(body, "internal_error", `runner answered HTTP ${upstream.statusCode}`, retryAfterOf(upstream.headers["retry-after"]));
   }
   const raw = reply.raw;
   reply.hijack();
@@ -113,6 +113,12 @@ export async function forwardToRunner(reply: FastifyReply, options: ForwardOptio
     if (usage) recorder!.usage(usage);
   }
   return { kind: "answered" };
+}
+
+/** A runner's Retry-After (seconds), passed on to the client with its error. */
+function retryAfterOf(header: string | string[] | undefined): number | undefined {
+  const value = Number(Array.isArray(header) ? header[0] : header);
+  return Number.isFinite(value) && value > 0 ? value : undefined;
 }
 
 function waitForDrain(raw: NodeJS.WritableStream, signal: AbortSignal): Promise<void> {

@@ -174,5 +174,6 @@ function upstreamError(status: number, parsed: unknown, text: string): LmxError 
   else if (status === 400 || error?.type === "invalid_request_error") code = "invalid_request";
   else if (status === 501 || error?.type === "not_supported_error") code = "unsupported_parameter";
   else if (status === 503) code = "runner_busy";
-  return new LmxError(code, `llama-server: ${message}`);
+  // busy is temporary by definition: say when to come back, as every other 503 of ours does
+  return new LmxError(code, `llama-server: ${message}`, code === "runner_busy" ? { retryAfterSec: 1 } : {});
 }
