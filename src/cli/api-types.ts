@@ -52,6 +52,7 @@ export interface RunnerStats {
   generatedTokens?: number;
   slotsBusy?: number;
   slotsTotal?: number;
+  requestsWaiting?: number;
   rssBytes?: number;
 }
 

@@ -10,7 +10,7 @@ import { after, before, describe, test } from "node:test";
 import OpenAI from "openai";
 import { NO_LLAMA_SERVER, testLlamaServerBinary } from "../helpers/llama-server.js";
 import { testModel } from "../helpers/models.js";
-import { startTestServer, type TestServer } from "../helpers/server.js";
+import { getJson, startTestServer, waitFor, type TestServer } from "../helpers/server.js";
 
 const TRIALS = Number(process.env["LMX_TEST_ABORT_TRIALS"] ?? 100);
 const STORM = Number(process.env["LMX_TEST_ABORT_STORM"] ?? 300);
@@ -46,6 +46,7 @@ for (const engine of engines) {
         models: [
           { id: "chat", path: model.path, parallel: 2, context_size: 256, threads: 1 },
           { id: "wide", path: model.path, parallel: 4, context_size: 256, threads: 1 },
+          { id: "slow", path: model.path, parallel: 4, context_size: 256, threads: 1 },
         ],
         auto_load: ["chat"],
       });
@@ -143,6 +144,50 @@ for (const engine of engines) {
       }
       t.diagnostic(`${problems.length} of 80 answers wrong or failed`);
       assert.deepEqual(problems.slice(0, 10), []);
+    });
+
+    test("a client that leaves while its request waits in the runner for a sequence costs no generation", { skip: engine.name !== "node-llama-cpp" && "llama-server queues excess requests itself" }, async () => {
+      // a runner with 1 sequence behind a gateway admitting 4, and a slow token loop, so that one generation
+      // holds the sequence while a second request waits inside the runner
+      process.env["LMX_ENABLE_FAULT_INJECTION"] = "1";
+      process.env["LMX_FAULT_INJECTION"] = JSON.stringify({ tokenDelayMs: 20 });
+      let loaded: Response;
+      try {
+        loaded = await fetch(`${server.url}/admin/models/load`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ model_id: "slow", settings: { parallel: 1 } }),
+        });
+      } finally {
+        delete process.env["LMX_ENABLE_FAULT_INJECTION"];
+        delete process.env["LMX_FAULT_INJECTION"];
+      }
+      assert.equal(loaded.status, 200, await loaded.text());
+      const stats = async () => {
+        const list = await getJson<{ data: Array<{ id: string; stats: { requestsServed: number; requestsActive: number; requestsWaiting: number; generatedTokens: number } }> }>(
+          `${server.url}/admin/models/loaded`,
+        );
+        const entry = list.body.data.find((m) => m.id === "slow");
+        assert.ok(entry?.stats);
+        return entry.stats;
+      };
+      const before = await stats();
+      const holding = client.chat.completions.create({ model: "slow", messages: [{ role: "user", content: "Hold the sequence." }], max_tokens: 100, temperature: 0 });
+      await waitFor(async () => (await stats()).requestsActive === 1, 10_000, "the first request to run");
+      const leaving = new AbortController();
+      const waiting = client.chat.completions
+        .create({ model: "slow", messages: [{ role: "user", content: "Wait for it." }], max_tokens: 100, temperature: 0 }, { signal: leaving.signal })
+        .catch(() => null);
+      await waitFor(async () => (await stats()).requestsWaiting === 1, 10_000, "the second request to wait in the runner");
+      leaving.abort();
+      await waiting;
+      const held = await holding;
+      await waitFor(async () => (await stats()).requestsActive === 0, 20_000, "the runner to be idle");
+      // the waiting request's close was heard: no generation ran for it after the first one finished
+      assert.equal((await stats()).requestsWaiting, 0);
+      const after = await stats();
+      assert.equal(after.requestsServed - before.requestsServed, 1, "only the request whose client stayed was generated");
+      assert.equal(after.generatedTokens - before.generatedTokens, held.usage?.completion_tokens);
     });
 
     test(`a storm of ${STORM} streams aborted at random moments: clients that kept reading get the right answer, no false model_crashed`, async (t) => {

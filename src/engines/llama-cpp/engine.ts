@@ -174,6 +174,7 @@ export class LlamaCppEngine {
       generatedTokens: 0,
       slotsBusy: 0,
       slotsTotal: settings.parallel,
+      requestsWaiting: 0,
       rssBytes: 0,
     };
     let context: LlamaContext | null = null;
@@ -273,7 +274,7 @@ export class LlamaCppEngine {
   }
 
   getStats(): RunnerStats {
-    return { ...this.stats, slotsBusy: this.slots.busy, rssBytes: process.memoryUsage.rss() };
+    return { ...this.stats, slotsBusy: this.slots.busy, requestsWaiting: this.slots.waiting, rssBytes: process.memoryUsage.rss() };
   }
 
   get isEmbeddingModel(): boolean {

@@ -129,6 +129,7 @@ export class LlamaServerEngine {
       generatedTokens: metrics.get("llamacpp:tokens_predicted_total") ?? 0,
       slotsBusy: busy,
       slotsTotal: this.info.parallel,
+      requestsWaiting: metrics.get("llamacpp:requests_deferred") ?? 0,
       rssBytes: process.memoryUsage.rss() + rssOf(this.child.pid),
     };
   }
