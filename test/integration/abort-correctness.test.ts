@@ -172,7 +172,14 @@ for (const engine of engines) {
         return entry.stats;
       };
       const before = await stats();
-      const holding = client.chat.completions.create({ model: "slow", messages: [{ role: "user", content: "Hold the sequence." }], max_tokens: 100, temperature: 0 });
+      // 200 tokens × 20 ms: the sequence stays held for seconds (ignore_eos: the tiny model may stop early)
+      const holding = client.chat.completions.create({
+        model: "slow",
+        messages: [{ role: "user", content: "Hold the sequence." }],
+        max_tokens: 200,
+        temperature: 0,
+        ...{ ignore_eos: true },
+      });
       await waitFor(async () => (await stats()).requestsActive === 1, 10_000, "the first request to run");
       const leaving = new AbortController();
       const waiting = client.chat.completions
