@@ -52,6 +52,7 @@ export interface RunnerStats {
   generated_tokens?: number;
   slots_busy?: number;
   slots_total?: number;
+  requests_waiting?: number;
   rss_bytes?: number;
 }
 

@@ -208,6 +208,7 @@ export class LmxMetrics {
     gauge("lmx:kv_cache_slots_in_use", "Sequences (KV cache slots) of each runner that hold a running request.", ["model"], fromRunners((s) => s.slotsBusy));
     // not "_total": that suffix promises a counter, and rate() over a gauge named so would mislead
     gauge("lmx:kv_cache_slots", "Sequences (KV cache slots) of each runner: its parallel setting.", ["model"], fromRunners((s) => s.slotsTotal));
+    gauge("lmx:runner_requests_waiting", "Requests inside each runner waiting for a free sequence.", ["model"], fromRunners((s) => s.requestsWaiting));
     const disks = async (g: Gauge<"path">, read: (s: { bavail: number; blocks: number; bsize: number }) => number) => {
       const paths = [...new Set(sources.diskPaths.map((p) => path.resolve(p)))];
       await Promise.all(

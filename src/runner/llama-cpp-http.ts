@@ -3,7 +3,7 @@
  * Responses are already in their final OpenAI wire form, so the gateway forwards bytes without re-parsing them.
  */
 import type http from "node:http";
-import { LmxError } from "../errors/codes.js";
+import { LmxError, toOpenAiBody } from "../errors/codes.js";
 import type { ChatCompletionRequest, CompletionRequest, EmbeddingRequest } from "../api/openai/schemas.js";
 import type { GenerationResult, LlamaCppEngine, PreparedGeneration } from "../engines/llama-cpp/engine.js";
 import { listenRunnerHttp, readJson, sendJson, type RunnerHttpServer } from "./internal-http.js";
@@ -23,28 +23,33 @@ async function route(engine: LlamaCppEngine, req: http.IncomingMessage, res: htt
   const body = await readJson(req);
   const requestId = headerValue(req, RUNNER_REQUEST_ID_HEADER) ?? `req-${Date.now().toString(36)}`;
   if (url === "/v1/embeddings") return sendEmbeddings(res, engine, body as EmbeddingRequest);
-  let kind: Kind;
-  let prepared: PreparedGeneration;
-  if (url === "/v1/chat/completions") {
-    kind = "chat";
-    prepared = await engine.prepareChat(body as ChatCompletionRequest);
-  } else if (url === "/v1/completions") {
-    kind = "completion";
-    prepared = await engine.prepareCompletion(body as CompletionRequest);
-  } else {
-    throw new LmxError("not_found", `no runner route POST ${url}`);
-  }
-  const request = body as ChatCompletionRequest | CompletionRequest;
+  if (url !== "/v1/chat/completions" && url !== "/v1/completions") throw new LmxError("not_found", `no runner route POST ${url}`);
+  const kind: Kind = url === "/v1/chat/completions" ? "chat" : "completion";
+  // Listening before preparing: a client that leaves while its request waits for a sequence must stop the wait
+  // (the close event would otherwise come and go unheard, and its generation run to the end for nobody).
   const controller = new AbortController();
   active.add(controller);
   res.on("close", () => {
     if (!res.writableFinished) controller.abort();
   });
+  let prepared: PreparedGeneration | null = null;
   try {
+    try {
+      prepared =
+        kind === "chat"
+          ? await engine.prepareChat(body as ChatCompletionRequest, controller.signal)
+          : await engine.prepareCompletion(body as CompletionRequest, controller.signal);
+    } catch (error) {
+      if (controller.signal.aborted) return; // nobody is left to answer
+      throw error;
+    }
+    const request = body as ChatCompletionRequest | CompletionRequest;
     const call: GenerationCall = { res, engine, prepared, kind, request, requestId, signal: controller.signal };
     if (request.stream) await streamGeneration(call);
     else await answerGeneration(call);
   } finally {
+    // generate gives the sequence back itself; this covers a failure before it started (releasing twice is a no-op)
+    if (prepared) engine.release(prepared);
     active.delete(controller);
   }
 }
@@ -114,7 +119,17 @@ async function streamGeneration({ res, engine, prepared, kind, request, requestI
   const pieceOpen = kind === "chat" ? `${head}"delta":{"content":` : `${head}"text":`;
   const pieceClose = kind === "chat" ? `},"logprobs":null,"finish_reason":null}]}\n\n` : `,"logprobs":null,"finish_reason":null}]}\n\n`;
   if (kind === "chat") res.write(`${head}"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}]}\n\n`);
-  const result = await engine.generate(prepared, (piece) => res.write(pieceOpen + JSON.stringify(piece) + pieceClose), signal);
+  let result: GenerationResult;
+  try {
+    result = await engine.generate(prepared, (piece) => res.write(pieceOpen + JSON.stringify(piece) + pieceClose), signal);
+  } catch (error) {
+    if (signal.aborted) return;
+    // The runner is alive: say what failed in the stream. A cut connection would reach the client as
+    // model_crashed, which sends operators looking for a crash that never happened.
+    const lmx = error instanceof LmxError ? error : new LmxError("internal_error", `generation failed: ${(error as Error)?.message ?? String(error)}`);
+    res.end(`data: ${JSON.stringify(toOpenAiBody(lmx))}\n\ndata: [DONE]\n\n`);
+    return;
+  }
   if (signal.aborted) {
     res.end();
     return;

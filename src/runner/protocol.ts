@@ -117,6 +117,8 @@ export interface RunnerStats {
   generatedTokens: number;
   slotsBusy: number;
   slotsTotal: number;
+  /** Requests inside the runner waiting for a sequence (the gateway admitted them before one was free). */
+  requestsWaiting: number;
   /** Resident memory of the runner process as the OS sees it. */
   rssBytes: number;
 }

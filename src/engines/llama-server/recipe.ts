@@ -81,6 +81,7 @@ export const llamaServerRecipe: ChildServerRecipe = {
       generatedTokens: metrics.get("llamacpp:tokens_predicted_total") ?? 0,
       slotsBusy: metrics.get("llamacpp:requests_processing") ?? 0,
       slotsTotal: info.parallel,
+      requestsWaiting: metrics.get("llamacpp:requests_deferred") ?? 0,
     };
   },
 };
