@@ -13,6 +13,11 @@ export interface Resident {
   busy: boolean;
   /** Milliseconds since epoch of its last finished request (or of its load). */
   lastUsed: number;
+  /**
+   * What evicting it would cost: its load time × its recent demand (0 when unknown). Idle models go cheapest
+   * first, then least recently used: a big model in steady use is not evicted for a small one nobody asks for.
+   */
+  cost?: number;
 }
 
 export interface PlacementSnapshot {
@@ -41,8 +46,9 @@ export type PlacementDecision =
 const mib = (bytes: number) => `${Math.ceil(bytes / 1048576)} MiB`;
 
 /**
- * Fits the request as things are, or after evicting idle, unpinned models, least recently used first, taking
- * only as many as needed. Refuses with the numbers otherwise.
+ * Fits the request as things are, or after evicting idle, unpinned models, cheapest to bring back first (load
+ * time × recent demand), then least recently used, taking only as many as needed. Refuses with the numbers
+ * otherwise.
  */
 export function decidePlacement(snapshot: PlacementSnapshot, request: PlacementRequest): PlacementDecision {
   const { budgetBytes, maxLoadedModels, eviction } = snapshot;
@@ -61,7 +67,7 @@ export function decidePlacement(snapshot: PlacementSnapshot, request: PlacementR
   const evict: string[] = [];
   if (fits()) return { kind: "fits", evict };
   const victims = eviction
-    ? snapshot.residents.filter((r) => !r.pinned && !r.busy).sort((a, b) => a.lastUsed - b.lastUsed)
+    ? snapshot.residents.filter((r) => !r.pinned && !r.busy).sort((a, b) => (a.cost ?? 0) - (b.cost ?? 0) || a.lastUsed - b.lastUsed)
     : [];
   for (const victim of victims) {
     evict.push(victim.model);

@@ -26,6 +26,8 @@ export { runtimeSignature } from "./backend-policy.js";
 export type { ProbeResult } from "./probe.js";
 
 const KEEP_ALIVE_SWEEP_MS = 250;
+/** Recent demand halves every 5 minutes: yesterday's traffic does not protect a model today. */
+const DEMAND_HALF_LIFE_MS = 5 * 60_000;
 const DRAIN_POLL_MS = 20;
 /** How often a request whose runner died between its grant and its start tries again. */
 const ACQUIRE_ATTEMPTS = 3;
@@ -103,6 +105,9 @@ interface ModelSlot {
    * turn only after that whole group got in (A A A B B, not A B A B). */
   grantedSinceReady: number;
   groupAtReady: number;
+  /** Requests lately, decaying with DEMAND_HALF_LIFE_MS: with the load time, what evicting this model costs. */
+  demand: { value: number; at: number };
+  lastLoadMs: number;
 }
 
 export interface LoadedModelView {
@@ -193,6 +198,7 @@ export class Scheduler extends EventEmitter {
         continue;
       }
       slot.grantedSinceReady++;
+      slot.demand = { value: decayedDemand(slot, Date.now()) + 1, at: Date.now() };
       let released = false;
       return {
         runner,
@@ -424,6 +430,7 @@ export class Scheduler extends EventEmitter {
       const { runner, backend, key, token } = await this.startRunner(slot);
       slot.interactiveSlots = Math.min(this.options.interactiveSlots ?? 0, Math.max(0, runner.info.parallel - 1));
       slot.runner = runner;
+      slot.lastLoadMs = runner.info.loadMs;
       slot.readyAt = Date.now();
       slot.grantedSinceReady = 0;
       slot.groupAtReady = this.admission.waitingFor(id);
@@ -636,6 +643,7 @@ export class Scheduler extends EventEmitter {
           this.admission.runningFor(other) > 0 ||
           (s.yieldingFor.size === 0 && this.admission.waitingFor(other) > 0),
         lastUsed: s.lastUsed,
+        cost: s.lastLoadMs * decayedDemand(s, Date.now()),
       });
     }
     const decision = decidePlacement(
@@ -753,6 +761,8 @@ export class Scheduler extends EventEmitter {
         readyAt: 0,
         grantedSinceReady: 0,
         groupAtReady: 0,
+        demand: { value: 0, at: Date.now() },
+        lastLoadMs: 0,
       };
       this.slots.set(descriptor.id, slot);
     } else if (!slot.runner && slot.opsPending === 0) {
@@ -784,6 +794,10 @@ export class Scheduler extends EventEmitter {
       { param: "model", details: { lastReasons: reasons } },
     );
   }
+}
+
+function decayedDemand(slot: { demand: { value: number; at: number } }, now: number): number {
+  return slot.demand.value * Math.pow(0.5, (now - slot.demand.at) / DEMAND_HALF_LIFE_MS);
 }
 
 /** Why no backend here opens a model, in the words that help most. */

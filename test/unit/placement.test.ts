@@ -48,3 +48,11 @@ test("with eviction off nothing is evicted and the refusal says so", () => {
   const decision = decidePlacement(snapshot([resident("a", 80)], { eviction: false }), { model: "x", needBytes: 30 });
   assert.ok(decision.kind === "refused" && /eviction is off/.test(decision.reason));
 });
+
+test("idle models are evicted cheapest to bring back first (load time × recent demand), then least recently used", () => {
+  const residents = [
+    resident("big-and-busy-lately", 50, { lastUsed: 0, cost: 30_000 * 40 }),
+    resident("small-and-forgotten", 50, { lastUsed: 5, cost: 200 * 0.1 }),
+  ];
+  assert.deepEqual(decidePlacement(snapshot(residents), { model: "x", needBytes: 40 }), { kind: "fits", evict: ["small-and-forgotten"] });
+});
