@@ -45,7 +45,7 @@ models:
   - { id: a, path: $story, threads: 1, parallel: 4, context_size: 256 }
   - { id: b, path: $story, threads: 1, parallel: 4, context_size: 256 }"
       echo "== affinity: $affinity"
-      node "$root/scripts/bench/swap.mjs" --url "http://127.0.0.1:$port" --models a,b --clients 8 --seconds "${SECONDS_PER_RUN:-60}"
+      node "$root/dist/src/cli/main.js" bench --scenario swap --url "http://127.0.0.1:$port" --model a,b --clients 8 --seconds "${SECONDS_PER_RUN:-60}"
       stop_all
     done
     ;;
@@ -61,14 +61,14 @@ models:
   - { id: rand-100m, path: $model, threads: 2, parallel: 4, context_size: 512 }"
       curl -sf "http://127.0.0.1:$port/v1/completions" -H 'content-type: application/json' -d '{"model":"rand-100m","prompt":"Hi","max_tokens":1}' >/dev/null
       echo "== ours, $mode"
-      node "$root/scripts/bench/priority.mjs" --url "http://127.0.0.1:$port" --model rand-100m $([ "$mode" = fifo ] && echo --no-priority)
+      node "$root/dist/src/cli/main.js" bench --scenario priority --url "http://127.0.0.1:$port" --model rand-100m $([ "$mode" = fifo ] && echo --no-priority-headers)
       stop_all
     done
     "$binary" -m "$model" -t 2 -np 4 -c 2048 --host 127.0.0.1 --port $((port + 1)) --no-webui > "$work/peer.log" 2>&1 &
     pids+=($!)
     for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$((port + 1))/health" >/dev/null && break; sleep 0.2; done
     echo "== llama-server (4 slots), FIFO"
-    node "$root/scripts/bench/priority.mjs" --url "http://127.0.0.1:$((port + 1))" --model rand-100m --no-priority
+    node "$root/dist/src/cli/main.js" bench --scenario priority --url "http://127.0.0.1:$((port + 1))" --model rand-100m --no-priority-headers
     ;;
   *) echo "swap or priority" >&2; exit 2 ;;
 esac

@@ -3,6 +3,8 @@
  * second one (`--compare`, e.g. llama.cpp's llama-server), prints a table or one JSON document, stores results
  * and runs the perf gate. Exit codes are BENCH_EXIT (src/bench/gate.ts) and are listed in docs/benchmarks.md.
  */
+import { runPriorityScenario } from "../bench/scenarios/priority.js";
+import { runSwapScenario } from "../bench/scenarios/swap.js";
 import path from "node:path";
 import { InvalidArgumentError, type Command } from "commander";
 import { ConfigError, loadConfig } from "../config/load.js";
@@ -22,6 +24,13 @@ export interface BenchCommandOptions {
   compareModel?: string;
   compareApiKey?: string;
   scenario: string;
+  /** The scheduler scenarios' knobs (priority, swap); commander fills the defaults. */
+  batchStreams?: number;
+  interactive?: number;
+  gap?: number;
+  priorityHeaders?: boolean;
+  clients?: number;
+  seconds?: number;
   endpoint?: string;
   concurrency?: number[];
   requests?: number;
@@ -89,7 +98,17 @@ export function registerBenchCommand(program: Command): void {
     .option("--compare <url>", "a second server (e.g. llama-server) run alternately, level by level; ratios are ours/peer")
     .option("--compare-model <id>", "model name for the --compare server (default: the same as --model)")
     .option("--compare-api-key <key>", "bearer key for the --compare server")
-    .option("--scenario <name>", "throughput | multiturn (a ~1,000-token system prompt and 5 turns of a growing chat)", "throughput")
+    .option(
+      "--scenario <name>",
+      "throughput | multiturn (a ~1,000-token system prompt and 5 turns of a growing chat) | priority (interactive TTFT under a batch backlog) | swap (clients alternating between models that do not fit together; --model a,b)",
+      "throughput",
+    )
+    .option("--batch-streams <n>", "priority: batch streams kept busy", positiveInteger, 32)
+    .option("--interactive <n>", "priority: interactive requests measured under load", positiveInteger, 12)
+    .option("--gap <ms>", "priority: time between interactive arrivals", positiveInteger, 1500)
+    .option("--no-priority-headers", "priority: send no x-priority (our FIFO figure)")
+    .option("--clients <n>", "swap: clients alternating between the models", positiveInteger, 8)
+    .option("--seconds <n>", "swap: how long to run", positiveInteger, 60)
     .option("--endpoint <name>", "completions | chat (default: completions; multiturn always uses chat)")
     .option("--concurrency <list>", "concurrency levels, e.g. 1,2,4,8,16 (default 1,4; multiturn: 1)", integerList)
     .option("--requests <n>", "requests per level (default max(8, 2 × concurrency))", positiveInteger)
@@ -126,6 +145,7 @@ export function registerBenchCommand(program: Command): void {
 
 /** The whole command, minus process plumbing: returns the exit code (tests call it directly). */
 export async function runBenchCommand(options: BenchCommandOptions, io: BenchIo): Promise<number> {
+  if (options.scenario === "priority" || options.scenario === "swap") return runSchedulerScenario(options, io);
   let workload: Workload;
   let targets: TargetSpec[];
   try {
@@ -194,6 +214,34 @@ export async function runBenchCommand(options: BenchCommandOptions, io: BenchIo)
     io.out(renderReport(report, gate));
   }
   return code;
+}
+
+/** The scheduler's scenarios: one server at a time (run it again against the peer's URL), JSON out. */
+async function runSchedulerScenario(options: BenchCommandOptions, io: BenchIo): Promise<number> {
+  try {
+    const url = checkUrl(options.url, "--url").replace(/\/$/, "");
+    const models = (options.model ?? "").split(",").filter(Boolean);
+    if (models.length === 0) throw new Error(`--scenario ${options.scenario} needs --model`);
+    const report =
+      options.scenario === "priority"
+        ? await runPriorityScenario({
+            url,
+            model: models[0]!,
+            batchStreams: options.batchStreams ?? 32,
+            interactive: options.interactive ?? 12,
+            gapMs: options.gap ?? 1500,
+            batchTokens: options.maxTokens ?? 64,
+            interactiveTokens: 8,
+            priorityHeaders: options.priorityHeaders ?? true,
+            apiKey: options.apiKey ?? null,
+          })
+        : await runSwapScenario({ url, models, clients: options.clients ?? 8, seconds: options.seconds ?? 60, maxTokens: options.maxTokens ?? 16, apiKey: options.apiKey ?? null });
+    io.out(`${JSON.stringify(report, null, 2)}\n`);
+    return BENCH_EXIT.ok;
+  } catch (error) {
+    io.err(`lmx bench: ${(error as Error).message}\n`);
+    return BENCH_EXIT.failed;
+  }
 }
 
 export function workloadFrom(options: BenchCommandOptions): Workload {
