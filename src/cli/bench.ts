@@ -31,6 +31,7 @@ export interface BenchCommandOptions {
   priorityHeaders?: boolean;
   clients?: number;
   seconds?: number;
+  alternate?: boolean;
   endpoint?: string;
   concurrency?: number[];
   requests?: number;
@@ -109,6 +110,7 @@ export function registerBenchCommand(program: Command): void {
     .option("--no-priority-headers", "priority: send no x-priority (our FIFO figure)")
     .option("--clients <n>", "swap: clients alternating between the models", positiveInteger, 8)
     .option("--seconds <n>", "swap: how long to run", positiveInteger, 60)
+    .option("--alternate", "swap: every client switches model with every request (default: client i sticks to model i mod n)")
     .option("--endpoint <name>", "completions | chat (default: completions; multiturn always uses chat)")
     .option("--concurrency <list>", "concurrency levels, e.g. 1,2,4,8,16 (default 1,4; multiturn: 1)", integerList)
     .option("--requests <n>", "requests per level (default max(8, 2 × concurrency))", positiveInteger)
@@ -235,7 +237,7 @@ async function runSchedulerScenario(options: BenchCommandOptions, io: BenchIo): 
             priorityHeaders: options.priorityHeaders ?? true,
             apiKey: options.apiKey ?? null,
           })
-        : await runSwapScenario({ url, models, clients: options.clients ?? 8, seconds: options.seconds ?? 60, maxTokens: options.maxTokens ?? 16, apiKey: options.apiKey ?? null });
+        : await runSwapScenario({ url, models, clients: options.clients ?? 8, seconds: options.seconds ?? 60, alternate: options.alternate === true, maxTokens: options.maxTokens ?? 16, apiKey: options.apiKey ?? null });
     io.out(`${JSON.stringify(report, null, 2)}\n`);
     return BENCH_EXIT.ok;
   } catch (error) {

@@ -574,25 +574,31 @@ export class Scheduler extends EventEmitter {
         }
         // a model that just arrived serves a while first (min resident time), then yields its turn
         let nextLook = deadline;
+        let askedNow = false;
         for (const blocker of refusal.blockers) {
           const other = this.slots.get(blocker);
           // a model still loading first serves the requests it was loaded for
           if (!other || !this.isReady(other)) continue;
-          const yieldAt = other.readyAt + affinity.minResidentMs;
+          // resident at least min_resident_sec, or 3× its load time if longer: a swap costs a third of the time or less
+          const yieldAt = other.readyAt + Math.max(affinity.minResidentMs, 3 * other.lastLoadMs);
           // its waiting group got in, or nobody waits for it, or this load has waited half its bound (no starving)
           const servedItsGroup =
             other.grantedSinceReady >= Math.max(1, other.groupAtReady) ||
             this.admission.waitingFor(blocker) === 0 ||
             Date.now() - waitStarted >= affinity.maxWaitMs / 2;
           if (Date.now() >= yieldAt && servedItsGroup) {
-            if (!other.yieldingFor.has(id)) this.options.log("info", "asking a busy model to make room", { model: blocker, for: id });
+            if (!other.yieldingFor.has(id)) {
+              this.options.log("info", "asking a busy model to make room", { model: blocker, for: id });
+              askedNow = true;
+            }
             other.yieldingFor.add(id);
             askedToYield.add(other);
           } else {
             nextLook = Math.min(nextLook, yieldAt);
           }
         }
-        await this.roomChange(nextLook);
+        // a model asked just now may already have nothing running: look again at once rather than wait for an event
+        if (!askedNow) await this.roomChange(nextLook);
       }
     } finally {
       for (const other of askedToYield) other.yieldingFor.delete(id);
@@ -628,6 +634,9 @@ export class Scheduler extends EventEmitter {
     const id = slot.descriptor.id;
     const memory = this.options.memory;
     const residents: Resident[] = [];
+    const minResidentMs = this.options.affinity?.minResidentMs ?? 0;
+    const now = Date.now();
+    const inUseLately = (s: ModelSlot) => minResidentMs > 0 && now - Math.max(s.lastUsed, s.readyAt) < minResidentMs;
     for (const [other, s] of this.slots) {
       const phase = this.lifecycle.phase(other);
       // a draining runner still holds its memory (counted in usedBytes) but is on its way out
@@ -636,12 +645,14 @@ export class Scheduler extends EventEmitter {
         model: other,
         bytes: memory.reservation(other)?.bytes ?? 0,
         pinned: s.descriptor.pinned,
-        // a model yielding its turn is done once nothing runs on it: its waiters queue for its next turn
+        // a model yielding its turn is done once nothing runs on it: its waiters queue for its next turn. With
+        // affinity, a model used within min_resident_sec is in use (its clients are between two requests), not
+        // idle: it is asked to yield instead of being evicted under them
         busy:
           phase !== "ready" ||
           s.opsPending > 0 ||
           this.admission.runningFor(other) > 0 ||
-          (s.yieldingFor.size === 0 && this.admission.waitingFor(other) > 0),
+          (s.yieldingFor.size === 0 && (this.admission.waitingFor(other) > 0 || inUseLately(s))),
         lastUsed: s.lastUsed,
         cost: s.lastLoadMs * decayedDemand(s, Date.now()),
       });

@@ -1,6 +1,7 @@
 /**
- * `lmx bench --scenario swap`: swap thrash, against any OpenAI-compatible URL. `clients` clients, each
- * alternating between `models` (which should not fit in memory together), for `seconds`. Reports completed
+ * `lmx bench --scenario swap`: swap thrash, against any OpenAI-compatible URL. `clients` clients spread over
+ * `models` (which should not fit in memory together; client i asks for model i mod n, or, with
+ * `alternate`, every client switches model with every request), for `seconds`. Reports completed
  * requests per minute, answers by status, the longest wait for one answer, and — from our /metrics, when the
  * server is ours — model loads per minute.
  */
@@ -12,6 +13,8 @@ export interface SwapScenario {
   clients: number;
   seconds: number;
   maxTokens: number;
+  /** Every client switches model with every request (the harshest case: at most one request per client per swap). */
+  alternate?: boolean;
   apiKey?: string | null;
 }
 
@@ -20,6 +23,7 @@ export interface SwapReport {
   models: string[];
   clients: number;
   seconds: number;
+  alternate: boolean;
   completed_per_min: number;
   statuses: Record<string, number>;
   max_wait_ms: number;
@@ -51,7 +55,7 @@ export async function runSwapScenario(s: SwapScenario): Promise<SwapReport> {
   await Promise.all(
     Array.from({ length: s.clients }, async (_, client) => {
       for (let i = 0; performance.now() < deadline; i++) {
-        const model = s.models[(client + i) % s.models.length];
+        const model = s.models[(client + (s.alternate ? i : 0)) % s.models.length];
         const t0 = performance.now();
         const res = await fetch(`${s.url}/v1/completions`, {
           method: "POST",
@@ -72,6 +76,7 @@ export async function runSwapScenario(s: SwapScenario): Promise<SwapReport> {
     models: s.models,
     clients: s.clients,
     seconds: s.seconds,
+    alternate: s.alternate === true,
     completed_per_min: Math.round(completed / minutes),
     statuses,
     max_wait_ms: Math.round(maxWaitMs),
