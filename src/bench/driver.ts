@@ -520,17 +520,20 @@ async function describeTarget(target: PreparedTarget): Promise<TargetInfo> {
     if (loaded.status === 200 && Array.isArray(data)) {
       const entry = (data as Array<Record<string, unknown>>).find((m) => m["id"] === target.conn.model);
       if (entry) {
-        const stats = entry["stats"] as { rssBytes?: unknown } | null | undefined;
+        // snake_case since 0.2; servers before it wrote these fields in camelCase
+        const stats = entry["stats"] as { rss_bytes?: unknown; rssBytes?: unknown } | null | undefined;
+        const version = entry["backend_version"] ?? entry["backendVersion"];
+        const rss = stats?.rss_bytes ?? stats?.rssBytes;
         return {
           backend: String(entry["backend"] ?? "opta-lmx"),
-          backend_version: typeof entry["backendVersion"] === "string" ? entry["backendVersion"] : null,
+          backend_version: typeof version === "string" ? version : null,
           runner: {
-            context_size: entry["contextSize"] ?? null,
+            context_size: entry["context_size"] ?? entry["contextSize"] ?? null,
             parallel: entry["parallel"] ?? null,
             threads: entry["threads"] ?? null,
             gpu: entry["gpu"] ?? null,
           },
-          runner_rss_bytes: typeof stats?.rssBytes === "number" ? stats.rssBytes : null,
+          runner_rss_bytes: typeof rss === "number" ? rss : null,
           runner_pid: typeof entry["pid"] === "number" ? entry["pid"] : null,
         };
       }

@@ -39,20 +39,21 @@ export interface AvailableList {
 }
 
 export interface RunnerMemory {
-  modelRam: number;
-  modelVram: number;
-  contextRam: number;
-  contextVram: number;
+  model_ram: number;
+  model_vram: number;
+  context_ram: number;
+  context_vram: number;
 }
 
 export interface RunnerStats {
-  requestsServed?: number;
-  promptTokensEvaluated?: number;
-  promptTokensCached?: number;
-  generatedTokens?: number;
-  slotsBusy?: number;
-  slotsTotal?: number;
-  rssBytes?: number;
+  requests_served?: number;
+  prompt_tokens_evaluated?: number;
+  prompt_tokens_cached?: number;
+  generated_tokens?: number;
+  slots_busy?: number;
+  slots_total?: number;
+  requests_waiting?: number;
+  rss_bytes?: number;
 }
 
 /** GET /admin/models/loaded → data[] */
@@ -60,20 +61,20 @@ export interface LoadedModel {
   id: string;
   pid?: number;
   backend?: string;
-  backendVersion?: string;
+  backend_version?: string;
   type?: string;
-  contextSize?: number;
+  context_size?: number;
   parallel?: number;
   threads?: number;
   gpu?: string | false;
-  loadMs?: number;
-  uptimeSec?: number;
-  idleSec?: number;
-  requestsServed?: number;
+  load_ms?: number;
+  uptime_sec?: number;
+  idle_sec?: number;
+  requests_served?: number;
   memory?: RunnerMemory | null;
-  reservedBytes?: number;
+  reserved_bytes?: number;
   pinned?: boolean;
-  keepAliveSec?: number | null;
+  keep_alive_sec?: number | null;
   stats?: RunnerStats | null;
 }
 
@@ -106,7 +107,7 @@ export interface ServerStatus {
   version?: string;
   uptime_sec?: number;
   ready?: boolean;
-  queue?: { running: number; waiting: number; perModel?: Record<string, { running: number; waiting: number }> };
+  queue?: { running: number; waiting: number; per_model?: Record<string, { running: number; waiting: number }> };
   memory?: {
     total_bytes: number;
     available_bytes: number;
@@ -119,7 +120,7 @@ export interface ServerStatus {
   downloads?: DownloadSnapshot[];
   models_available?: number;
   models_loaded?: LoadedModel[];
-  quarantined?: Array<{ modelId: string; backend: string; consecutiveFailures?: number; lastReasons?: string[] }>;
+  quarantined?: Array<{ model_id: string; backend: string; consecutive_failures?: number; last_reasons?: string[] }>;
   storage?: { file: string | null; degraded: boolean; problems: Array<{ component: string; error: string; at: string }> };
 }
 
@@ -131,14 +132,14 @@ export interface DownloadSnapshot {
   commit?: string | null;
   status: "queued" | "running" | "completed" | "failed" | "cancelled" | string;
   files?: Array<{ path: string; size: number; downloaded: number; status: string }>;
-  bytesTotal: number;
-  bytesDone: number;
-  bytesPerSec?: number;
-  etaSec?: number | null;
+  bytes_total: number;
+  bytes_done: number;
+  bytes_per_sec?: number;
+  eta_sec?: number | null;
   error?: { code: string; message: string } | null;
-  localPath?: string | null;
-  createdAt?: string;
-  finishedAt?: string | null;
+  local_path?: string | null;
+  created_at?: string;
+  finished_at?: string | null;
 }
 
 /** POST /admin/models/load */
@@ -152,16 +153,16 @@ export interface LoadAnswer {
   hint?: string;
   info?: {
     backend?: string;
-    backendVersion?: string;
+    backend_version?: string;
     gpu?: string | false;
-    contextSize?: number;
+    context_size?: number;
     parallel?: number;
     threads?: number;
-    batchSize?: number;
-    gpuLayers?: number;
-    loadMs?: number;
+    batch_size?: number;
+    gpu_layers?: number;
+    load_ms?: number;
     memory?: RunnerMemory;
-    canary?: { tokensPerSec?: number };
+    canary?: { tokens_per_sec?: number };
   };
 }
 
@@ -171,12 +172,12 @@ export interface ProbeAnswer {
   recommended_backend: string | null;
   results: Array<{
     backend: string;
-    backendVersion?: string;
+    backend_version?: string;
     outcome: "success" | "failure" | "skipped" | string;
     reason: string | null;
     message: string | null;
-    loadMs: number | null;
-    canaryTokensPerSec: number | null;
+    load_ms: number | null;
+    canary_tokens_per_sec: number | null;
   }>;
 }
 

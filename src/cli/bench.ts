@@ -261,7 +261,7 @@ function resolveDbFile(options: BenchCommandOptions): string {
   try {
     return benchDbPath(loadConfig({ configPath: options.config }).state_dir);
   } catch (error) {
-    if (error instanceof ConfigError) throw new Error(`cannot find the state directory: ${error.message} (or pass --db / --state-dir)`);
+    if (error instanceof ConfigError) throw new Error(`cannot find the state directory: ${error.message} (or pass --db / --state-dir)`, { cause: error });
     throw error;
   }
 }

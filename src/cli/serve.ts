@@ -52,7 +52,7 @@ async function serve(options: ServeOptions): Promise<void> {
     throw error;
   }
   // imported here so client commands start without loading the server (Fastify, llama.cpp bindings)
-  const { startServer } = await import("../server/server.js");
+  const { startServer } = await import("../gateway/start.js");
   const server = await startServer(config);
   // one plain line whatever the log level: scripts and people need to know where it listens
   process.stderr.write(`opta-lmx listening on ${server.url}\n`);

@@ -118,8 +118,14 @@ export const configSchema = z.strictObject({
       cpu_fallback: z.union([z.literal("auto"), z.boolean()]).default("auto"),
       /** Try combinations that failed or are quarantined anyway. */
       allow_unsupported_runtime: z.boolean().default(false),
+      /**
+       * Requests to a child server (llama-server) go straight from the gateway to its socket, the runner process
+       * supervising only: "direct" (one Node.js hop per token). "runner" relays through the runner process as
+       * before 0.2 (one more hop; kept for comparison, docs/benchmarks.md).
+       */
+      child_path: z.enum(["direct", "runner"]).default("direct"),
     })
-    .default({ order: ["llama-server", "llama.cpp", "llama.cpp-cpu"], llama_server: "auto", cpu_fallback: "auto", allow_unsupported_runtime: false }),
+    .default({ order: ["llama-server", "llama.cpp", "llama.cpp-cpu"], llama_server: "auto", cpu_fallback: "auto", allow_unsupported_runtime: false, child_path: "direct" }),
   /** Serve a local GGUF of the same model when an MLX/safetensors repo has no backend here. */
   gguf_fallback_enabled: z.boolean().default(false),
   /** Time a client has to send a whole request (slow or stalled uploads are cut). */
@@ -129,6 +135,25 @@ export const configSchema = z.strictObject({
   keep_alive: keepAliveSchema.default("never"),
   /** Loaded models at most; loading one more evicts the least recently used idle model. */
   max_loaded_models: positiveInt.nullable().default(null),
+  /**
+   * When memory holds fewer models than are asked for: a load that does not fit because other models are busy
+   * waits for them (they finish what runs, take nothing new, and are swapped out), so requests are served in
+   * groups per model instead of thrashing or answering 507. Off: 507 at once.
+   */
+  affinity: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      /** The longest a load waits for busy models before 507. */
+      max_wait_sec: z.number().positive().default(120),
+      /** A model just loaded serves at least this long before it is asked to make room. */
+      min_resident_sec: z.number().min(0).default(2),
+    })
+    .prefault({}),
+  /**
+   * Runner processes starting at once, across models. Loads are disk- and CPU-bound, and a runner that has not
+   * estimated its memory yet holds only what its file proves: a burst of loads must not start a crowd of them.
+   */
+  max_concurrent_loads: positiveInt.default(2),
   memory: z
     .strictObject({
       /** Share of total RAM that loaded models may use, estimates of loads in progress included. */
@@ -144,6 +169,29 @@ export const configSchema = z.strictObject({
   /** Requests that may wait for a free sequence, across all models; past that → 429. */
   queue_size: z.number().int().min(0).default(256),
   queue_timeout_sec: z.number().positive().default(300),
+  /**
+   * Priority classes (x-priority: interactive | normal | batch): interactive requests are admitted before waiting
+   * normal and batch ones; a waiting request climbs one class per aging_sec, so batch never starves.
+   */
+  priority: z
+    .strictObject({
+      /** The class of a request that names none (and whose API key has none below). */
+      default: z.enum(["interactive", "normal", "batch"]).default("normal"),
+      /** A class per API key (a bot fleet's key → batch). */
+      by_api_key: z.record(z.string().min(8), z.enum(["interactive", "normal", "batch"])).default({}),
+      aging_sec: z.number().min(0).default(10),
+      /** Waiting requests allowed per class (429 past it), besides queue_size in total; null: no own limit. */
+      queue_size: z
+        .strictObject({
+          interactive: z.number().int().min(0).nullable().default(null),
+          normal: z.number().int().min(0).nullable().default(null),
+          batch: z.number().int().min(0).nullable().default(null),
+        })
+        .prefault({}),
+      /** Sequences added to every runner that only interactive requests may use. */
+      interactive_slots: z.number().int().min(0).max(16).default(0),
+    })
+    .prefault({}),
   loader_timeout_sec: z.number().positive().default(120),
   health_interval_sec: z.number().positive().default(5),
   shutdown_timeout_sec: z.number().positive().default(30),

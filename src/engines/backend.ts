@@ -1,12 +1,14 @@
 /**
  * What the gateway needs from an engine: start a runner for a model and get back a handle that speaks
- * OpenAI-shaped HTTP. llama.cpp runs as our own runner process; MLX, vLLM and llama-server will be
- * child servers behind the same handle, so routes and the scheduler never know which engine serves.
+ * OpenAI-shaped HTTP. llama.cpp runs inside our own runner process (node-llama-cpp) or as a supervised child
+ * server by recipe (llama-server; MLX and vLLM servers are further recipes, src/engines/child-server); a remote
+ * server would be a handle with no local process. Routes and the scheduler never know which engine serves.
  */
 import type { Dispatcher } from "undici";
 import type { ModelDescriptor } from "../inventory/types.js";
 import type { LmxError } from "../errors/codes.js";
-import type { MemoryEstimate, RunnerInfo, RunnerStats } from "../runners/protocol.js";
+import type { DirectRoute } from "./child-server/direct.js";
+import type { MemoryEstimate, RunnerInfo, RunnerStats } from "../runner/protocol.js";
 
 export interface RunnerExit {
   code: number | null;
@@ -17,9 +19,12 @@ export interface RunnerExit {
 }
 
 export interface RunnerHandle {
-  readonly pid: number;
+  /** The local process, if any: a handle on a remote server has none. */
+  readonly pid: number | null;
   readonly info: RunnerInfo;
   readonly dispatcher: Dispatcher;
+  /** A child server the gateway reaches past the runner process, for generation requests; null otherwise. */
+  readonly direct: DirectRoute | null;
   readonly startedAt: number;
   readonly exit: RunnerExit | null;
   /** Resolves when the process is gone, however it ended. */
@@ -34,8 +39,13 @@ export interface StartOptions {
   healthIntervalMs: number;
   logLevel: string;
   socketDir: string;
+  /** Send generation requests straight to a child server's socket (the runner only supervises it). */
+  directToChild?: boolean;
   log: (level: "debug" | "info" | "warn" | "error", message: string, fields?: Record<string, unknown>) => void;
-  /** Called with the load's memory estimate before any weights are read; throwing refuses the load. */
+  /**
+   * Called with the load's memory estimate before any weights are read; throwing refuses the load. Optional
+   * for an engine: one that cannot estimate (a remote server) never calls it.
+   */
   admit?: (estimate: MemoryEstimate) => Promise<void>;
 }
 
@@ -43,6 +53,7 @@ export interface Backend {
   readonly name: string;
   /** Part of the compatibility key: a new version is a fresh chance for quarantined models. */
   readonly version: string;
+  /** The backend decides what it can open (format, type, platform); the inventory only reports files and facts. */
   canServe(model: ModelDescriptor): boolean;
   start(model: ModelDescriptor, options: StartOptions): Promise<RunnerHandle>;
 }

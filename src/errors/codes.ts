@@ -1,50 +1,67 @@
 /**
- * Every error the server can answer with, defined once: its HTTP status and OpenAI error `type`.
- * Routes and supervisors throw `LmxError`s by code; `toHttp` is the only place statuses are chosen.
+ * Whose fault an error is. Policy reads this column instead of keeping its own lists: only a backend's fault
+ * falls through to the next backend and counts toward quarantine; a bad model file counts toward quarantine but
+ * no other backend will do better; client, resource and server faults say nothing about the model or backend.
+ */
+export type ErrorFault = "client" | "model_file" | "backend" | "resource" | "server";
+
+export interface ErrorSpec {
+  status: number;
+  /** OpenAI's error `type`. */
+  type: string;
+  fault: ErrorFault;
+  /** Whether the same request may succeed later unchanged (sent as Retry-After where the error carries one). */
+  retryable: boolean;
+}
+
+/**
+ * Every error the server can answer with, defined once: its HTTP status, OpenAI error `type`, whose fault it is
+ * and whether a retry can help. Routes and supervisors throw `LmxError`s by code; `toHttp` is the only place
+ * statuses are chosen.
  */
 export const ERROR_CODES = {
-  invalid_request: { status: 400, type: "invalid_request_error" },
-  invalid_json: { status: 400, type: "invalid_request_error" },
-  invalid_value: { status: 400, type: "invalid_request_error" },
-  unknown_parameter: { status: 400, type: "invalid_request_error" },
-  unsupported_parameter: { status: 400, type: "invalid_request_error" },
-  context_length_exceeded: { status: 400, type: "invalid_request_error" },
-  model_not_embedding: { status: 400, type: "invalid_request_error" },
-  model_is_embedding: { status: 400, type: "invalid_request_error" },
-  unauthorized: { status: 401, type: "authentication_error" },
-  invalid_api_key: { status: 401, type: "invalid_request_error" },
-  model_not_found: { status: 404, type: "invalid_request_error" },
-  not_found: { status: 404, type: "invalid_request_error" },
-  download_not_found: { status: 404, type: "invalid_request_error" },
-  download_unauthorized: { status: 403, type: "permission_error" },
-  forbidden_host: { status: 403, type: "permission_error" },
-  forbidden_origin: { status: 403, type: "permission_error" },
-  download_in_progress: { status: 409, type: "invalid_request_error" },
-  benchmark_in_progress: { status: 409, type: "invalid_request_error" },
-  download_checksum_mismatch: { status: 502, type: "server_error" },
-  download_failed: { status: 502, type: "server_error" },
-  method_not_allowed: { status: 405, type: "invalid_request_error" },
-  request_timeout: { status: 408, type: "invalid_request_error" },
-  model_not_loaded: { status: 409, type: "invalid_request_error" },
-  download_required: { status: 409, type: "invalid_request_error" },
-  request_too_large: { status: 413, type: "invalid_request_error" },
-  unsupported_media_type: { status: 415, type: "invalid_request_error" },
-  request_header_too_large: { status: 431, type: "invalid_request_error" },
-  queue_full: { status: 429, type: "rate_limit_error" },
-  model_file_invalid: { status: 422, type: "model_error" },
-  model_probe_failed: { status: 422, type: "model_error" },
-  model_load_timeout: { status: 503, type: "model_error" },
-  model_loader_crashed: { status: 503, type: "model_error" },
-  model_crashed: { status: 503, type: "model_error" },
-  model_quarantined: { status: 503, type: "model_error" },
-  backend_unavailable: { status: 503, type: "server_error" },
-  queue_timeout: { status: 503, type: "server_error" },
-  server_shutting_down: { status: 503, type: "server_error" },
-  runner_busy: { status: 503, type: "server_error" },
-  insufficient_memory: { status: 507, type: "server_error" },
-  insufficient_disk: { status: 507, type: "server_error" },
-  internal_error: { status: 500, type: "server_error" },
-} as const satisfies Record<string, { status: number; type: string }>;
+  invalid_request: { status: 400, type: "invalid_request_error", fault: "client", retryable: false },
+  invalid_json: { status: 400, type: "invalid_request_error", fault: "client", retryable: false },
+  invalid_value: { status: 400, type: "invalid_request_error", fault: "client", retryable: false },
+  unknown_parameter: { status: 400, type: "invalid_request_error", fault: "client", retryable: false },
+  unsupported_parameter: { status: 400, type: "invalid_request_error", fault: "client", retryable: false },
+  context_length_exceeded: { status: 400, type: "invalid_request_error", fault: "client", retryable: false },
+  model_not_embedding: { status: 400, type: "invalid_request_error", fault: "client", retryable: false },
+  model_is_embedding: { status: 400, type: "invalid_request_error", fault: "client", retryable: false },
+  unauthorized: { status: 401, type: "authentication_error", fault: "client", retryable: false },
+  invalid_api_key: { status: 401, type: "invalid_request_error", fault: "client", retryable: false },
+  model_not_found: { status: 404, type: "invalid_request_error", fault: "client", retryable: false },
+  not_found: { status: 404, type: "invalid_request_error", fault: "client", retryable: false },
+  download_not_found: { status: 404, type: "invalid_request_error", fault: "client", retryable: false },
+  download_unauthorized: { status: 403, type: "permission_error", fault: "client", retryable: false },
+  forbidden_host: { status: 403, type: "permission_error", fault: "client", retryable: false },
+  forbidden_origin: { status: 403, type: "permission_error", fault: "client", retryable: false },
+  download_in_progress: { status: 409, type: "invalid_request_error", fault: "client", retryable: true },
+  benchmark_in_progress: { status: 409, type: "invalid_request_error", fault: "client", retryable: true },
+  download_checksum_mismatch: { status: 502, type: "server_error", fault: "server", retryable: true },
+  download_failed: { status: 502, type: "server_error", fault: "server", retryable: true },
+  method_not_allowed: { status: 405, type: "invalid_request_error", fault: "client", retryable: false },
+  request_timeout: { status: 408, type: "invalid_request_error", fault: "client", retryable: true },
+  model_not_loaded: { status: 409, type: "invalid_request_error", fault: "client", retryable: false },
+  download_required: { status: 409, type: "invalid_request_error", fault: "client", retryable: false },
+  request_too_large: { status: 413, type: "invalid_request_error", fault: "client", retryable: false },
+  unsupported_media_type: { status: 415, type: "invalid_request_error", fault: "client", retryable: false },
+  request_header_too_large: { status: 431, type: "invalid_request_error", fault: "client", retryable: false },
+  queue_full: { status: 429, type: "rate_limit_error", fault: "resource", retryable: true },
+  model_file_invalid: { status: 422, type: "model_error", fault: "model_file", retryable: false },
+  model_probe_failed: { status: 422, type: "model_error", fault: "backend", retryable: false },
+  model_load_timeout: { status: 503, type: "model_error", fault: "backend", retryable: true },
+  model_loader_crashed: { status: 503, type: "model_error", fault: "backend", retryable: true },
+  model_crashed: { status: 503, type: "model_error", fault: "backend", retryable: true },
+  model_quarantined: { status: 503, type: "model_error", fault: "backend", retryable: false },
+  backend_unavailable: { status: 503, type: "server_error", fault: "backend", retryable: false },
+  queue_timeout: { status: 503, type: "server_error", fault: "resource", retryable: true },
+  server_shutting_down: { status: 503, type: "server_error", fault: "server", retryable: true },
+  runner_busy: { status: 503, type: "server_error", fault: "resource", retryable: true },
+  insufficient_memory: { status: 507, type: "server_error", fault: "resource", retryable: true },
+  insufficient_disk: { status: 507, type: "server_error", fault: "resource", retryable: false },
+  internal_error: { status: 500, type: "server_error", fault: "server", retryable: true },
+} as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
 
@@ -79,6 +96,14 @@ export class LmxError extends Error {
   get status(): number {
     return ERROR_CODES[this.code].status;
   }
+
+  get fault(): ErrorFault {
+    return ERROR_CODES[this.code].fault;
+  }
+
+  get retryable(): boolean {
+    return ERROR_CODES[this.code].retryable;
+  }
 }
 
 export interface OpenAiErrorBody {
@@ -103,16 +128,19 @@ export function toHttp(error: LmxError): { status: number; headers: Record<strin
   return { status: error.status, headers, body: toOpenAiBody(error) };
 }
 
-/** Rebuilds an error that crossed a process boundary (runner → gateway) as an OpenAI body. */
-export function fromOpenAiBody(body: unknown, fallbackCode: ErrorCode, fallbackMessage: string): LmxError {
+/**
+ * Rebuilds an error that crossed a process boundary (runner → gateway) as an OpenAI body; `retryAfterSec` is
+ * what the runner's Retry-After header said, which the body does not carry.
+ */
+export function fromOpenAiBody(body: unknown, fallbackCode: ErrorCode, fallbackMessage: string, retryAfterSec?: number): LmxError {
   if (typeof body === "object" && body !== null && "error" in body) {
     const inner = (body as { error: unknown }).error;
     if (typeof inner === "object" && inner !== null) {
       const { code, message, param } = inner as { code?: unknown; message?: unknown; param?: unknown };
       if (isErrorCode(code) && typeof message === "string") {
-        return new LmxError(code, message, { param: typeof param === "string" ? param : null });
+        return new LmxError(code, message, { param: typeof param === "string" ? param : null, ...(retryAfterSec !== undefined ? { retryAfterSec } : {}) });
       }
     }
   }
-  return new LmxError(fallbackCode, fallbackMessage);
+  return new LmxError(fallbackCode, fallbackMessage, retryAfterSec !== undefined ? { retryAfterSec } : {});
 }

@@ -317,7 +317,7 @@ function syllableList(): string[] {
 function* diagonalPairs<T>(items: readonly T[]): Generator<readonly [T, T]> {
     for (let sum = 0; sum <= 2 * (items.length - 1); sum++)
         for (let i = Math.max(0, sum - items.length + 1); i <= Math.min(sum, items.length - 1); i++)
-            yield [items[i], items[sum - i]];
+            yield [items[i]!, items[sum - i]!];
 }
 
 function capitalize(text: string): string {

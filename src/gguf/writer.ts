@@ -97,7 +97,7 @@ export function tensorElementCount(dims: readonly number[]): number {
 /** Bytes the tensor occupies in the data section, excluding alignment padding. */
 export function tensorByteSize(type: GgmlTensorType, dims: readonly number[]): number {
     const { blockElements, blockBytes } = TYPE_TRAITS[type];
-    if (blockElements > 1 && dims[0] % blockElements !== 0)
+    if (blockElements > 1 && (dims[0] ?? 0) % blockElements !== 0)
         throw new Error(`${type} tensors need ne[0] to be a multiple of ${blockElements}, got ${dims[0]}`);
     return (tensorElementCount(dims) / blockElements) * blockBytes;
 }
@@ -141,7 +141,7 @@ const u32Scratch = new Uint32Array(f32Scratch.buffer);
 /** IEEE binary16 bits for `value`, round-to-nearest-even (Node 20 lacks Math.f16round). */
 export function float32ToFloat16Bits(value: number): number {
     f32Scratch[0] = value;
-    const bits = u32Scratch[0];
+    const bits = u32Scratch[0]!;
     const sign = (bits >>> 16) & 0x8000;
     const exponent = (bits >>> 23) & 0xff;
     const mantissa = bits & 0x7fffff;
@@ -243,9 +243,9 @@ function randomF16Fill(key: number, amplitude: number): TensorFill {
         const words = new Uint32Array(target.buffer, target.byteOffset, pairs);
         for (let i = 0; i < pairs; i++) {
             const r = randomWord(firstWord + i, key);
-            words[i] = table[r & 0xffff] | (table[r >>> 16] << 16);
+            words[i] = table[r & 0xffff]! | (table[r >>> 16]! << 16);
         }
-        if (halves.length & 1) halves[halves.length - 1] = table[randomWord(firstWord + pairs, key) & 0xffff];
+        if (halves.length & 1) halves[halves.length - 1] = table[randomWord(firstWord + pairs, key) & 0xffff]!;
     };
 }
 
@@ -381,7 +381,7 @@ function writeArray(out: ByteBuilder, array: GgufArrayValue): void {
         case "bool": for (const item of array.value) out.bool(item); return;
         case "string": for (const item of array.value) out.string(item); return;
         case "u64": case "i64": for (const item of array.value) out[array.itemType](item); return;
-        default: for (let i = 0; i < array.value.length; i++) writeNumber(out, array.itemType, array.value[i]); return;
+        default: for (let i = 0; i < array.value.length; i++) writeNumber(out, array.itemType, array.value[i]!); return;
     }
 }
 
@@ -507,7 +507,7 @@ class ChunkedSink {
     }
 
     private takeBuffer(): Uint8Array {
-        const buffer = this.buffers[this.next];
+        const buffer = this.buffers[this.next]!;
         this.next ^= 1;
         return buffer;
     }

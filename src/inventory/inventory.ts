@@ -33,7 +33,14 @@ export class Inventory {
   /** Why the demo model could not be written, if it could not. */
   demoError: string | null = null;
 
-  constructor(private readonly config: ServerConfig) {}
+  /**
+   * @param opens whether some backend here can open a model (the backends decide; the inventory reports files
+   *   and facts). What clients may ask for is what is complete and opened by one of them.
+   */
+  constructor(
+    private readonly config: ServerConfig,
+    private readonly opens: (model: ModelDescriptor) => boolean,
+  ) {}
 
   /** First scan; prepares the demo model if nothing else can be served. */
   async init(): Promise<void> {
@@ -73,9 +80,14 @@ export class Inventory {
     return this.servable();
   }
 
-  /** A model by id or alias, ready to load; a clear error when it cannot be served as it is. */
+  /**
+   * A model by id or alias, ready to load; a clear error when it cannot be served as it is. Answers from the
+   * last scan: generation requests never wait for a walk of every model store (a stale scan is refreshed in
+   * the background), except when the id is unknown, which is worth one fresh look.
+   */
   async resolve(id: string): Promise<ModelDescriptor> {
-    await this.fresh();
+    if (this.scannedAt === 0) await this.refresh();
+    else if (!this.scanning && Date.now() - this.scannedAt > RESCAN_AFTER_MS) void this.refresh().catch(() => {});
     let model = this.byId.get(id);
     if (!model) {
       await this.refresh();
@@ -103,7 +115,7 @@ export class Inventory {
   }
 
   private servable(): ModelDescriptor[] {
-    return this.all.filter((m) => m.format === "gguf" && m.missing.length === 0 && m.problem === null);
+    return this.all.filter((m) => m.missing.length === 0 && m.problem === null && this.opens(m));
   }
 
   private async fresh(): Promise<void> {
@@ -239,7 +251,8 @@ export class Inventory {
 }
 
 /** Why a known model cannot be loaded as it is, as the error a request or a load gets; null if it can. */
-export function unservableReason(model: ModelDescriptor): LmxError | null {
+/** What is wrong with a model's files as they are on disk, if anything (which backend opens them is not asked here). */
+export function fileProblem(model: ModelDescriptor): LmxError | null {
   if (model.missing.length > 0) {
     return new LmxError("download_required", `model '${model.id}' is incomplete on disk; missing: ${model.missing.slice(0, 5).join(", ")}${model.missing.length > 5 ? ", …" : ""}`, {
       param: "model",
@@ -247,11 +260,6 @@ export function unservableReason(model: ModelDescriptor): LmxError | null {
     });
   }
   if (model.problem) return new LmxError("model_file_invalid", `cannot load ${model.path}: ${model.problem}`, { param: "model" });
-  if (model.format !== "gguf") {
-    return new LmxError("backend_unavailable", `model '${model.id}' is ${model.format}; no backend on this machine opens that format (llama.cpp needs GGUF)`, {
-      param: "model",
-    });
-  }
   return null;
 }
 

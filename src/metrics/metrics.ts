@@ -8,10 +8,11 @@ import { statfs } from "node:fs/promises";
 import path from "node:path";
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { DownloadManager } from "../inventory/downloads/download-manager.js";
-import type { RunnerStats } from "../runners/protocol.js";
-import type { AdmissionQueue } from "../scheduler/admission.js";
+import type { RunnerStats } from "../runner/protocol.js";
+import type { AdmissionQueue, AdmittedEvent } from "../scheduler/admission.js";
+import { PRIORITIES } from "../scheduler/priority.js";
 import type { MemoryBudget } from "../scheduler/memory-budget.js";
-import type { ModelLoadEvent, ModelUnloadEvent } from "../scheduler/model-manager.js";
+import type { ModelLoadEvent, ModelUnloadEvent } from "../scheduler/scheduler.js";
 import { RequestRecorder } from "./request.js";
 
 /** The part of the ModelManager metrics use. */
@@ -24,9 +25,9 @@ export interface MetricsModelSource {
 
 /** What the scrape-time metrics are read from; narrow so tests can pass stand-ins. */
 export interface MetricsSources {
-  /** A ModelManager. */
+  /** The Scheduler. */
   models: MetricsModelSource;
-  admission: Pick<AdmissionQueue, "snapshot">;
+  admission: Pick<AdmissionQueue, "snapshot"> & { on(event: "admitted", listener: (event: AdmittedEvent) => void): unknown };
   memory: Pick<MemoryBudget, "snapshot">;
   downloads: Pick<DownloadManager, "list">;
   /** Folders whose volume's free space is exported as lmx:disk_free_bytes{path} (state dir, model dirs, download cache). */
@@ -137,6 +138,16 @@ export class LmxMetrics {
     sources.models.on("unload", (event: ModelUnloadEvent) => {
       this.modelUnloads.inc({ model: event.model, reason: event.reason });
     });
+    const admitted = counter("lmx:requests_admitted_total", "Requests granted a sequence, by priority class.", ["priority"]);
+    const classWait = histogram("lmx:queue_wait_seconds", "Time requests waited for a sequence, by priority class.", ["priority"], QUEUE_BUCKETS);
+    for (const priority of PRIORITIES) {
+      // every class's series exists from the start, so rate() sees the first admission too
+      admitted.inc({ priority }, 0);
+    }
+    sources.admission.on("admitted", (event: AdmittedEvent) => {
+      admitted.inc({ priority: event.priority });
+      classWait.observe({ priority: event.priority }, event.waitedMs / 1000);
+    });
 
     this.registry = Registry.merge([defaultMetricsRegistry(), own]);
   }
@@ -168,13 +179,16 @@ export class LmxMetrics {
       return g;
     };
     const queue = (field: "running" | "waiting") => (g: Gauge<"model">) => {
-      const perModel = sources.admission.snapshot().perModel;
+      const perModel = sources.admission.snapshot().per_model;
       // loaded models report 0 rather than no series, so graphs and alerts see an idle queue as idle
       for (const view of sources.models.loaded()) g.set({ model: view.id }, 0);
       for (const [model, counts] of Object.entries(perModel)) g.set({ model }, counts[field]);
     };
     gauge("lmx:num_requests_running", "Requests holding a sequence of a model's runner.", ["model"], queue("running"));
     gauge("lmx:num_requests_waiting", "Requests waiting in the admission queue for a model.", ["model"], queue("waiting"));
+    gauge("lmx:num_requests_waiting_by_priority", "Requests waiting in the admission queue, by priority class.", ["priority"], (g) => {
+      for (const [priority, counts] of Object.entries(sources.admission.snapshot().per_priority)) g.set({ priority }, counts.waiting);
+    });
     gauge("lmx:memory_budget_bytes", "Memory that loaded models may use (memory.max_percent or memory.budget_bytes).", [], (g) => {
       g.set(sources.memory.snapshot().budget_bytes);
     });
@@ -194,6 +208,7 @@ export class LmxMetrics {
     gauge("lmx:kv_cache_slots_in_use", "Sequences (KV cache slots) of each runner that hold a running request.", ["model"], fromRunners((s) => s.slotsBusy));
     // not "_total": that suffix promises a counter, and rate() over a gauge named so would mislead
     gauge("lmx:kv_cache_slots", "Sequences (KV cache slots) of each runner: its parallel setting.", ["model"], fromRunners((s) => s.slotsTotal));
+    gauge("lmx:runner_requests_waiting", "Requests inside each runner waiting for a free sequence.", ["model"], fromRunners((s) => s.requestsWaiting));
     const disks = async (g: Gauge<"path">, read: (s: { bavail: number; blocks: number; bsize: number }) => number) => {
       const paths = [...new Set(sources.diskPaths.map((p) => path.resolve(p)))];
       await Promise.all(

@@ -17,8 +17,16 @@ export interface Reservation {
   kind: "estimate" | "actual";
 }
 
+interface Held extends Reservation {
+  model: string;
+}
+
 export class MemoryBudget {
-  private readonly reservations = new Map<string, Reservation>();
+  /**
+   * Keyed by a token per runner (or load attempt), not by model: an old runner that is still draining and the
+   * new runner of the same model each hold their own memory until each is gone.
+   */
+  private readonly reservations = new Map<string, Held>();
   readonly totalBytes: number;
 
   constructor(private readonly options: MemoryBudgetOptions) {
@@ -43,16 +51,31 @@ export class MemoryBudget {
     return this.usedBytes + bytes <= this.budgetBytes;
   }
 
-  reserve(id: string, bytes: number, kind: Reservation["kind"]): void {
-    this.reservations.set(id, { bytes, kind });
+  reserve(token: string, model: string, bytes: number, kind: Reservation["kind"]): void {
+    this.reservations.set(token, { model, bytes, kind });
   }
 
-  release(id: string): void {
-    this.reservations.delete(id);
+  release(token: string): void {
+    this.reservations.delete(token);
   }
 
-  reservation(id: string): Reservation | null {
-    return this.reservations.get(id) ?? null;
+  /** What one runner (or load attempt) holds. */
+  held(token: string): number {
+    return this.reservations.get(token)?.bytes ?? 0;
+  }
+
+  /** What all runners of a model hold together; "estimate" while any of them is not measured yet. */
+  reservation(model: string): Reservation | null {
+    let found = null as Reservation | null;
+    for (const r of this.reservations.values()) {
+      if (r.model !== model) continue;
+      found = { bytes: (found?.bytes ?? 0) + r.bytes, kind: found?.kind === "estimate" || r.kind === "estimate" ? "estimate" : "actual" };
+    }
+    return found;
+  }
+
+  private models(): string[] {
+    return [...new Set([...this.reservations.values()].map((r) => r.model))];
   }
 
   snapshot() {
@@ -62,7 +85,7 @@ export class MemoryBudget {
       budget_bytes: this.budgetBytes,
       used_bytes: this.usedBytes,
       runner_overhead_bytes: this.runnerOverheadBytes,
-      models: Object.fromEntries([...this.reservations].map(([id, r]) => [id, { bytes: r.bytes, kind: r.kind }])),
+      models: Object.fromEntries(this.models().map((model) => [model, this.reservation(model)])),
     };
   }
 }

@@ -7,6 +7,7 @@ import { LAUNCHD_LABEL, ServiceError, logFiles, programArguments, type ServiceSp
 export type PlistValue = string | number | boolean | PlistValue[] | { [key: string]: PlistValue };
 
 /** Characters XML 1.0 forbids even when escaped (tab, newline and carriage return are allowed). */
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
 const NOT_XML_CHAR = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]/;
 
 export function escapeXml(text: string): string {

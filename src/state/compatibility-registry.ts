@@ -123,10 +123,22 @@ export class CompatibilityRegistry {
   list(filter: AttemptFilter = {}): AttemptRecord[] {
     const where: string[] = [];
     const params: unknown[] = [];
-    if (filter.modelId) (where.push("model_id = ?"), params.push(filter.modelId));
-    if (filter.backend) (where.push("backend = ?"), params.push(filter.backend));
-    if (filter.outcome) (where.push("outcome = ?"), params.push(filter.outcome));
-    if (filter.since) (where.push("at >= ?"), params.push(filter.since));
+    if (filter.modelId) {
+      where.push("model_id = ?");
+      params.push(filter.modelId);
+    }
+    if (filter.backend) {
+      where.push("backend = ?");
+      params.push(filter.backend);
+    }
+    if (filter.outcome) {
+      where.push("outcome = ?");
+      params.push(filter.outcome);
+    }
+    if (filter.since) {
+      where.push("at >= ?");
+      params.push(filter.since);
+    }
     const sql = `SELECT * FROM compatibility_attempts ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY id DESC LIMIT ?`;
     params.push(Math.min(Math.max(filter.limit ?? 100, 1), 10_000));
     return this.read(() => (this.state.db.prepare(sql).all(...params) as Row[]).map(toRecord), []);

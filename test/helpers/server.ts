@@ -4,7 +4,7 @@ import os from "node:os";
 import path from "node:path";
 import { loadConfig } from "../../src/config/load.js";
 import type { ConfigInput } from "../../src/config/schema.js";
-import { startServer, type RunningServer } from "../../src/server/server.js";
+import { startServer, type RunningServer } from "../../src/gateway/start.js";
 
 export interface TestServer extends RunningServer {
   stateDir: string;

@@ -19,7 +19,7 @@ after(async () => {
 });
 
 interface LoadedList {
-  data: Array<{ id: string; stats: { decodeCalls: number; generatedTokens: number; requestsServed: number; slotsBusy: number } }>;
+  data: Array<{ id: string; stats: { decode_calls: number; generated_tokens: number; requests_served: number; slots_busy: number } }>;
 }
 
 async function runnerStats() {
@@ -71,10 +71,10 @@ test("16 concurrent streams on a runner with parallel 4 all complete, batched", 
     assert.ok(r.text.length > 0);
     assert.ok(r.tokens > 0 && r.tokens <= maxTokens);
   }
-  const generated = afterStats.generatedTokens - before.generatedTokens;
-  const decodes = afterStats.decodeCalls - before.decodeCalls;
+  const generated = afterStats.generated_tokens - before.generated_tokens;
+  const decodes = afterStats.decode_calls - before.decode_calls;
   t.diagnostic(`${decodes} decode calls for ${generated} generated tokens (${(generated / decodes).toFixed(2)} tokens per decode)`);
-  assert.equal(afterStats.requestsServed - before.requestsServed, 16);
+  assert.equal(afterStats.requests_served - before.requests_served, 16);
   assert.equal(generated, results.reduce((sum, r) => sum + r.tokens, 0), "the runner counted every streamed token");
   // one decode per token per sequence would be `generated` decodes; sharing batches needs far fewer
   assert.ok(decodes < generated * 0.5, `expected batched decoding: ${decodes} decode calls for ${generated} generated tokens`);

@@ -6,8 +6,8 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import Fastify, { type FastifyInstance } from "fastify";
-import { registerBenchmarkRoutes } from "../../src/server/routes/benchmark.js";
-import { sendError } from "../../src/server/errors.js";
+import { registerBenchmarkRoutes } from "../../src/http/routes/benchmark.js";
+import { sendError } from "../../src/http/errors.js";
 import { BenchStore, benchDbPath } from "../../src/bench/store.js";
 import { startFakeOpenAi, type FakeOpenAi } from "../helpers/fake-openai.js";
 import { startTestServer, type TestServer } from "../helpers/server.js";

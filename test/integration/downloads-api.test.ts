@@ -17,9 +17,9 @@ const json = { "content-type": "application/json" };
 interface Snapshot {
   id: string;
   status: string;
-  bytesDone: number;
-  bytesTotal: number;
-  localPath: string | null;
+  bytes_done: number;
+  bytes_total: number;
+  local_path: string | null;
   error: { code: string; message: string } | null;
 }
 
@@ -65,9 +65,9 @@ test("a download resumes after a cut, lands in the HF cache layout, and is serve
   assert.match(started.headers.get("location") ?? "", /^\/admin\/models\/downloads\//);
   const done = await finished(started.body.id);
   assert.equal(done.status, "completed", JSON.stringify(done.error));
-  assert.equal(done.bytesDone, done.bytesTotal);
+  assert.equal(done.bytes_done, done.bytes_total);
   assert.ok(hub.requests.some((r) => r.includes("range=bytes=")), "the second attempt asked for the rest with a Range request");
-  assert.match(done.localPath ?? "", /models--tiny--stories-GGUF\/snapshots\/[0-9a-f]{40}$/);
+  assert.match(done.local_path ?? "", /models--tiny--stories-GGUF\/snapshots\/[0-9a-f]{40}$/);
   assert.ok(readdirSync(path.join(cache, "models--tiny--stories-GGUF", "blobs")).every((b) => !b.endsWith(".incomplete")));
   const models = await getJson<{ data: Array<{ id: string }> }>(`${server.url}/v1/models`);
   assert.ok(models.body.data.some((m) => m.id === "tiny/stories-GGUF"), "the finished download is listed at once");

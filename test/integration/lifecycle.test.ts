@@ -16,9 +16,9 @@ interface Loaded {
   id: string;
   pid: number;
   estimate: { ram: number };
-  memory: { modelRam: number; contextRam: number };
-  reservedBytes: number;
-  stats: { rssBytes: number } | null;
+  memory: { model_ram: number; context_ram: number };
+  reserved_bytes: number;
+  stats: { rss_bytes: number } | null;
 }
 
 const complete = (server: TestServer, model: string) =>
@@ -49,8 +49,8 @@ describe("memory-aware admission", () => {
       assert.equal((await complete(server, "a")).status, 200);
       assert.deepEqual(await loadedIds(server), ["a"]);
       const a = (await getJson<{ data: Loaded[] }>(`${server.url}/admin/models/loaded`)).body.data[0]!;
-      const measured = a.memory.modelRam + a.memory.contextRam;
-      t.diagnostic(`stories260K estimate ${a.estimate.ram} B, allocated ${measured} B, runner RSS ${a.stats?.rssBytes} B`);
+      const measured = a.memory.model_ram + a.memory.context_ram;
+      t.diagnostic(`stories260K estimate ${a.estimate.ram} B, allocated ${measured} B, runner RSS ${a.stats?.rss_bytes} B`);
       assert.ok(Math.abs(a.estimate.ram - measured) <= 0.25 * measured, "estimate within 25% of what llama.cpp allocated");
       assert.equal((await complete(server, "b")).status, 200);
       assert.deepEqual(await loadedIds(server), ["b"], "a was evicted to make room for b");
@@ -184,7 +184,7 @@ describe("runner configuration", () => {
       const first = await Promise.all([1, 2, 3, 4].map(() => complete(server, "m")));
       assert.deepEqual(first.map((r) => r.status), [200, 200, 200, 200]);
       assert.equal(first[0]!.headers.get("x-lmx-context-size"), "256");
-      const loaded = async () => (await getJson<{ data: Array<{ id: string; pid: number; loads: number; contextSize: number }> }>(`${server.url}/admin/models/loaded`)).body.data[0]!;
+      const loaded = async () => (await getJson<{ data: Array<{ id: string; pid: number; loads: number; context_size: number }> }>(`${server.url}/admin/models/loaded`)).body.data[0]!;
       const before = await loaded();
       assert.equal(before.loads, 1, "one load served all four concurrent first requests");
       const load = (body: unknown) =>
@@ -199,7 +199,7 @@ describe("runner configuration", () => {
       assert.deepEqual([bigger.status, bigger.body.reloaded], [200, true]);
       const after = await loaded();
       assert.notEqual(after.pid, before.pid);
-      assert.equal(after.contextSize, 512);
+      assert.equal(after.context_size, 512);
       const res = await complete(server, "m");
       assert.equal(res.headers.get("x-lmx-context-size"), "512", "the response names the runner configuration that answered");
       const again = await load({ model_id: "m", settings: { context_size: 512 } });

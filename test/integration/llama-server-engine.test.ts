@@ -21,7 +21,7 @@ const skip = binary ? false : NO_LLAMA_SERVER;
 const json = { "content-type": "application/json" };
 
 interface Loaded {
-  data: Array<{ id: string; pid: number; backend: string; contextSize: number; stats: { decodeCalls: number; generatedTokens: number; rssBytes: number } | null }>;
+  data: Array<{ id: string; pid: number; backend: string; context_size: number; stats: { decode_calls: number; generated_tokens: number; rss_bytes: number } | null }>;
 }
 
 describe("llama-server engine", { skip }, () => {
@@ -156,11 +156,11 @@ describe("llama-server engine", { skip }, () => {
       }),
     );
     const after = (await getJson<Loaded>(`${server.url}/admin/models/loaded`)).body.data.find((m) => m.id === "story")!;
-    const decodes = after.stats!.decodeCalls - before.stats!.decodeCalls;
-    const tokens = after.stats!.generatedTokens - before.stats!.generatedTokens;
+    const decodes = after.stats!.decode_calls - before.stats!.decode_calls;
+    const tokens = after.stats!.generated_tokens - before.stats!.generated_tokens;
     assert.ok(tokens >= 4 * 40, `generated ${tokens}`);
     assert.ok(decodes < tokens * 0.6, `${decodes} decode calls for ${tokens} tokens: sequences were not batched`);
-    assert.ok(after.stats!.rssBytes > 0);
+    assert.ok(after.stats!.rss_bytes > 0);
   });
 
   test("llama-server killed mid-stream: the stream ends with model_crashed, the gateway stays up and reloads", async () => {

@@ -173,10 +173,10 @@ describe("a gateway after real traffic", () => {
     await untilFirstToken(left);
     leaving.abort();
     // the gateway frees the queue place at once, the runner its sequence when it sees the socket close
-    await waitFor(async () => (await server.ctx.models.runnerFor("slow")?.stats())?.slotsBusy === 0, 10_000, "the runner to free the sequence");
+    await waitFor(async () => (await server.ctx.scheduler.runnerFor("slow")?.stats())?.slotsBusy === 0, 10_000, "the runner to free the sequence");
     const cut = await post("/v1/chat/completions", { model: "slow", messages, max_tokens: 200, stream: true });
     const reader = await untilFirstToken(cut);
-    process.kill(server.ctx.models.runnerFor("slow")!.pid, "SIGKILL");
+    process.kill(server.ctx.scheduler.runnerFor("slow")!.pid!, "SIGKILL");
     let rest = "";
     for (let part = await reader.read(); !part.done; part = await reader.read()) rest += Buffer.from(part.value).toString();
     assert.match(rest, /"code":"model_crashed"/);

@@ -33,7 +33,7 @@ function withFaults(load: Record<string, string>): () => void {
 }
 
 interface Attempt {
-  modelId: string;
+  model_id: string;
   backend: string;
   outcome: string;
   reason: string | null;
@@ -96,8 +96,8 @@ describe("backend fallback and quarantine", () => {
     assert.ok(Date.now() - started < 500, "refused without starting a runner");
     const list = await getJson<{ data: Array<{ id: string; quarantined: boolean }> }>(`${server.url}/admin/models/available`);
     assert.equal(list.body.data.find((m) => m.id === "doomed")?.quarantined, true);
-    const status = await getJson<{ quarantined: Array<{ modelId: string }> }>(`${server.url}/admin/status`);
-    assert.ok(status.body.quarantined.some((q) => q.modelId === "doomed"));
+    const status = await getJson<{ quarantined: Array<{ model_id: string }> }>(`${server.url}/admin/status`);
+    assert.ok(status.body.quarantined.some((q) => q.model_id === "doomed"));
     const released = await getJson<{ keys_released: number; quarantined: boolean }>(`${server.url}/admin/models/unquarantine`, {
       method: "POST",
       headers: json,
@@ -108,7 +108,7 @@ describe("backend fallback and quarantine", () => {
   });
 
   test("a probe tries each candidate in an isolated runner and recommends one", async () => {
-    const probe = await getJson<{ results: Array<{ backend: string; outcome: string; reason: string | null; canaryTokensPerSec: number | null }>; recommended_backend: string | null }>(
+    const probe = await getJson<{ results: Array<{ backend: string; outcome: string; reason: string | null; canary_tokens_per_sec: number | null }>; recommended_backend: string | null }>(
       `${server.url}/admin/models/probe`,
       { method: "POST", headers: json, body: JSON.stringify({ model_id: "fallback", timeout_sec: 20 }) },
     );
@@ -116,7 +116,7 @@ describe("backend fallback and quarantine", () => {
     const byBackend = new Map(probe.body.results.map((r) => [r.backend, r]));
     assert.equal(byBackend.get("llama.cpp")?.outcome, "failure");
     assert.equal(byBackend.get("llama.cpp-cpu")?.outcome, "success");
-    assert.ok((byBackend.get("llama.cpp-cpu")?.canaryTokensPerSec ?? 0) > 0);
+    assert.ok((byBackend.get("llama.cpp-cpu")?.canary_tokens_per_sec ?? 0) > 0);
     assert.equal(probe.body.recommended_backend, "llama.cpp-cpu");
     const loaded = await getJson<{ data: Array<{ id: string }> }>(`${server.url}/admin/models/loaded`);
     assert.ok(!loaded.body.data.some((m) => m.id.startsWith("probe:")), "probe runners are stopped afterwards");

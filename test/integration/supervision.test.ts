@@ -90,8 +90,8 @@ describe("a runner killed with SIGKILL", () => {
       body: JSON.stringify({ model: "chat", messages, max_tokens: 1900 }),
     });
     await waitFor(async () => {
-      const loaded = await getJson<{ data: Array<{ id: string; stats: { requestsActive: number } | null }> }>(`${server.url}/admin/models/loaded`);
-      return (loaded.body.data.find((m) => m.id === "chat")?.stats?.requestsActive ?? 0) > 0;
+      const loaded = await getJson<{ data: Array<{ id: string; stats: { requests_active: number } | null }> }>(`${server.url}/admin/models/loaded`);
+      return (loaded.body.data.find((m) => m.id === "chat")?.stats?.requests_active ?? 0) > 0;
     });
     process.kill(pid, "SIGKILL");
     const result = await pending;
@@ -168,7 +168,7 @@ describe("clients that leave", () => {
   test("a client disconnect mid-stream stops generation in the runner", async () => {
     await client.chat.completions.create({ model: "chat", messages, max_tokens: 2 });
     const statsOf = async () => {
-      const loaded = await getJson<{ data: Array<{ id: string; stats: { requestsActive: number; generatedTokens: number } }> }>(`${server.url}/admin/models/loaded`);
+      const loaded = await getJson<{ data: Array<{ id: string; stats: { requests_active: number; generated_tokens: number } }> }>(`${server.url}/admin/models/loaded`);
       return loaded.body.data.find((m) => m.id === "chat")!.stats;
     };
     const before = await statsOf();
@@ -186,9 +186,9 @@ describe("clients that leave", () => {
       // the client library may report its own abort; either way the connection is gone
     }
     assert.equal(chunks, 3, "nothing arrived after the client hung up");
-    await waitFor(async () => (await statsOf()).requestsActive === 0, 5_000, "the runner to stop generating");
+    await waitFor(async () => (await statsOf()).requests_active === 0, 5_000, "the runner to stop generating");
     const after = await statsOf();
-    const generated = after.generatedTokens - before.generatedTokens;
+    const generated = after.generated_tokens - before.generated_tokens;
     assert.ok(generated < 1900, `generation stopped early (${generated} of 1900 tokens)`);
   });
 });

@@ -19,8 +19,8 @@ const available: AvailableModel[] = [
   { id: "org/mlx", type: "chat", format: "mlx-safetensors", size_bytes: 1024, status: "unavailable" },
 ];
 const loaded: LoadedModel[] = [
-  { id: "qwen", backend: "llama.cpp", reservedBytes: 5 * 1024 ** 3 },
-  { id: "gone", backend: "llama.cpp", reservedBytes: 1024 },
+  { id: "qwen", backend: "llama.cpp", reserved_bytes: 5 * 1024 ** 3 },
+  { id: "gone", backend: "llama.cpp", reserved_bytes: 1024 },
 ];
 
 test("on-disk and loaded models merge into one table: loaded first, problems explained below", () => {
@@ -60,8 +60,8 @@ test("status shows readiness, memory budget, loaded models, degraded storage and
       queue: { running: 1, waiting: 2 },
       memory: { total_bytes: 16 * 1024 ** 3, available_bytes: 8 * 1024 ** 3, budget_bytes: 14.4 * 1024 ** 3, used_bytes: 5 * 1024 ** 3 },
       models_available: 3,
-      models_loaded: [{ id: "qwen", backend: "llama.cpp", contextSize: 4096, parallel: 4, reservedBytes: 5 * 1024 ** 3, pid: 42, requestsServed: 7, idleSec: 5 }],
-      quarantined: [{ modelId: "bad", backend: "llama.cpp", lastReasons: ["model_loader_crashed"] }],
+      models_loaded: [{ id: "qwen", backend: "llama.cpp", context_size: 4096, parallel: 4, reserved_bytes: 5 * 1024 ** 3, pid: 42, requests_served: 7, idle_sec: 5 }],
+      quarantined: [{ model_id: "bad", backend: "llama.cpp", last_reasons: ["model_loader_crashed"] }],
       storage: { file: null, degraded: true, problems: [{ component: "registry", error: "SQLITE_FULL", at: "now" }] },
       disk: [{ path: "/state", free_bytes: 1024 ** 3, total_bytes: 2 * 1024 ** 3 }],
       downloads: [],
@@ -72,7 +72,7 @@ test("status shows readiness, memory budget, loaded models, degraded storage and
   assert.match(text, /^server\s+http:\/\/127\.0\.0\.1:1234 · v0\.1\.0 · up 1h01m · ready$/m);
   assert.match(text, /^memory\s+5\.00 GiB used of a 14\.4 GiB budget \(90% of 16\.0 GiB RAM\) · 8\.00 GiB free on the machine$/m);
   assert.match(text, /^queue\s+1 running · 2 waiting$/m);
-  assert.match(text, /^loaded\s+qwen  llama\.cpp  ctx 4096×4  5\.00 GiB  pid 42  7 requests  idle 5s$/m);
+  assert.match(text, /^loaded\s+qwen {2}llama\.cpp {2}ctx 4096×4 {2}5\.00 GiB {2}pid 42 {2}7 requests {2}idle 5s$/m);
   assert.match(text, /^quarantined\s+bad on llama\.cpp \(model_loader_crashed\)$/m);
   assert.match(text, /^storage\s+DEGRADED \(in memory\): 1 problem\(s\)$/m);
   assert.match(text, /registry: SQLITE_FULL/);
@@ -83,7 +83,7 @@ test("probe table and recommendation", () => {
     {
       model_id: "qwen",
       recommended_backend: null,
-      results: [{ backend: "llama.cpp", backendVersion: "3.22.1", outcome: "failure", reason: "model_loader_crashed", message: "SIGABRT", loadMs: null, canaryTokensPerSec: null }],
+      results: [{ backend: "llama.cpp", backend_version: "3.22.1", outcome: "failure", reason: "model_loader_crashed", message: "SIGABRT", load_ms: null, canary_tokens_per_sec: null }],
     },
     plain,
   );
@@ -92,7 +92,7 @@ test("probe table and recommendation", () => {
 });
 
 test("progress: a bar for terminals, plain lines for logs", () => {
-  const snapshot = { id: "1", repo: "org/x", status: "running", bytesTotal: 200 * 1024 * 1024, bytesDone: 50 * 1024 * 1024, bytesPerSec: 10 * 1024 * 1024, etaSec: 15 };
+  const snapshot = { id: "1", repo: "org/x", status: "running", bytes_total: 200 * 1024 * 1024, bytes_done: 50 * 1024 * 1024, bytes_per_sec: 10 * 1024 * 1024, eta_sec: 15 };
   assert.equal(progressBar(snapshot, 20), "[#####---------------]  25%  50.0 MiB / 200 MiB  10.0 MiB/s  ETA 15s");
   assert.equal(progressLine(snapshot), "org/x: 25% (50.0 MiB of 200 MiB) 10.0 MiB/s  ETA 15s");
   assert.equal(progressLine({ ...snapshot, status: "queued" }), "org/x: queued");

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { llamaServerArgs } from "../../src/engines/llama-server/args.js";
 import { parsePrometheus } from "../../src/engines/llama-server/prometheus.js";
-import type { ResolvedRunnerSettings } from "../../src/runners/protocol.js";
+import type { ResolvedRunnerSettings } from "../../src/runner/protocol.js";
 
 const settings: ResolvedRunnerSettings = { contextSize: 1024, parallel: 8, threads: 2, batchSize: 512, gpuLayers: "auto", flashAttention: "auto", gpu: "auto", draftModel: null, draftMax: null };
 

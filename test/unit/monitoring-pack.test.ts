@@ -35,7 +35,14 @@ async function exportedNames(): Promise<Set<string>> {
   const models = Object.assign(new EventEmitter(), { loaded: () => [], runnerFor: () => null });
   const metrics = new LmxMetrics({
     models,
-    admission: { snapshot: () => ({ running: 0, waiting: 0, perModel: {} }) },
+    admission: Object.assign(new EventEmitter(), {
+      snapshot: () => ({
+        running: 0,
+        waiting: 0,
+        per_model: {},
+        per_priority: { interactive: { running: 0, waiting: 0 }, normal: { running: 0, waiting: 0 }, batch: { running: 0, waiting: 0 } },
+      }),
+    }),
     memory: {
       snapshot: () => ({ total_bytes: 0, available_bytes: 0, budget_bytes: 0, used_bytes: 0, runner_overhead_bytes: 0, models: {} }),
     },

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import os from "node:os";
 import { test } from "node:test";
 import { ConfigError, loadConfig } from "../../src/config/load.js";
-import { createSecurityPolicy, hostName } from "../../src/server/security.js";
+import { createSecurityPolicy, hostName } from "../../src/http/security.js";
 
 test("Host names: loopback names, IP addresses, the bind host and allowed_hosts pass; other names do not", () => {
   const policy = createSecurityPolicy({ host: "127.0.0.1", allowed_hosts: ["lmx.lan", ".corp.example"], cors_origins: [] });

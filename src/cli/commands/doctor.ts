@@ -6,6 +6,7 @@ import os from "node:os";
 import path from "node:path";
 import type { Command } from "commander";
 import { ConfigError, loadConfig, type ServerConfig } from "../../config/load.js";
+import { isGguf } from "../../engines/llama-cpp/backend.js";
 import { Inventory } from "../../inventory/inventory.js";
 import { defaultHfCacheDir } from "../../inventory/sources/hf-cache.js";
 import { scanGgufFolder } from "../../inventory/sources/gguf-folders.js";
@@ -61,7 +62,8 @@ async function diskFact(role: string, dir: string): Promise<DiskFact> {
 }
 
 async function modelFacts(config: ServerConfig): Promise<ModelFacts> {
-  const inventory = new Inventory(config);
+  // the doctor does not start engines: what the bundled llama.cpp engines open (GGUF) is what it can check
+  const inventory = new Inventory(config, isGguf);
   const all = await inventory.available().catch(() => []);
   return {
     dirs: config.model_dirs.map((dir) => ({ path: dir, exists: existsSync(dir), ggufModels: existsSync(dir) ? scanGgufFolder(dir, "model_dir").length : 0 })),
@@ -109,7 +111,7 @@ export async function doctorChecks(options: DoctorOptions, env: NodeJS.ProcessEn
     config = loadConfig({ env: {} });
   }
   // where downloads land, chosen exactly as the server chooses it (src/server/server.ts)
-  const hfCache = config.downloads.cache_dir ?? new Inventory(config).hfCacheDir() ?? defaultHfCacheDir(env);
+  const hfCache = config.downloads.cache_dir ?? new Inventory(config, isGguf).hfCacheDir() ?? defaultHfCacheDir(env);
   const [disks, models, port, gpu] = await Promise.all([
     Promise.all([
       diskFact("state_dir", config.state_dir),

@@ -66,12 +66,12 @@ async function load(model: string, options: LoadOptions, io: Io): Promise<number
   }
   if (!options.json) {
     const info = answer.info ?? {};
-    const memory = info.memory ? info.memory.modelRam + info.memory.modelVram + info.memory.contextRam + info.memory.contextVram : null;
+    const memory = info.memory ? info.memory.model_ram + info.memory.model_vram + info.memory.context_ram + info.memory.context_vram : null;
     const where = info.gpu ? `${info.backend} (${info.gpu})` : `${info.backend ?? "?"} (cpu)`;
     io.out(`${io.style.green("loaded")} ${answer.model_id} on ${where}${answer.reloaded ? " — replaced the runner that had other settings" : ""}\n`);
     io.out(
-      `  context ${info.contextSize ?? "?"} × ${info.parallel ?? "?"} sequences · ${info.threads ?? "?"} threads · batch ${info.batchSize ?? "?"} · gpu layers ${info.gpuLayers ?? 0} · ${formatBytes(memory)} allocated · pid ${answer.pid ?? "?"}` +
-        `${info.loadMs !== undefined ? ` · ${(info.loadMs / 1000).toFixed(1)} s` : ""}\n`,
+      `  context ${info.context_size ?? "?"} × ${info.parallel ?? "?"} sequences · ${info.threads ?? "?"} threads · batch ${info.batch_size ?? "?"} · gpu layers ${info.gpu_layers ?? 0} · ${formatBytes(memory)} allocated · pid ${answer.pid ?? "?"}` +
+        `${info.load_ms !== undefined ? ` · ${(info.load_ms / 1000).toFixed(1)} s` : ""}\n`,
     );
   }
   return EXIT.ok;

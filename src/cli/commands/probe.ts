@@ -18,10 +18,10 @@ export function renderProbe(answer: ProbeAnswer, style: Style): string {
   const color = (row: ProbeRow, text: string) => (row.outcome === "success" ? style.green(text) : row.outcome === "failure" ? style.red(text) : style.yellow(text));
   const columns: Array<Column<ProbeRow>> = [
     { header: "BACKEND", value: (r) => r.backend },
-    { header: "VERSION", value: (r) => r.backendVersion ?? "-" },
+    { header: "VERSION", value: (r) => r.backend_version ?? "-" },
     { header: "OUTCOME", value: (r) => r.outcome, color },
-    { header: "LOAD", value: (r) => (r.loadMs === null ? "-" : `${(r.loadMs / 1000).toFixed(2)} s`), align: "right" },
-    { header: "CANARY", value: (r) => (r.canaryTokensPerSec === null ? "-" : `${r.canaryTokensPerSec.toFixed(1)} tok/s`), align: "right" },
+    { header: "LOAD", value: (r) => (r.load_ms === null ? "-" : `${(r.load_ms / 1000).toFixed(2)} s`), align: "right" },
+    { header: "CANARY", value: (r) => (r.canary_tokens_per_sec === null ? "-" : `${r.canary_tokens_per_sec.toFixed(1)} tok/s`), align: "right" },
     { header: "REASON", value: (r) => (r.reason ? `${r.reason}${r.message ? `: ${r.message}` : ""}` : r.message ?? "") },
   ];
   const verdict = answer.recommended_backend ? `recommended: ${style.bold(answer.recommended_backend)}` : style.red("no backend here can serve this model");

@@ -42,7 +42,7 @@ async function cancel(client: LmxClient, spec: string, options: PullOptions, io:
   for (const job of running) cancelled.push((await client.json<DownloadSnapshot>("DELETE", `/admin/models/downloads/${encodeURIComponent(job.id)}`, "admin", { timeoutMs: 60_000 })).body);
   if (options.json) printJson(io, { object: "list", data: cancelled });
   else if (cancelled.length === 0) io.out(`no download of ${repo} is running\n`);
-  else for (const job of cancelled) io.out(`cancelled ${job.repo} at ${formatBytes(job.bytesDone)} of ${formatBytes(job.bytesTotal)}; the partial file stays: \`lmx pull ${spec}\` resumes it\n`);
+  else for (const job of cancelled) io.out(`cancelled ${job.repo} at ${formatBytes(job.bytes_done)} of ${formatBytes(job.bytes_total)}; the partial file stays: \`lmx pull ${spec}\` resumes it\n`);
   return EXIT.ok;
 }
 
@@ -78,7 +78,7 @@ async function pull(spec: string, options: PullOptions, io: Io): Promise<number>
     interrupted = true;
   };
   process.on("SIGINT", onSigint);
-  if (!bar) io.err(`${job.repo}: ${job.files?.length ?? 0} file(s), ${formatBytes(job.bytesTotal)} (job ${job.id})\n`);
+  if (!bar) io.err(`${job.repo}: ${job.files?.length ?? 0} file(s), ${formatBytes(job.bytes_total)} (job ${job.id})\n`);
   try {
     while (!FINISHED.has(job.status) && !interrupted) {
       if (bar) io.err(`\r\x1b[2K${job.repo} ${progressBar(job)}`);
@@ -97,7 +97,7 @@ async function pull(spec: string, options: PullOptions, io: Io): Promise<number>
   else if (!interrupted) io.err(`${progressLine(job)}\n`);
 
   if (interrupted) {
-    io.err(`\nstopped watching at ${formatBytes(job.bytesDone)} of ${formatBytes(job.bytesTotal)}. The download continues on the server:\n`);
+    io.err(`\nstopped watching at ${formatBytes(job.bytes_done)} of ${formatBytes(job.bytes_total)}. The download continues on the server:\n`);
     io.err(`  \`lmx pull ${spec}\` watches it again; \`lmx pull --cancel ${spec}\` stops it (the partial file stays, and the next pull resumes it)\n`);
     return EXIT.interrupted;
   }
@@ -112,9 +112,9 @@ async function pull(spec: string, options: PullOptions, io: Io): Promise<number>
     );
   }
   if (!options.json) {
-    const ids = await modelIdsIn(client, job.localPath);
-    io.out(`${io.style.green("done")} ${job.repo}: ${job.files?.length ?? 0} file(s), ${formatBytes(job.bytesTotal)} in ${formatDuration((Date.now() - startedAt) / 1000)}\n`);
-    if (job.localPath) io.out(`  in ${job.localPath}\n`);
+    const ids = await modelIdsIn(client, job.local_path);
+    io.out(`${io.style.green("done")} ${job.repo}: ${job.files?.length ?? 0} file(s), ${formatBytes(job.bytes_total)} in ${formatDuration((Date.now() - startedAt) / 1000)}\n`);
+    if (job.local_path) io.out(`  in ${job.local_path}\n`);
     if (ids.length > 0) io.out(`  model id${ids.length > 1 ? "s" : ""}: ${ids.join(", ")} — \`lmx load ${ids[0]}\`\n`);
   }
   return EXIT.ok;

@@ -14,11 +14,11 @@ function loadedLine(m: LoadedModel): string {
   const parts = [
     m.id,
     m.backend ?? "?",
-    m.contextSize !== undefined ? `ctx ${m.contextSize}×${m.parallel ?? 1}` : null,
-    m.reservedBytes !== undefined ? formatBytes(m.reservedBytes) : null,
+    m.context_size !== undefined ? `ctx ${m.context_size}×${m.parallel ?? 1}` : null,
+    m.reserved_bytes !== undefined ? formatBytes(m.reserved_bytes) : null,
     m.pid !== undefined ? `pid ${m.pid}` : null,
-    m.requestsServed !== undefined ? `${m.requestsServed} requests` : null,
-    m.idleSec !== undefined ? `idle ${formatDuration(m.idleSec)}` : null,
+    m.requests_served !== undefined ? `${m.requests_served} requests` : null,
+    m.idle_sec !== undefined ? `idle ${formatDuration(m.idle_sec)}` : null,
     m.pinned ? "pinned" : null,
   ];
   return parts.filter((p): p is string => p !== null).join("  ");
@@ -41,7 +41,7 @@ export function renderStatus(status: ServerStatus, url: string, style: Style): s
   const quarantined = status.quarantined ?? [];
   if (quarantined.length === 0) pairs.push(["quarantined", style.dim("none")]);
   quarantined.forEach((q, i) =>
-    pairs.push([i === 0 ? "quarantined" : "", style.red(`${q.modelId} on ${q.backend}${q.lastReasons?.length ? ` (${q.lastReasons.join(", ")})` : ""}`)]),
+    pairs.push([i === 0 ? "quarantined" : "", style.red(`${q.model_id} on ${q.backend}${q.last_reasons?.length ? ` (${q.last_reasons.join(", ")})` : ""}`)]),
   );
   const storage = status.storage;
   if (storage) {
@@ -58,7 +58,7 @@ export function renderStatus(status: ServerStatus, url: string, style: Style): s
   const downloads = status.downloads ?? [];
   if (downloads.length === 0) pairs.push(["downloads", style.dim("none running")]);
   downloads.forEach((d, i) =>
-    pairs.push([i === 0 ? "downloads" : "", `${d.repo}  ${d.bytesTotal > 0 ? Math.floor((d.bytesDone / d.bytesTotal) * 100) : 0}% of ${formatBytes(d.bytesTotal)}  (${d.status})`]),
+    pairs.push([i === 0 ? "downloads" : "", `${d.repo}  ${d.bytes_total > 0 ? Math.floor((d.bytes_done / d.bytes_total) * 100) : 0}% of ${formatBytes(d.bytes_total)}  (${d.status})`]),
   );
   return renderPairs(pairs, style);
 }

@@ -3,7 +3,7 @@ import { createRequire } from "node:module";
 import path from "node:path";
 import type { Backend, RunnerHandle, StartOptions } from "../backend.js";
 import type { ModelDescriptor } from "../../inventory/types.js";
-import { startModelRunner } from "../../runners/supervisor.js";
+import { startModelRunner } from "../../supervisor/runner-process.js";
 import { BACKEND_NAME } from "./engine.js";
 
 

@@ -21,12 +21,12 @@ import {
   type Token,
 } from "node-llama-cpp";
 import { LmxError } from "../../errors/codes.js";
-import type { ChatCompletionRequest, CompletionRequest, EmbeddingRequest } from "../../openai/schemas.js";
-import { messageText, stopList } from "../../openai/schemas.js";
-import type { MemoryEstimate, RunnerInfo, RunnerInitMessage, RunnerStats } from "../../runners/protocol.js";
+import type { ChatCompletionRequest, CompletionRequest, EmbeddingRequest } from "../../api/openai/schemas.js";
+import { messageText, stopList } from "../../api/openai/schemas.js";
+import type { MemoryEstimate, RunnerInfo, RunnerInitMessage, RunnerStats } from "../../runner/protocol.js";
 import { DEFAULT_MAX_CONTEXT, defaultContextSize } from "../context-size.js";
 import { BatchGate } from "./batch-gate.js";
-import { pickSlot, type Slot } from "./slots.js";
+import { SlotPool, type Slot, type SlotLease } from "./slots.js";
 import { IncrementalDetokenizer, StopStringMatcher } from "./text-stream.js";
 
 export const BACKEND_NAME = "llama.cpp";
@@ -34,7 +34,12 @@ export const BACKEND_NAME = "llama.cpp";
 const SAMPLING_DEFAULTS = { temperature: 0.8, topK: 40, topP: 0.95, minP: 0.05 } as const;
 const PENALTY_LAST_N = 64;
 const CANARY_TOKENS = 4;
-/** How long a request waits in the runner for a sequence the gateway already counted as free. */
+/**
+ * How long a request waits in the runner for a sequence. The gateway admits at most `parallel` requests, but
+ * frees a place as soon as a client leaves, while the runner frees the sequence only when the aborted
+ * generation unwinds (a decode may be in flight): a request arriving in that gap waits here. Past this wait,
+ * `runner_busy` with a Retry-After.
+ */
 const SLOT_WAIT_MS = 10_000;
 
 export type FinishReason = "stop" | "length";
@@ -52,7 +57,8 @@ export interface GenerationResult {
 /** A request that passed the context check and holds a slot: safe to start answering 200. */
 export interface PreparedGeneration {
   readonly promptTokens: Token[];
-  readonly choice: { slot: Slot; reusable: number };
+  /** The sequence this request holds until `generate` (or `release`) gives it back. */
+  readonly lease: SlotLease;
   readonly maxTokens: number;
   readonly stopStrings: string[];
   readonly stopTokens: ReadonlySet<Token>;
@@ -90,12 +96,10 @@ function mapLogLevel(level: string): LlamaLogLevel {
 
 export class LlamaCppEngine {
   private readonly stats: RunnerStats;
-  private readonly slots: Slot[];
+  private readonly slots: SlotPool;
   private readonly embeddingPool: LlamaEmbeddingContext[];
   private readonly idleEmbeddingContexts: LlamaEmbeddingContext[];
   private readonly embeddingWaiters: Array<(ctx: LlamaEmbeddingContext) => void> = [];
-  /** Requests waiting for a sequence to be freed (see waitForSlot); each returns true once it took one. */
-  private readonly slotWaiters = new Set<() => boolean>();
 
   private constructor(
     private readonly llama: Llama,
@@ -110,12 +114,11 @@ export class LlamaCppEngine {
     private readonly testTokenDelayMs: number,
   ) {
     this.stats = stats;
-    this.slots = [];
+    const slots: Slot[] = [];
     if (context) {
-      for (let i = 0; i < info.parallel; i++) {
-        this.slots.push({ index: i, sequence: context.getSequence(), busy: false, lastUsed: 0 });
-      }
+      for (let i = 0; i < info.parallel; i++) slots.push({ index: i, sequence: context.getSequence(), owner: null, lastUsed: 0 });
     }
+    this.slots = new SlotPool(slots, SLOT_WAIT_MS);
     this.embeddingPool = embeddingContexts;
     this.idleEmbeddingContexts = [...embeddingContexts];
   }
@@ -171,6 +174,7 @@ export class LlamaCppEngine {
       generatedTokens: 0,
       slotsBusy: 0,
       slotsTotal: settings.parallel,
+      requestsWaiting: 0,
       rssBytes: 0,
     };
     let context: LlamaContext | null = null;
@@ -227,7 +231,8 @@ export class LlamaCppEngine {
       loadMs: 0,
     };
     const engine = new LlamaCppEngine(llama, model, context, embeddingContexts, chatWrapper, info, stats, batchGate, testTokenDelayMs);
-    if (engine.slots[0]) info.contextSize = engine.slots[0].sequence.contextSize;
+    const first = engine.slots.slots[0];
+    if (first) info.contextSize = first.sequence.contextSize;
     info.canary = await engine.canary();
     info.loadMs = Math.round(performance.now() - started);
     return engine;
@@ -249,7 +254,7 @@ export class LlamaCppEngine {
         const ms = performance.now() - started;
         return { tokens: 1, ms: Math.round(ms), tokensPerSec: Math.round(1000 / Math.max(ms, 0.001)) };
       }
-      const slot = this.slots[0];
+      const slot = this.slots.slots[0];
       if (!slot) throw fail("no sequence to run it on");
       let tokens = 0;
       let firstAt = 0;
@@ -269,14 +274,15 @@ export class LlamaCppEngine {
   }
 
   getStats(): RunnerStats {
-    return { ...this.stats, slotsBusy: this.slots.filter((s) => s.busy).length, rssBytes: process.memoryUsage.rss() };
+    return { ...this.stats, slotsBusy: this.slots.busy, requestsWaiting: this.slots.waiting, rssBytes: process.memoryUsage.rss() };
   }
 
   get isEmbeddingModel(): boolean {
     return this.context === null;
   }
 
-  prepareChat(request: ChatCompletionRequest): Promise<PreparedGeneration> {
+  /** `signal`: the client left; a request still waiting for a sequence stops waiting (rejects with its reason). */
+  prepareChat(request: ChatCompletionRequest, signal: AbortSignal): Promise<PreparedGeneration> {
     if (!this.chatWrapper) throw notForGeneration();
     const history: ChatHistoryItem[] = [];
     for (const message of request.messages) {
@@ -297,16 +303,16 @@ export class LlamaCppEngine {
       const triggerText = LlamaText(trigger).toString();
       if (triggerText.trim() !== "" && !stopStrings.includes(triggerText)) stopStrings.push(triggerText);
     }
-    return this.prepare(tokens, request.max_completion_tokens ?? request.max_tokens ?? null, stopStrings, stopTokens, request);
+    return this.prepare(tokens, request.max_completion_tokens ?? request.max_tokens ?? null, stopStrings, stopTokens, request, signal);
   }
 
-  prepareCompletion(request: CompletionRequest): Promise<PreparedGeneration> {
+  prepareCompletion(request: CompletionRequest, signal: AbortSignal): Promise<PreparedGeneration> {
     if (!this.context) throw notForGeneration();
     const prompt = typeof request.prompt === "string" ? request.prompt : (request.prompt[0] ?? "");
     const tokens = this.model.tokenize(prompt, false);
     if (this.model.tokens.shouldPrependBosToken && this.model.tokens.bos !== null) tokens.unshift(this.model.tokens.bos);
     if (tokens.length === 0) throw new LmxError("invalid_value", "prompt must not be empty", { param: "prompt" });
-    return this.prepare(tokens, request.max_tokens ?? null, stopList(request.stop), new Set(), request);
+    return this.prepare(tokens, request.max_tokens ?? null, stopList(request.stop), new Set(), request, signal);
   }
 
   private async prepare(
@@ -315,6 +321,7 @@ export class LlamaCppEngine {
     stopStrings: string[],
     stopTokens: Set<Token>,
     request: ChatCompletionRequest | CompletionRequest,
+    signal: AbortSignal,
   ): Promise<PreparedGeneration> {
     const contextSize = this.info.contextSize;
     // at least one token must be generated, and nothing is ever cut from the prompt to make room
@@ -333,11 +340,10 @@ export class LlamaCppEngine {
         { param: "max_tokens" },
       );
     }
-    const choice = pickSlot(this.slots, tokens) ?? (await this.waitForSlot(tokens));
-    choice.slot.busy = true;
+    const lease = await this.slots.acquire(tokens, signal);
     return {
       promptTokens: tokens,
-      choice,
+      lease,
       maxTokens: requestedMaxTokens ?? room,
       stopStrings,
       stopTokens,
@@ -356,42 +362,11 @@ export class LlamaCppEngine {
 
   /** Releases a slot that was prepared but never generated on (e.g. the client left before the start). */
   release(prepared: PreparedGeneration): void {
-    this.freeSlot(prepared.choice.slot);
-  }
-
-  /**
-   * The gateway admits at most `parallel` requests, but when a client leaves it frees the place at once while
-   * this runner frees the sequence only when the aborted generation unwinds (a decode may be in flight). A
-   * request arriving in that gap waits for the sequence instead of failing with runner_busy.
-   */
-  private waitForSlot(tokens: Token[]): Promise<{ slot: Slot; reusable: number }> {
-    return new Promise((resolve, reject) => {
-      const waiter = () => {
-        const choice = pickSlot(this.slots, tokens);
-        if (!choice) return false;
-        clearTimeout(timer);
-        resolve(choice);
-        return true;
-      };
-      const timer = setTimeout(() => {
-        this.slotWaiters.delete(waiter);
-        reject(new LmxError("runner_busy", "all sequences of this runner stayed busy", { retryAfterSec: 1 }));
-      }, SLOT_WAIT_MS);
-      this.slotWaiters.add(waiter);
-    });
-  }
-
-  private freeSlot(slot: Slot): void {
-    slot.busy = false;
-    slot.lastUsed = performance.now();
-    for (const waiter of this.slotWaiters) {
-      if (slot.busy) break;
-      if (waiter()) this.slotWaiters.delete(waiter);
-    }
+    this.slots.release(prepared.lease);
   }
 
   async generate(prepared: PreparedGeneration, onText: (text: string) => void, signal: AbortSignal): Promise<GenerationResult> {
-    const { slot, reusable } = prepared.choice;
+    const { slot, reusable } = prepared.lease;
     const sequence = slot.sequence;
     const { promptTokens, sampling } = prepared;
     this.stats.requestsActive++;
@@ -491,7 +466,7 @@ export class LlamaCppEngine {
       };
     } finally {
       if (generating) this.batchGate.generating--;
-      this.freeSlot(slot);
+      this.slots.release(prepared.lease);
       this.stats.requestsActive--;
     }
   }

@@ -6,7 +6,7 @@
  */
 import { getLlama, LlamaLogLevel, NoBinaryFoundError, type Llama } from "node-llama-cpp";
 import { LmxError } from "../../errors/codes.js";
-import type { RunnerInitMessage } from "../../runners/protocol.js";
+import type { RunnerInitMessage } from "../../runner/protocol.js";
 import { estimateMemory } from "./engine.js";
 
 export interface EstimateRequest {

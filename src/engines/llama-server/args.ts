@@ -8,7 +8,7 @@
  * - `--cache-ram 0`: no prompt cache outside the KV cache, whose size the gateway budgets (default 8 GiB, unbudgeted);
  * - `--fit off`: llama.cpp must not shrink the context or move layers behind the gateway's estimate.
  */
-import type { ResolvedRunnerSettings } from "../../runners/protocol.js";
+import type { ResolvedRunnerSettings } from "../../runner/protocol.js";
 
 export interface LlamaServerArgsInput {
   modelPath: string;

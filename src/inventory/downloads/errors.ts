@@ -1,14 +1,13 @@
 /**
- * The one error type downloads fail with. Codes are stable strings the server maps onto its central error table
- * (`insufficient_disk` is already there, as 507).
+ * The one error type downloads fail with. Its codes are rows of the central error table (src/errors/codes.ts:
+ * status, type, fault, retryable), so a download error maps onto an HTTP answer like any other.
  */
-export type DownloadErrorCode =
-  | "download_not_found"
-  | "download_checksum_mismatch"
-  | "download_failed"
-  | "download_in_progress"
-  | "insufficient_disk"
-  | "download_unauthorized";
+import type { ErrorCode } from "../../errors/codes.js";
+
+export type DownloadErrorCode = Extract<
+  ErrorCode,
+  "download_not_found" | "download_checksum_mismatch" | "download_failed" | "download_in_progress" | "insufficient_disk" | "download_unauthorized"
+>;
 
 export class DownloadError extends Error {
   readonly code: DownloadErrorCode;

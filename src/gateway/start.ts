@@ -1,0 +1,206 @@
+/**
+ * Assembles and runs the gateway: config → inventory → backends → scheduler → HTTP.
+ * Owns start-up (auto_load) and shutdown (stop accepting, drain, stop runners, exit 0).
+ */
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import type { FastifyInstance } from "fastify";
+import type { ServerConfig } from "../config/load.js";
+import { LmxError } from "../errors/codes.js";
+import { LlamaCppBackend } from "../engines/llama-cpp/backend.js";
+import { LlamaServerBackend } from "../engines/llama-server/backend.js";
+import { findLlamaServer } from "../engines/llama-server/binary.js";
+import { Inventory } from "../inventory/inventory.js";
+import { DownloadManager } from "../inventory/downloads/download-manager.js";
+import { defaultHfCacheDir } from "../inventory/sources/hf-cache.js";
+import { MemoryBudget } from "../scheduler/memory-budget.js";
+import { Scheduler } from "../scheduler/scheduler.js";
+import { EventHub } from "../events/hub.js";
+import { LmxMetrics } from "../metrics/metrics.js";
+import { openStateDatabase } from "../state/database.js";
+import { CompatibilityRegistry } from "../state/compatibility-registry.js";
+import type { Backend } from "../engines/backend.js";
+import { buildApp } from "../http/app.js";
+import type { GatewayContext } from "../http/context.js";
+import { createLogger } from "../http/logger.js";
+
+export interface RunningServer {
+  app: FastifyInstance;
+  ctx: GatewayContext;
+  url: string;
+  close(): Promise<void>;
+}
+
+function packageVersion(): string {
+  const file = fileURLToPath(new URL("../../../package.json", import.meta.url));
+  try {
+    return (JSON.parse(readFileSync(file, "utf8")) as { version: string }).version;
+  } catch {
+    return "0.0.0";
+  }
+}
+
+export async function startServer(config: ServerConfig): Promise<RunningServer> {
+  const log = await createLogger(
+    config.log_level,
+    config.log_file ? { file: config.log_file, rotateSize: config.log_rotate_size, keep: config.log_keep } : null,
+  );
+  try {
+    mkdirSync(config.state_dir, { recursive: true });
+  } catch (error) {
+    // a read-only or full volume must not stop the server: state degrades to memory (see src/state/database.ts)
+    log.warn({ state_dir: config.state_dir, err: (error as Error).message }, "state directory is not writable");
+  }
+  // Unix socket paths must stay short, so runner sockets live under the system temp folder, private to us.
+  const socketDir = mkdtempSync(path.join(os.tmpdir(), "lmx-"));
+  const { backends, gpuPresent } = await backendsFor(config, (message) => log.warn(message));
+  const inventory = new Inventory(config, (model) => backends.some((b) => b.canServe(model)));
+  await inventory.init();
+  const runnerLog = log.child({ component: "runner" });
+  const memory = new MemoryBudget({
+    maxPercent: config.memory.max_percent,
+    budgetBytes: config.memory.budget_bytes,
+    runnerOverheadBytes: Math.round(config.memory.runner_overhead_mb * 1024 * 1024),
+  });
+  const state = openStateDatabase(config.state_dir, (message, fields) => log.warn(fields, message));
+  const registry = new CompatibilityRegistry(state, config.quarantine_after);
+  const scheduler = new Scheduler(backends, {
+    registry,
+    quarantineAfter: config.quarantine_after,
+    backendOrder: config.backends.order,
+    allowUnsupportedRuntime: config.backends.allow_unsupported_runtime,
+    memory,
+    eviction: config.memory.eviction,
+    maxLoadedModels: config.max_loaded_models,
+    maxConcurrentLoads: config.max_concurrent_loads,
+    gpuPresent,
+    unloadGraceMs: config.shutdown_timeout_sec * 1000,
+    jitLoad: config.jit_load,
+    queue: {
+      maxConcurrent: config.max_concurrent_requests,
+      queueSize: config.queue_size,
+      queueTimeoutMs: config.queue_timeout_sec * 1000,
+      agingMs: config.priority.aging_sec * 1000,
+      classQueueSize: Object.fromEntries(Object.entries(config.priority.queue_size).filter(([, limit]) => limit !== null)),
+    },
+    interactiveSlots: config.priority.interactive_slots,
+    affinity: config.affinity.enabled ? { maxWaitMs: config.affinity.max_wait_sec * 1000, minResidentMs: config.affinity.min_resident_sec * 1000 } : null,
+    start: {
+      loaderTimeoutMs: config.loader_timeout_sec * 1000,
+      healthIntervalMs: config.health_interval_sec * 1000,
+      logLevel: config.log_level,
+      socketDir,
+      directToChild: config.backends.child_path === "direct",
+    },
+    log: (level, message, fields) => runnerLog[level](fields ?? {}, message),
+  });
+  const downloads = new DownloadManager({
+    cacheDir: config.downloads.cache_dir ?? inventory.hfCacheDir() ?? defaultHfCacheDir(),
+    hubUrl: config.downloads.hub_url,
+    token: config.downloads.token,
+    minFreeBytes: config.downloads.min_free_bytes,
+  });
+  const events = new EventHub(downloads);
+  scheduler.on("transition", (transition) => events.modelMoved(transition));
+  scheduler.admission.on("depth", (depth) => events.queueChanged(depth));
+  const ctx: GatewayContext = {
+    storage: state,
+    events,
+    registry,
+    memory,
+    downloads,
+    config,
+    inventory,
+    scheduler,
+    // listens to model load/unload events from here on: built before auto_load starts
+    metrics: new LmxMetrics({
+      models: scheduler,
+      admission: scheduler.admission,
+      memory,
+      downloads,
+      diskPaths: [config.state_dir, ...config.model_dirs, downloads.cacheDir],
+      quarantinedModels: () => new Set(registry.quarantined().map((key) => key.modelId)).size,
+    }),
+    log,
+    startedAt: Date.now(),
+    version: packageVersion(),
+    state: { ready: false, shuttingDown: false },
+  };
+  const app = buildApp(ctx);
+  if (!isLoopback(config.host) && !config.admin_key) {
+    log.warn({ host: config.host }, "listening beyond loopback without admin_key: anyone who can reach this port can load and unload models");
+  }
+  await app.listen({ host: config.host, port: config.port });
+  const address = app.server.address();
+  const port = typeof address === "object" && address ? address.port : config.port;
+  const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${port}`;
+  log.info({ url, models: (await inventory.list()).map((m) => m.id), state_dir: config.state_dir }, "opta-lmx listening");
+
+  void autoLoad(ctx).finally(() => {
+    ctx.state.ready = true;
+  });
+
+  let closing: Promise<void> | null = null;
+  const close = () => {
+    closing ??= (async () => {
+      ctx.state.shuttingDown = true;
+      const graceMs = config.shutdown_timeout_sec * 1000;
+      scheduler.admission.rejectAll(new LmxError("server_shutting_down", "the server is shutting down", { retryAfterSec: 5 }));
+      events.close();
+      // stop accepting and let in-flight HTTP requests finish (bounded by the grace period), then stop runners
+      const drained = app.close();
+      await Promise.race([drained, new Promise((r) => setTimeout(r, graceMs).unref())]);
+      await scheduler.stopAll(1_000);
+      await downloads.close();
+      app.server.closeAllConnections();
+      rmSync(socketDir, { recursive: true, force: true });
+      try {
+        state.db.close();
+      } catch {
+        // closing a database on a failed volume can fail too; nothing is left to save
+      }
+      log.info("opta-lmx stopped");
+      log.flush?.();
+    })();
+    return closing;
+  };
+  return { app, ctx, url, close };
+}
+
+/**
+ * llama-server where a built binary exists, llama.cpp through node-llama-cpp (works everywhere from prebuilt
+ * binaries), and a CPU-only llama.cpp after it where a GPU backend exists (or when configured).
+ */
+async function backendsFor(config: ServerConfig, warn: (message: string) => void): Promise<{ backends: Backend[]; gpuPresent: boolean }> {
+  const backends: Backend[] = [new LlamaCppBackend()];
+  const llamaServer = findLlamaServer(config.backends.llama_server, config.state_dir, warn);
+  if (llamaServer) backends.unshift(new LlamaServerBackend(llamaServer));
+  let gpuPresent = (llamaServer?.devices.length ?? 0) > 0;
+  if (config.gpu !== "cpu") {
+    const { getLlamaGpuTypes } = await import("node-llama-cpp");
+    gpuPresent ||= (await getLlamaGpuTypes("supported")).some((type) => type !== false);
+  }
+  const cpuFallback = config.backends.cpu_fallback === true || (config.backends.cpu_fallback === "auto" && config.gpu !== "cpu" && gpuPresent);
+  if (cpuFallback) backends.push(new LlamaCppBackend({ cpuOnly: true }));
+  return { backends, gpuPresent };
+}
+
+async function autoLoad(ctx: GatewayContext): Promise<void> {
+  for (const id of ctx.config.auto_load) {
+    try {
+      const model = await ctx.inventory.resolve(id);
+      const unservable = ctx.scheduler.unservableReason(model);
+      if (unservable) throw unservable;
+      await ctx.scheduler.ensureLoaded(model);
+    } catch (error) {
+      // one model that fails to load must not keep the server from serving the others
+      ctx.log.error({ model: id, code: (error as LmxError).code, err: (error as Error).message }, "auto_load failed");
+    }
+  }
+}
+
+function isLoopback(host: string): boolean {
+  return host === "localhost" || host === "::1" || host.startsWith("127.");
+}

@@ -1,0 +1,165 @@
+/** /admin/*: operator endpoints, behind `admin_key` when one is configured. */
+import { statfs } from "node:fs/promises";
+import path from "node:path";
+import { expandHome } from "../../config/load.js";
+import type { FastifyInstance } from "fastify";
+import { z } from "zod";
+import { LmxError } from "../../errors/codes.js";
+import { parseRequest } from "../../api/openai/schemas.js";
+import { autoThreads } from "../../inventory/settings.js";
+import { runnerSettingsSchema, type RunnerSettingsInput } from "../../config/schema.js";
+import type { ResolvedRunnerSettings } from "../../runner/protocol.js";
+import { registerReliabilityRoutes } from "./reliability.js";
+import { registerBenchmarkRoutes } from "./benchmark.js";
+import { registerEventRoutes } from "./events.js";
+import { asLmxError as asDownloadLmxError, downloadRequestFor, registerDownloadRoutes, startDownload } from "./downloads.js";
+import type { GatewayContext } from "../context.js";
+import { requireAdminKey } from "../auth.js";
+import { snakeCaseKeys } from "../../api/admin/casing.js";
+
+const modelIdBody = z.strictObject({ model_id: z.string().min(1).max(512) });
+const loadBody = z.strictObject({
+  model_id: z.string().min(1).max(512),
+  settings: runnerSettingsSchema.optional(),
+  /** Fetch missing files from the hub first (or the whole `org/name[:QUANT]` when nothing is on disk). */
+  auto_download: z.boolean().optional(),
+});
+
+/** Only the keys the operator gave: the rest stay as configured. */
+function explicitSettings(input: RunnerSettingsInput, modelBytes: number): Partial<ResolvedRunnerSettings> {
+  const out: Partial<ResolvedRunnerSettings> = {};
+  if (input.context_size !== undefined) out.contextSize = input.context_size;
+  if (input.parallel !== undefined) out.parallel = input.parallel;
+  if (input.threads !== undefined) out.threads = input.threads === "auto" ? autoThreads(modelBytes) : input.threads;
+  if (input.batch_size !== undefined) out.batchSize = input.batch_size;
+  if (input.gpu_layers !== undefined) out.gpuLayers = input.gpu_layers;
+  if (input.flash_attention !== undefined) out.flashAttention = input.flash_attention;
+  if (input.draft_model !== undefined) out.draftModel = input.draft_model === null ? null : path.resolve(expandHome(input.draft_model));
+  if (input.draft_max !== undefined) out.draftMax = input.draft_max;
+  return out;
+}
+
+async function diskReport(paths: string[]) {
+  return Promise.all(
+    [...new Set(paths)].map(async (p) => {
+      try {
+        const s = await statfs(p);
+        return { path: p, free_bytes: s.bavail * s.bsize, total_bytes: s.blocks * s.bsize };
+      } catch (error) {
+        return { path: p, error: (error as Error).message };
+      }
+    }),
+  );
+}
+
+export function registerAdminRoutes(app: FastifyInstance, ctx: GatewayContext): void {
+  app.register(async (admin) => {
+    admin.addHook("onRequest", async (request) => requireAdminKey(ctx.config.admin_key, request));
+    // every admin answer in one casing (snake_case), whatever the internal types call their fields
+    admin.addHook("preSerialization", async (_request, _reply, payload) => snakeCaseKeys(payload));
+
+    admin.get("/admin/models/loaded", async () => {
+      const loaded = ctx.scheduler.loaded();
+      const withStats = await Promise.all(
+        loaded.map(async (m) => ({ ...m, stats: (await ctx.scheduler.runnerFor(m.id)?.stats()) ?? null })),
+      );
+      return { object: "list", data: withStats };
+    });
+
+    admin.get("/admin/models/available", async () => {
+      const all = await ctx.inventory.available();
+      return {
+        object: "list",
+        locations: ctx.inventory.locations(),
+        data: all.map((m) => ({
+          id: m.id,
+          aliases: m.aliases,
+          source: m.source,
+          format: m.format,
+          type: m.type,
+          architecture: m.architecture,
+          parameter_count: m.parameterCount,
+          quantization: m.quantization,
+          context_length: m.contextLength,
+          size_bytes: m.sizeBytes,
+          path: m.path,
+          local_path: m.localPath,
+          complete: m.missing.length === 0 && m.problem === null,
+          missing: m.missing,
+          problem: m.problem,
+          servable: ctx.scheduler.unservableReason(m) === null,
+          quarantined: ctx.scheduler.unservableReason(m) === null ? ctx.scheduler.quarantineOf(m).quarantined : false,
+          status: ctx.scheduler.unservableReason(m) ? "unavailable" : ctx.scheduler.status(m.id),
+        })),
+      };
+    });
+
+    admin.post("/admin/models/load", async (request, reply) => {
+      const { model_id, settings, auto_download } = parseRequest(loadBody, request.body);
+      let model = await ctx.inventory.resolve(model_id).catch(async (error: unknown) => {
+        if (!auto_download || !(error instanceof LmxError) || error.code !== "model_not_found" || !model_id.includes("/")) throw error;
+        return null;
+      });
+      if (auto_download && (model === null || (model.source === "hf_cache" && model.missing.length > 0))) {
+        const job = await startDownload(ctx, downloadRequestFor(model?.id ?? model_id));
+        const done = await job.done.catch((e: unknown) => {
+          throw asDownloadLmxError(e);
+        });
+        if (done.status !== "completed") throw new LmxError("download_failed", `the download of '${model_id}' ended ${done.status}`);
+        await ctx.inventory.refresh();
+        model = await ctx.inventory.resolve(model_id);
+      }
+      if (!model) throw new LmxError("model_not_found", `the model '${model_id}' does not exist`, { param: "model_id" });
+      const unservable = ctx.scheduler.unservableReason(model);
+      if (unservable?.code === "download_required") {
+        // not an error: the model exists and can be completed; say what is missing and how
+        return reply.code(202).send({
+          status: "download_required",
+          model_id: model.id,
+          missing: model.missing,
+          local_path: model.localPath,
+          hint: model.source === "hf_cache" ? "send auto_download: true, or POST /admin/models/download" : "the files are missing from disk",
+        });
+      }
+      if (unservable) throw unservable;
+      const explicit = explicitSettings(settings ?? {}, model.sizeBytes);
+      // the draft model is a path from the request: only files the server would serve anyway may be opened
+      if (explicit.draftModel && !ctx.inventory.servesFile(explicit.draftModel)) {
+        throw new LmxError(
+          "invalid_value",
+          "settings.draft_model must be a GGUF file inside the configured model folders (model_dirs, the HF cache, LM Studio, Ollama) or one the config names",
+          { param: "settings.draft_model" },
+        );
+      }
+      const { runner, reloaded } = await ctx.scheduler.load(model, explicit);
+      return { status: "loaded", model_id: model.id, reloaded, pid: runner.pid, info: runner.info };
+    });
+
+    admin.post("/admin/models/unload", async (request) => {
+      const { model_id } = parseRequest(modelIdBody, request.body);
+      const model = await ctx.inventory.resolve(model_id);
+      const unloaded = await ctx.scheduler.unload(model.id, ctx.config.shutdown_timeout_sec * 1000);
+      return { status: unloaded ? "unloaded" : "not_loaded", model_id: model.id };
+    });
+
+    registerDownloadRoutes(admin, ctx, ctx.downloads);
+    registerReliabilityRoutes(admin, ctx);
+    registerBenchmarkRoutes(admin, ctx);
+    registerEventRoutes(admin, ctx);
+
+    admin.get("/admin/status", async () => ({
+      version: ctx.version,
+      uptime_sec: Math.round((Date.now() - ctx.startedAt) / 1000),
+      ready: ctx.state.ready,
+      queue: ctx.scheduler.queueSnapshot(),
+      memory: ctx.memory.snapshot(),
+      disk: await diskReport([ctx.config.state_dir, ...ctx.config.model_dirs, ...ctx.inventory.locations().filter((l) => l.exists).map((l) => l.path)]),
+      downloads: ctx.downloads.list().map((j) => j.snapshot()).filter((s) => s.status === "queued" || s.status === "running"),
+      models_available: (await ctx.inventory.list()).length,
+      models_loaded: ctx.scheduler.loaded(),
+      quarantined: ctx.registry.quarantined(),
+      // state writes that failed (full or read-only volume, corrupt file): the server keeps serving without them
+      storage: { file: ctx.storage.file, degraded: ctx.storage.problems.length > 0, problems: ctx.storage.problems },
+    }));
+  });
+}

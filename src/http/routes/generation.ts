@@ -1,0 +1,159 @@
+/** /v1/chat/completions, /v1/completions, /v1/embeddings: the HTTP side (validation, metrics, logs) of src/serving/generate.ts. */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import type { z } from "zod";
+import { LmxError } from "../../errors/codes.js";
+import {
+  chatCompletionRequestSchema,
+  completionRequestSchema,
+  embeddingRequestSchema,
+  parseRequest,
+} from "../../api/openai/schemas.js";
+import type { RequestRecorder } from "../../metrics/request.js";
+import { traceContextFor, type TraceContext } from "../../metrics/trace.js";
+import type { GatewayContext } from "../context.js";
+import { asLmxError } from "../errors.js";
+import { bearerToken, sameKey } from "../auth.js";
+import { isPriority, PRIORITIES, type Priority } from "../../scheduler/priority.js";
+import { generate, GENERATION_ENDPOINTS, type GenerateOutcome, type GenerationEndpoint } from "../../serving/generate.js";
+
+const ROUTES = [
+  { endpoint: GENERATION_ENDPOINTS["/v1/chat/completions"], schema: chatCompletionRequestSchema },
+  { endpoint: GENERATION_ENDPOINTS["/v1/completions"], schema: completionRequestSchema },
+  { endpoint: GENERATION_ENDPOINTS["/v1/embeddings"], schema: embeddingRequestSchema },
+] as const;
+
+type BodySchema = z.ZodType<{ model: string; stream?: boolean | null | undefined }>;
+
+/** What the route knows about one request across Fastify's hooks and the handler. */
+interface RequestState {
+  trace: TraceContext;
+  recorder: RequestRecorder;
+  /** What the error handler answered with, for lmx:requests_total. */
+  error: LmxError | null;
+  /** The handler counts the request itself once the runner answered (the reply is hijacked from then on). */
+  countedByHandler: boolean;
+}
+
+const states = new WeakMap<FastifyRequest, RequestState>();
+
+/** Usually made in onRequest; made late for a request refused by an earlier hook (an API key check). */
+function stateOf(ctx: GatewayContext, request: FastifyRequest): RequestState {
+  let state = states.get(request);
+  if (!state) {
+    const trace = traceContextFor(request.headers);
+    state = { trace, recorder: ctx.metrics.startRequest(performance.now()), error: null, countedByHandler: false };
+    states.set(request, state);
+    // every line this request logs (the error handler's too) names its trace and, through Fastify, its request id
+    request.log = request.log.child({ trace_id: trace.traceId, span_id: trace.spanId, traceparent: trace.traceparent });
+  }
+  return state;
+}
+
+export function registerGenerationRoutes(app: FastifyInstance, ctx: GatewayContext): void {
+  for (const { endpoint, schema } of ROUTES) {
+    app.post(
+      endpoint.path,
+      {
+        onRequest: async (request) => {
+          stateOf(ctx, request);
+        },
+        onError: async (request, _reply, error) => {
+          stateOf(ctx, request).error = asLmxError(error);
+        },
+        onSend: async (request, reply, payload) => {
+          reply.header("traceparent", stateOf(ctx, request).trace.traceparent);
+          return payload;
+        },
+        // answers that did not reach the runner: refusals, and errors before the runner's first byte
+        onResponse: async (request, reply) => {
+          const state = stateOf(ctx, request);
+          if (state.countedByHandler) return;
+          state.recorder.finish(reply.statusCode, state.error?.code ?? "", performance.now());
+          logFinished(request, state, reply.statusCode);
+        },
+      },
+      (request, reply) => serve(ctx, endpoint, schema, request, reply),
+    );
+  }
+}
+
+/** Validates, hands the request to the generation use-case, and counts and logs how it ended. */
+async function serve(ctx: GatewayContext, endpoint: GenerationEndpoint, schema: BodySchema, request: FastifyRequest, reply: FastifyReply): Promise<void> {
+  const state = stateOf(ctx, request);
+  const { recorder, trace } = state;
+  const body = parseRequest(schema, request.body);
+  const priority = priorityOf(ctx, request);
+  // every line this request logs from here on names its class
+  request.log = request.log.child({ priority });
+  // A client that goes away must stop its generation in the runner and free its place in the queue.
+  const abort = new AbortController();
+  reply.raw.on("close", () => {
+    if (!reply.raw.writableFinished) abort.abort();
+  });
+  // once the runner accepted the request the answer is written by the relay: count it here, not in onResponse
+  state.countedByHandler = true;
+  let outcome: GenerateOutcome;
+  try {
+    outcome = await generate(ctx, {
+      endpoint,
+      body,
+      response: reply,
+      signal: abort.signal,
+      headers: { "x-request-id": String(request.id), traceparent: trace.traceparent },
+      // the runner is the next hop of the trace
+      runnerHeaders: trace.tracestate ? { traceparent: trace.traceparent, tracestate: trace.tracestate } : { traceparent: trace.traceparent },
+      recorder,
+      priority,
+    });
+  } catch (error) {
+    // refused before any byte went out: the error handler answers, and onResponse counts it
+    state.countedByHandler = false;
+    throw error;
+  }
+  if (outcome.kind === "client_left") {
+    // a client that left gets no answer, so no onResponse either; the connection is gone, nothing is sent
+    if (!reply.sent) reply.hijack();
+    recorder.finish(CLIENT_CLOSED, CLIENT_CLOSED_CODE, performance.now());
+    logFinished(request, state, CLIENT_CLOSED, undefined, CLIENT_CLOSED_CODE);
+    return;
+  }
+  if (outcome.kind === "failed") {
+    // the 200 went out before the runner broke: count the request with the status its error stands for
+    state.error = outcome.error;
+    request.log.warn({ code: outcome.error.code, completion_id: outcome.completionId }, `generation failed mid-answer: ${outcome.error.message}`);
+    recorder.finish(outcome.error.status, outcome.error.code, performance.now());
+    logFinished(request, state, outcome.error.status, outcome.completionId);
+    return;
+  }
+  recorder.finish(200, "", performance.now());
+  logFinished(request, state, 200, outcome.completionId);
+}
+
+/** `x-priority`, else the class of the request's API key, else the configured default; anything else is a 400. */
+function priorityOf(ctx: GatewayContext, request: FastifyRequest): Priority {
+  const header = request.headers["x-priority"];
+  if (header !== undefined) {
+    const value = Array.isArray(header) ? header[0] : header;
+    if (!isPriority(value)) {
+      throw new LmxError("invalid_value", `x-priority must be one of ${PRIORITIES.join(", ")}; got '${String(value).slice(0, 40)}'`, { param: "x-priority" });
+    }
+    return value;
+  }
+  const key = bearerToken(request);
+  if (key) {
+    for (const [known, priority] of Object.entries(ctx.config.priority.by_api_key)) if (sameKey(key, known)) return priority;
+  }
+  return ctx.config.priority.default;
+}
+
+/** nginx's "client closed request": never sent, only counted and logged. */
+const CLIENT_CLOSED = 499;
+const CLIENT_CLOSED_CODE = "client_closed";
+
+function logFinished(request: FastifyRequest, state: RequestState, status: number, completionId?: string, code: string | undefined = state.error?.code): void {
+  // per-request lines only at debug: a fleet of bots would otherwise drown the log
+  request.log.debug(
+    { model: state.recorder.model, status, code, completion_id: completionId, parent_span_id: state.trace.parentSpanId },
+    "generation request finished",
+  );
+}

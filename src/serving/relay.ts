@@ -1,0 +1,183 @@
+/**
+ * Forwards one generation or embedding request to a runner and relays the answer. Runners already speak the
+ * final OpenAI wire format, so streamed bytes go straight through: no per-token parsing in the gateway.
+ * If the runner dies mid-way, the client gets a clear error (an SSE error event and [DONE] for streams).
+ */
+import type { ServerResponse } from "node:http";
+import type { RunnerHandle } from "../engines/backend.js";
+import type { DirectRoute } from "../engines/child-server/direct.js";
+import { fromOpenAiBody, LmxError, toOpenAiBody } from "../errors/codes.js";
+import type { RequestRecorder } from "../metrics/request.js";
+import { ResponseTail, SseTokenScanner, usageFromTail } from "../metrics/sse.js";
+import { RUNNER_REQUEST_ID_HEADER } from "../runner/protocol.js";
+
+/** How long to wait for the exit event after the runner connection broke, to say why it broke. */
+const EXIT_GRACE_MS = 500;
+
+export interface ForwardOptions {
+  runner: RunnerHandle;
+  path: string;
+  body: unknown;
+  requestId: string;
+  stream: boolean;
+  signal: AbortSignal;
+  extraHeaders: Record<string, string>;
+  /** Sent to the runner besides the body's own (trace context). */
+  runnerHeaders: Record<string, string>;
+  /** Takes token arrivals and usage; null records nothing. */
+  recorder: RequestRecorder | null;
+}
+
+/** How a forwarded request ended once the runner had accepted it (a refusal before that is thrown). */
+export type ForwardOutcome = { kind: "answered" } | { kind: "client_closed" } | { kind: "failed"; error: LmxError };
+
+async function crashError(runner: RunnerHandle, cause: unknown): Promise<LmxError> {
+  const exit = await Promise.race([runner.exited, new Promise<null>((r) => setTimeout(() => r(null), EXIT_GRACE_MS).unref())]);
+  if (exit && exit.reason !== "stopped") return exit.reason;
+  if (exit) return new LmxError("model_crashed", "the model was unloaded while this request was running", { retryAfterSec: 1 });
+  return new LmxError("model_crashed", `lost the connection to the model runner: ${(cause as Error)?.message ?? String(cause)}`, {
+    retryAfterSec: 1,
+  });
+}
+
+/** Where an answer goes: the raw response, taken over from the HTTP framework once the runner accepted. */
+export interface ResponseSink {
+  raw: ServerResponse;
+  hijack(): void;
+}
+
+export async function forwardToRunner(reply: ResponseSink, options: ForwardOptions): Promise<ForwardOutcome> {
+  const direct = options.runner.direct;
+  if (direct) direct.active++;
+  try {
+    return await forward(reply, options, direct);
+  } finally {
+    if (direct) {
+      direct.active--;
+      direct.served++;
+    }
+  }
+}
+
+async function forward(reply: ResponseSink, options: ForwardOptions, direct: DirectRoute | null): Promise<ForwardOutcome> {
+  const { runner, signal, recorder } = options;
+  let path = options.path;
+  let body = options.body as Record<string, unknown>;
+  // the child generates while its check (token count: no silent truncation) runs; nothing is answered before
+  // the check passed, so a refused request is refused exactly as before
+  const controller = new AbortController();
+  const upstreamSignal = direct ? AbortSignal.any([signal, controller.signal]) : signal;
+  let check: Promise<void> | null = null;
+  if (direct) ({ path, body, check } = direct.prepare(path, body, upstreamSignal));
+  // a refusal ends the generation it raced with at once (a non-streamed answer would otherwise run to its end)
+  check?.catch(() => controller.abort());
+  let upstream;
+  try {
+    upstream = await (direct?.dispatcher ?? runner.dispatcher).request({
+      path,
+      method: "POST",
+      headers: { ...options.runnerHeaders, "content-type": "application/json", [RUNNER_REQUEST_ID_HEADER]: options.requestId },
+      body: JSON.stringify(body),
+      signal: upstreamSignal,
+      // a fresh connection per request to a child server (see DirectRoute)
+      ...(direct ? { reset: true } : {}),
+    });
+  } catch (error) {
+    if (signal.aborted) return { kind: "client_closed" }; // nothing to answer
+    // a refusal by the check ends the request it raced with: the check's error is the answer
+    if (check) await check;
+    throw await crashError(runner, error);
+  }
+  if (check) {
+    try {
+      await check;
+    } catch (error) {
+      upstream.body.destroy();
+      throw error;
+    }
+  }
+  if (upstream.statusCode !== 200) {
+    const text = await upstream.body.text().catch(() => "");
+    let json: unknown = null;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      // an unparsable error body is itself the problem to report below
+    }
+    const error = direct ? direct.mapError(upstream.statusCode, json, text) : fromOpenAiBody(json, "internal_error", `runner answered HTTP ${upstream.statusCode}`);
+    throw withRetryAfter(error, upstream.headers["retry-after"]);
+  }
+  const raw = reply.raw;
+  reply.hijack();
+  raw.writeHead(200, {
+    ...options.extraHeaders,
+    "content-type": options.stream ? "text/event-stream; charset=utf-8" : "application/json",
+    "cache-control": "no-cache",
+    ...(options.stream ? { connection: "keep-alive", "x-accel-buffering": "no" } : {}),
+  });
+  // Metrics read the stream as it passes: token events are counted by byte search (no JSON.parse per token),
+  // and the usage is parsed once from the last bytes.
+  const scanner = options.stream && recorder ? new SseTokenScanner() : null;
+  const tail = recorder ? new ResponseTail() : null;
+  let finishSeen = false;
+  try {
+    for await (const chunk of upstream.body) {
+      const bytes = chunk as Buffer;
+      if (scanner) {
+        const tokens = scanner.scan(bytes);
+        if (tokens > 0 || (scanner.finished && !finishSeen)) {
+          const now = performance.now();
+          recorder!.tokens(tokens, now);
+          if (scanner.finished && !finishSeen) {
+            finishSeen = true;
+            recorder!.streamFinished(now);
+          }
+        }
+      }
+      tail?.push(bytes);
+      if (!raw.write(bytes)) await waitForDrain(raw, signal);
+    }
+    raw.end();
+  } catch (error) {
+    if (signal.aborted || raw.destroyed) {
+      raw.destroy();
+      return { kind: "client_closed" };
+    }
+    const lmx = await crashError(runner, error);
+    if (options.stream) {
+      raw.end(`data: ${JSON.stringify(toOpenAiBody(lmx))}\n\ndata: [DONE]\n\n`);
+    } else {
+      // headers are gone already; a cut connection is the only honest signal left
+      raw.destroy(lmx);
+    }
+    return { kind: "failed", error: lmx };
+  }
+  if (tail) {
+    const usage = usageFromTail(tail.buffer());
+    if (usage) recorder!.usage(usage);
+  }
+  return { kind: "answered" };
+}
+
+/**
+ * The runner's Retry-After crosses the process boundary with its error (the body alone would lose it); a
+ * retryable error without one gets a second, so a client is never told "busy" without when to come back.
+ */
+export function withRetryAfter(error: LmxError, header: string | string[] | undefined): LmxError {
+  const seconds = Number(Array.isArray(header) ? header[0] : header);
+  const retryAfterSec = Number.isFinite(seconds) && seconds > 0 ? seconds : error.retryAfterSec ?? (error.retryable && error.status === 503 ? 1 : undefined);
+  if (retryAfterSec === error.retryAfterSec) return error;
+  return new LmxError(error.code, error.message, { param: error.param, retryAfterSec, details: error.details, cause: error });
+}
+
+function waitForDrain(raw: NodeJS.WritableStream, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      raw.removeListener("drain", done);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    raw.once("drain", done);
+    signal.addEventListener("abort", done, { once: true });
+  });
+}
