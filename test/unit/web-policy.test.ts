@@ -7,10 +7,30 @@ import { createSecurityPolicy, hostName } from "../../src/http/security.js";
 
 test("Host names: loopback names, IP addresses, the bind host and allowed_hosts pass; other names do not", () => {
   const policy = createSecurityPolicy({ host: "127.0.0.1", allowed_hosts: ["lmx.lan", ".corp.example"], cors_origins: [] });
-  for (const host of [undefined, "localhost:1234", "LOCALHOST.", "app.localhost", "127.0.0.1:1", "[::1]:1234", "10.0.0.5", "lmx.lan:80", "corp.example", "gpu.corp.example:1234"]) {
+  for (const host of [
+    undefined,
+    "localhost:1234",
+    "LOCALHOST.",
+    "app.localhost",
+    "127.0.0.1:1",
+    "[::1]:1234",
+    "10.0.0.5",
+    "lmx.lan:80",
+    "corp.example",
+    "gpu.corp.example:1234",
+  ]) {
     assert.equal(policy.hostAllowed(host), true, String(host));
   }
-  for (const host of ["evil.example", "localhost.evil.example", "lmx.lan.evil.example", "evilcorp.example", "127.0.0.1.nip.io", "a@127.0.0.1", "x/y", " "]) {
+  for (const host of [
+    "evil.example",
+    "localhost.evil.example",
+    "lmx.lan.evil.example",
+    "evilcorp.example",
+    "127.0.0.1.nip.io",
+    "a@127.0.0.1",
+    "x/y",
+    " ",
+  ]) {
     assert.equal(policy.hostAllowed(host), false, host);
   }
   assert.equal(hostName("[::1]:80"), "::1");
@@ -22,7 +42,10 @@ test("the bind host is allowed; on every interface, the machine's name too", () 
   const wildcard = createSecurityPolicy({ host: "0.0.0.0", allowed_hosts: [], cors_origins: [] });
   assert.equal(wildcard.hostAllowed(`${os.hostname()}:1234`), true);
   assert.equal(wildcard.hostAllowed("evil.example"), false);
-  assert.equal(createSecurityPolicy({ host: "127.0.0.1", allowed_hosts: [], cors_origins: [] }).hostAllowed(os.hostname()), os.hostname().toLowerCase() === "localhost");
+  assert.equal(
+    createSecurityPolicy({ host: "127.0.0.1", allowed_hosts: [], cors_origins: [] }).hostAllowed(os.hostname()),
+    os.hostname().toLowerCase() === "localhost",
+  );
 });
 
 test("cors_origins: exact origins (normalised), * for all; paths are a config error", () => {
@@ -32,7 +55,10 @@ test("cors_origins: exact origins (normalised), * for all; paths are a config er
   assert.equal(policy.corsAllowed("http://localhost:3001"), false);
   assert.equal(policy.corsAllowed("null"), false);
   assert.equal(createSecurityPolicy({ host: "127.0.0.1", allowed_hosts: [], cors_origins: ["*"] }).corsAllowed("http://x.example"), true);
-  assert.throws(() => loadConfig({ env: {}, overrides: { cors_origins: ["http://localhost:3000/app"] } }), (e: unknown) => e instanceof ConfigError && /cors_origins/.test(e.message));
+  assert.throws(
+    () => loadConfig({ env: {}, overrides: { cors_origins: ["http://localhost:3000/app"] } }),
+    (e: unknown) => e instanceof ConfigError && /cors_origins/.test(e.message),
+  );
 });
 
 test("LMX_ALLOWED_HOSTS and LMX_CORS_ORIGINS are comma-separated lists; both default to empty", () => {
