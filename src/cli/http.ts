@@ -52,6 +52,7 @@ const CODE_FIXES: Record<string, string> = {
   queue_full: "the server is busy: retry in a moment",
   server_shutting_down: "the server is stopping: retry once it is back",
   model_not_loaded: "`lmx load ID` first (the server runs with jit_load: false)",
+  forbidden_host: "the server does not know the host name in --url: use its IP address, or add the name to the server's allowed_hosts",
   context_length_exceeded: "shorten the prompt or lower --max-tokens, or load the model with a larger --ctx",
 };
 

@@ -28,6 +28,7 @@ export class Inventory {
   private byId = new Map<string, ModelDescriptor>();
   private scannedAt = 0;
   private scanning: Promise<void> | null = null;
+  private rescan: Promise<void> | null = null;
   private demoPath: string | null = null;
   /** Why the demo model could not be written, if it could not. */
   demoError: string | null = null;
@@ -86,7 +87,7 @@ export class Inventory {
    */
   async resolve(id: string): Promise<ModelDescriptor> {
     if (this.scannedAt === 0) await this.refresh();
-    else if (Date.now() - this.scannedAt > RESCAN_AFTER_MS) void this.refresh().catch(() => {});
+    else if (!this.scanning && Date.now() - this.scannedAt > RESCAN_AFTER_MS) void this.refresh().catch(() => {});
     let model = this.byId.get(id);
     if (!model) {
       await this.refresh();
@@ -118,11 +119,23 @@ export class Inventory {
   }
 
   private async fresh(): Promise<void> {
-    if (Date.now() - this.scannedAt > RESCAN_AFTER_MS) await this.refresh();
+    if (this.scanning) await this.scanning;
+    else if (Date.now() - this.scannedAt > RESCAN_AFTER_MS) await this.refresh();
   }
 
+  /**
+   * A new scan. One already running may have passed the folder that just changed (a finished download), so it is
+   * not enough: one more runs after it, shared by every caller meanwhile.
+   */
   refresh(): Promise<void> {
-    this.scanning ??= this.scan().finally(() => {
+    if (this.scanning) {
+      this.rescan ??= this.scanning.catch(() => undefined).then(() => {
+        this.rescan = null;
+        return this.refresh();
+      });
+      return this.rescan;
+    }
+    this.scanning = this.scan().finally(() => {
       this.scanning = null;
     });
     return this.scanning;

@@ -30,7 +30,8 @@ async function text(urlPath: string, init?: RequestInit): Promise<{ status: numb
   return { status: res.status, text: await res.text() };
 }
 
-const post = (urlPath: string, body: unknown) => text(urlPath, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+const post = (urlPath: string, body: unknown) =>
+  text(urlPath, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
 
 before(async () => {
   root = mkdtempSync(path.join(os.tmpdir(), "lmx-links-"));
@@ -101,7 +102,11 @@ test("links to files outside the configured folders are listed as not servable, 
     assert.match(model.problem ?? "", /outside the configured model folders.*model_dirs/, id);
     assert.equal(model.size_bytes, 0, `${id}: the target's size is not reported`);
   }
-  assert.equal(models.some((m) => /climbing/.test(m.id)), false, "a ref climbing out of snapshots/ finds nothing");
+  assert.equal(
+    models.some((m) => /climbing/.test(m.id)),
+    false,
+    "a ref climbing out of snapshots/ finds nothing",
+  );
   const text_ = models.find((m) => m.id === "text");
   assert.equal(text_?.problem, "not a GGUF file (bad magic)");
   const listed = await text("/v1/models");

@@ -122,7 +122,14 @@ test("a Host header that is not a name of this server is refused with 403 forbid
   const load = await raw("POST", "/admin/models/load", { host: `evil.example:${port}`, "content-type": "application/json" }, loadBody);
   assert.equal(load.status, 403);
   // loopback names, IP addresses (which cannot be rebound) and allowed_hosts reach the server
-  for (const host of [`127.0.0.1:${port}`, `localhost:${port}`, `[::1]:${port}`, `app.localhost:${port}`, `${ALLOWED_NAME}:${port}`, `192.168.1.20:${port}`]) {
+  for (const host of [
+    `127.0.0.1:${port}`,
+    `localhost:${port}`,
+    `[::1]:${port}`,
+    `app.localhost:${port}`,
+    `${ALLOWED_NAME}:${port}`,
+    `192.168.1.20:${port}`,
+  ]) {
     const r = await raw("GET", "/admin/status", { host });
     assert.equal(r.status, 200, `Host ${host}: ${r.text}`);
   }
@@ -151,14 +158,23 @@ test("state-changing requests with a foreign Origin get 403 forbidden_origin; th
   assert.equal(read.status, 200);
   assert.equal(read.headers["access-control-allow-origin"], undefined);
   // a page served by this server itself (a dashboard at /ui): same host and port in Origin and Host
-  const own = await raw("POST", "/v1/chat/completions", { origin: `http://127.0.0.1:${port}`, host: `127.0.0.1:${port}`, "content-type": "application/json" }, chatBody);
+  const own = await raw(
+    "POST",
+    "/v1/chat/completions",
+    { origin: `http://127.0.0.1:${port}`, host: `127.0.0.1:${port}`, "content-type": "application/json" },
+    chatBody,
+  );
   assert.equal(own.status, 200, own.text);
   assert.equal((await serverState()).answered, 1);
 });
 
 test("CORS preflights are answered for cors_origins only", async () => {
   const preflight = (origin: string) =>
-    raw("OPTIONS", "/v1/chat/completions", { origin, "access-control-request-method": "POST", "access-control-request-headers": "content-type, authorization" });
+    raw("OPTIONS", "/v1/chat/completions", {
+      origin,
+      "access-control-request-method": "POST",
+      "access-control-request-headers": "content-type, authorization",
+    });
   const ok = await preflight(friendOrigin);
   assert.equal(ok.status, 204);
   assert.equal(ok.headers["access-control-allow-origin"], friendOrigin);
@@ -173,43 +189,50 @@ test("CORS preflights are answered for cors_origins only", async () => {
   assert.equal(post.headers["access-control-allow-origin"], friendOrigin);
 });
 
-test("from real browser pages: another site cannot load, chat or download; the server's own page and a cors_origins page can", { skip: existsSync(CHROMIUM) ? false : `no ${CHROMIUM}` }, async () => {
-  // the earlier tests served a chat: start from nothing loaded
-  assert.equal((await raw("POST", "/admin/models/unload", { "content-type": "application/json" }, loadBody)).status, 200);
-  const before = await serverState();
-  assert.equal(before.loaded, 0);
-  let browser: Browser | null = null;
-  try {
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      // evil.example and friend.example are other sites; rebind.example plays a DNS-rebound name for this server
-      args: ["--no-sandbox", "--host-resolver-rules=MAP evil.example 127.0.0.1, MAP friend.example 127.0.0.1, MAP rebind.example 127.0.0.1"],
-    });
-    const page = await browser.newPage();
-    const seen: Array<{ url: string; method: string; status: number }> = [];
-    page.on("response", (response) => {
-      const request = response.request();
-      if (request.url().includes(`:${port}/`)) seen.push({ url: new URL(request.url()).pathname, method: request.method(), status: response.status() });
-    });
-    const lmx = `http://127.0.0.1:${port}`;
+test(
+  "from real browser pages: another site cannot load, chat or download; the server's own page and a cors_origins page can",
+  { skip: existsSync(CHROMIUM) ? false : `no ${CHROMIUM}` },
+  async () => {
+    // the earlier tests served a chat: start from nothing loaded
+    assert.equal((await raw("POST", "/admin/models/unload", { "content-type": "application/json" }, loadBody)).status, 200);
+    const before = await serverState();
+    assert.equal(before.loaded, 0);
+    let browser: Browser | null = null;
+    try {
+      browser = await chromium.launch({
+        executablePath: CHROMIUM,
+        headless: true,
+        // evil.example and friend.example are other sites; rebind.example plays a DNS-rebound name for this server
+        args: ["--no-sandbox", "--host-resolver-rules=MAP evil.example 127.0.0.1, MAP friend.example 127.0.0.1, MAP rebind.example 127.0.0.1"],
+      });
+      const page = await browser.newPage();
+      const seen: Array<{ url: string; method: string; status: number }> = [];
+      page.on("response", (response) => {
+        const request = response.request();
+        if (request.url().includes(`:${port}/`))
+          seen.push({ url: new URL(request.url()).pathname, method: request.method(), status: response.status() });
+      });
+      const lmx = `http://127.0.0.1:${port}`;
 
-    // 1. a page on another site: text/plain fetches (no preflight needed) and a text/plain form whose body is JSON
-    await page.goto(`${attackerOrigin}/`);
-    await page.evaluate(
-      async ({ lmx, chatBody, loadBody }) => {
-        const send = (urlPath: string, body: string) => fetch(lmx + urlPath, { method: "POST", mode: "no-cors", headers: { "content-type": "text/plain" }, body }).catch(() => null);
-        await send("/admin/models/load", loadBody);
-        await send("/v1/chat/completions", chatBody);
-        await send("/admin/models/download", JSON.stringify({ repo: "org/model" }));
-        // a Blob body without a type goes out with no Content-Type at all
-        await fetch(`${lmx}/admin/models/load`, { method: "POST", mode: "no-cors", body: new Blob([loadBody]) }).catch(() => null);
-      },
-      { lmx, chatBody, loadBody },
-    );
-    // the classic JSON-in-a-form trick: name + "=" + value lands inside the "user" string
-    const formSent = page.waitForResponse((r) => r.url().endsWith("/v1/chat/completions") && r.request().method() === "POST" && r.request().resourceType() === "document");
-    await page.evaluate(`(() => {
+      // 1. a page on another site: text/plain fetches (no preflight needed) and a text/plain form whose body is JSON
+      await page.goto(`${attackerOrigin}/`);
+      await page.evaluate(
+        async ({ lmx, chatBody, loadBody }) => {
+          const send = (urlPath: string, body: string) =>
+            fetch(lmx + urlPath, { method: "POST", mode: "no-cors", headers: { "content-type": "text/plain" }, body }).catch(() => null);
+          await send("/admin/models/load", loadBody);
+          await send("/v1/chat/completions", chatBody);
+          await send("/admin/models/download", JSON.stringify({ repo: "org/model" }));
+          // a Blob body without a type goes out with no Content-Type at all
+          await fetch(`${lmx}/admin/models/load`, { method: "POST", mode: "no-cors", body: new Blob([loadBody]) }).catch(() => null);
+        },
+        { lmx, chatBody, loadBody },
+      );
+      // the classic JSON-in-a-form trick: name + "=" + value lands inside the "user" string
+      const formSent = page.waitForResponse(
+        (r) => r.url().endsWith("/v1/chat/completions") && r.request().method() === "POST" && r.request().resourceType() === "document",
+      );
+      await page.evaluate(`(() => {
       const form = document.createElement("form");
       form.method = "POST";
       form.enctype = "text/plain";
@@ -221,39 +244,46 @@ test("from real browser pages: another site cannot load, chat or download; the s
       document.body.appendChild(form);
       form.submit();
     })()`);
-    const form = await formSent;
-    assert.notEqual(form.status(), 200, "the form post was refused");
-    const posts = seen.filter((s) => s.method === "POST");
-    assert.equal(posts.length, 5, `the browser sent all five requests: ${JSON.stringify(seen)}`);
-    for (const s of posts) assert.ok(s.status === 403 || s.status === 415, `refused: ${JSON.stringify(s)}`);
-    assert.deepEqual(await serverState(), { loaded: 0, downloads: 0, answered: before.answered }, "nothing loaded, downloaded or generated");
+      const form = await formSent;
+      assert.notEqual(form.status(), 200, "the form post was refused");
+      const posts = seen.filter((s) => s.method === "POST");
+      assert.equal(posts.length, 5, `the browser sent all five requests: ${JSON.stringify(seen)}`);
+      for (const s of posts) assert.ok(s.status === 403 || s.status === 415, `refused: ${JSON.stringify(s)}`);
+      assert.deepEqual(await serverState(), { loaded: 0, downloads: 0, answered: before.answered }, "nothing loaded, downloaded or generated");
 
-    // 2. a DNS-rebound name for this server: the page would be same-origin, so the Host check is what stops it
-    const rebound = await page.goto(`http://rebind.example:${port}/admin/status`);
-    assert.equal(rebound?.status(), 403);
-    assert.doesNotMatch((await rebound?.text()) ?? "", /uptime/);
+      // 2. a DNS-rebound name for this server: the page would be same-origin, so the Host check is what stops it
+      const rebound = await page.goto(`http://rebind.example:${port}/admin/status`);
+      assert.equal(rebound?.status(), 403);
+      assert.doesNotMatch((await rebound?.text()) ?? "", /uptime/);
 
-    // 3. a page served by this server itself: same-origin requests work
-    await page.goto(`${lmx}/healthz`);
-    const own = await page.evaluate(async ({ chatBody }) => {
-      const r = await fetch("/v1/chat/completions", { method: "POST", headers: { "content-type": "application/json" }, body: chatBody });
-      return { status: r.status, body: (await r.json()) as { object?: string } };
-    }, { chatBody });
-    assert.equal(own.status, 200, JSON.stringify(own.body));
-    assert.equal(own.body.object, "chat.completion");
+      // 3. a page served by this server itself: same-origin requests work
+      await page.goto(`${lmx}/healthz`);
+      const own = await page.evaluate(
+        async ({ chatBody }) => {
+          const r = await fetch("/v1/chat/completions", { method: "POST", headers: { "content-type": "application/json" }, body: chatBody });
+          return { status: r.status, body: (await r.json()) as { object?: string } };
+        },
+        { chatBody },
+      );
+      assert.equal(own.status, 200, JSON.stringify(own.body));
+      assert.equal(own.body.object, "chat.completion");
 
-    // 4. an origin in cors_origins: the preflighted JSON request works and the page can read the answer
-    await page.goto(`${friendOrigin}/`);
-    const friendly = await page.evaluate(async ({ lmx, chatBody }) => {
-      const r = await fetch(`${lmx}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: chatBody });
-      const models = await fetch(`${lmx}/v1/models`);
-      return { status: r.status, body: (await r.json()) as { object?: string }, backend: r.headers.get("x-lmx-backend"), models: models.status };
-    }, { lmx, chatBody });
-    assert.equal(friendly.status, 200, JSON.stringify(friendly.body));
-    assert.equal(friendly.body.object, "chat.completion");
-    assert.ok(friendly.backend, "exposed headers are readable");
-    assert.equal(friendly.models, 200);
-  } finally {
-    await browser?.close();
-  }
-});
+      // 4. an origin in cors_origins: the preflighted JSON request works and the page can read the answer
+      await page.goto(`${friendOrigin}/`);
+      const friendly = await page.evaluate(
+        async ({ lmx, chatBody }) => {
+          const r = await fetch(`${lmx}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: chatBody });
+          const models = await fetch(`${lmx}/v1/models`);
+          return { status: r.status, body: (await r.json()) as { object?: string }, backend: r.headers.get("x-lmx-backend"), models: models.status };
+        },
+        { lmx, chatBody },
+      );
+      assert.equal(friendly.status, 200, JSON.stringify(friendly.body));
+      assert.equal(friendly.body.object, "chat.completion");
+      assert.ok(friendly.backend, "exposed headers are readable");
+      assert.equal(friendly.models, 200);
+    } finally {
+      await browser?.close();
+    }
+  },
+);
