@@ -124,6 +124,11 @@ export const configSchema = z.strictObject({
   gguf_fallback_enabled: z.boolean().default(false),
   /** Time a client has to send a whole request (slow or stalled uploads are cut). */
   request_timeout_sec: z.number().positive().default(30),
+  /**
+   * Time a client may leave an answer unread once the socket buffers are full; then the answer is cut and the
+   * model sequence it held is freed (a client that stops reading must not hold a sequence until it disconnects).
+   */
+  stream_write_timeout_sec: z.number().positive().default(30),
   max_concurrent_requests: positiveInt.default(64),
   /** Default idle time before a model is unloaded; "never" keeps models until evicted or unloaded. */
   keep_alive: keepAliveSchema.default("never"),

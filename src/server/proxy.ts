@@ -9,6 +9,10 @@ import { fromOpenAiBody, LmxError, toOpenAiBody } from "../errors/codes.js";
 import type { RequestRecorder } from "../metrics/request.js";
 import { ResponseTail, SseTokenScanner, usageFromTail } from "../metrics/sse.js";
 import { RUNNER_REQUEST_ID_HEADER } from "../runners/protocol.js";
+import { drainWithin } from "./write-deadline.js";
+
+/** Without a write deadline a stalled client is waited for as long as it stays connected (setTimeout's maximum). */
+const NO_DEADLINE_MS = 2 ** 31 - 1;
 
 /** How long to wait for the exit event after the runner connection broke, to say why it broke. */
 const EXIT_GRACE_MS = 500;
@@ -25,6 +29,11 @@ export interface ForwardOptions {
   runnerHeaders: Record<string, string>;
   /** Takes token arrivals and usage; null records nothing. */
   recorder: RequestRecorder | null;
+  /**
+   * How long the client may leave written bytes unread (socket buffers full) before the answer is cut and the
+   * runner request aborted, so its sequence serves someone else. Called back once when that happens.
+   */
+  writeDeadline?: { ms: number; onTimeout: () => void };
 }
 
 /** How a forwarded request ended once the runner had accepted it (a refusal before that is thrown). */
@@ -91,7 +100,13 @@ export async function forwardToRunner(reply: FastifyReply, options: ForwardOptio
         }
       }
       tail?.push(bytes);
-      if (!raw.write(bytes)) await waitForDrain(raw, signal);
+      if (!raw.write(bytes) && (await drainWithin(raw, signal, options.writeDeadline?.ms ?? NO_DEADLINE_MS)) === "timed_out") {
+        options.writeDeadline?.onTimeout();
+        // destroying the client socket closes the reply, which aborts `signal` and with it the runner request
+        raw.destroy();
+        upstream.body.destroy();
+        return { kind: "client_closed" };
+      }
     }
     raw.end();
   } catch (error) {
@@ -113,16 +128,4 @@ export async function forwardToRunner(reply: FastifyReply, options: ForwardOptio
     if (usage) recorder!.usage(usage);
   }
   return { kind: "answered" };
-}
-
-function waitForDrain(raw: NodeJS.WritableStream, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      raw.removeListener("drain", done);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    raw.once("drain", done);
-    signal.addEventListener("abort", done, { once: true });
-  });
 }

@@ -163,6 +163,13 @@ async function serve(ctx: GatewayContext, endpoint: Endpoint, request: FastifyRe
         // the runner is the next hop of the trace (it ignores the headers today)
         runnerHeaders: trace.tracestate ? { traceparent: trace.traceparent, tracestate: trace.tracestate } : { traceparent: trace.traceparent },
         recorder,
+        writeDeadline: {
+          ms: ctx.config.stream_write_timeout_sec * 1000,
+          onTimeout: () => {
+            ctx.metrics.streamWriteTimeouts.inc({ model: model.id });
+            request.log.warn({ model: model.id, completion_id: requestId }, "client left the answer unread for stream_write_timeout_sec: cut, sequence freed");
+          },
+        },
       });
     } catch (error) {
       // refused before any byte went out: the error handler answers, and onResponse counts it
