@@ -16,6 +16,7 @@ import { traceContextFor, type TraceContext } from "../../metrics/trace.js";
 import type { GatewayContext } from "../context.js";
 import { asLmxError } from "../errors.js";
 import { forwardToRunner, type ForwardOutcome } from "../proxy.js";
+import { checkPromptSize } from "../prompt-size.js";
 
 type Endpoint = {
   path: "/v1/chat/completions" | "/v1/completions" | "/v1/embeddings";
@@ -103,6 +104,7 @@ async function serve(ctx: GatewayContext, endpoint: Endpoint, request: FastifyRe
   const { recorder, trace } = state;
   if (ctx.state.shuttingDown) throw new LmxError("server_shutting_down", "the server is shutting down", { retryAfterSec: 5 });
   const body = parseRequest(endpoint.schema, request.body);
+  checkPromptSize(body, ctx.config.max_prompt_bytes);
   const requested = await ctx.inventory.resolve(body.model);
   // an MLX/safetensors repo no backend here opens may be served by a local GGUF of the same model, if allowed
   const equivalent =
