@@ -53,7 +53,9 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   } catch (error) {
     // ENOENT with the parent present: a file system that holds no folders (/proc, /sys); nothing could ever be kept
     if ((error as NodeJS.ErrnoException).code === "ENOENT") {
-      throw new StartupError(`state_dir ${config.state_dir} cannot be created: ${reasonOf(error)}; set state_dir (or LMX_STATE_DIR, --state-dir) to a writable folder`);
+      const startup = new StartupError(`state_dir ${config.state_dir} cannot be created: ${reasonOf(error)}; set state_dir (or LMX_STATE_DIR, --state-dir) to a writable folder`);
+      log.error(startup.message);
+      throw startup;
     }
     // a read-only or full volume must not stop the server: state degrades to memory (see src/state/database.ts)
     log.warn({ state_dir: config.state_dir, err: (error as Error).message }, "state directory is not writable");
