@@ -1,5 +1,5 @@
 /**
- * The parts of the server's JSON answers the CLI reads (see the routes in src/server/routes/). Declared here,
+ * The parts of the server's JSON answers the CLI reads (see the routes in src/http/routes/). Declared here,
  * not imported from the server, because the CLI speaks to servers of other versions too: every field a command
  * prints is optional or nullable where an older or newer server might leave it out.
  */

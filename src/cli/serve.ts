@@ -53,7 +53,18 @@ async function serve(options: ServeOptions): Promise<void> {
   }
   // imported here so client commands start without loading the server (Fastify, llama.cpp bindings)
   const { startServer } = await import("../gateway/start.js");
-  const server = await startServer(config);
+  const { StartupError } = await import("../gateway/startup.js");
+  let server;
+  try {
+    server = await startServer(config);
+  } catch (error) {
+    // a port, host, log_file or state_dir to change: one line, the same exit as any other configuration error
+    if (error instanceof StartupError) {
+      process.stderr.write(`lmx: ${error.message}\n`);
+      process.exit(EXIT.usage);
+    }
+    throw error;
+  }
   // one plain line whatever the log level: scripts and people need to know where it listens
   process.stderr.write(`opta-lmx listening on ${server.url}\n`);
   let signals = 0;

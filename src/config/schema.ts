@@ -130,6 +130,11 @@ export const configSchema = z.strictObject({
   gguf_fallback_enabled: z.boolean().default(false),
   /** Time a client has to send a whole request (slow or stalled uploads are cut). */
   request_timeout_sec: z.number().positive().default(30),
+  /**
+   * Time a client may leave an answer unread once the socket buffers are full; then the answer is cut and the
+   * model sequence it held is freed (a client that stops reading must not hold a sequence until it disconnects).
+   */
+  stream_write_timeout_sec: z.number().positive().default(30),
   max_concurrent_requests: positiveInt.default(64),
   /** Default idle time before a model is unloaded; "never" keeps models until evicted or unloaded. */
   keep_alive: keepAliveSchema.default("never"),
@@ -196,6 +201,11 @@ export const configSchema = z.strictObject({
   health_interval_sec: z.number().positive().default(5),
   shutdown_timeout_sec: z.number().positive().default(30),
   max_body_bytes: positiveInt.default(16 * 1024 * 1024),
+  /**
+   * Text one request may ask a runner to tokenize (messages, prompt, input); larger → 413. Tokenizing is about a
+   * second per megabyte on a small CPU and stalls the runner's other streams; 2 MiB is ~500K tokens of English.
+   */
+  max_prompt_bytes: positiveInt.default(2 * 1024 * 1024),
   admin_key: z.string().min(8, "admin_key must be at least 8 characters").nullable().default(null),
   /** When non-empty, /v1/* needs `Authorization: Bearer <one of these>` (what OpenAI clients send as apiKey). */
   api_keys: z.array(z.string().min(8, "api keys must be at least 8 characters")).default([]),

@@ -2,9 +2,7 @@
  * Assembles and runs the gateway: config → inventory → backends → scheduler → HTTP.
  * Owns start-up (auto_load) and shutdown (stop accepting, drain, stop runners, exit 0).
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import os from "node:os";
-import path from "node:path";
+import { readFileSync, rmSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import type { FastifyInstance } from "fastify";
 import type { ServerConfig } from "../config/load.js";
@@ -24,7 +22,10 @@ import { CompatibilityRegistry } from "../state/compatibility-registry.js";
 import type { Backend } from "../engines/backend.js";
 import { buildApp } from "../http/app.js";
 import type { GatewayContext } from "../http/context.js";
-import { createLogger } from "../http/logger.js";
+import { createLogger } from "./logger.js";
+import { createSocketDir, removeStaleSocketDirs } from "./socket-dir.js";
+import { listenError, reasonOf, StartupError } from "./startup.js";
+import { makeDirSync } from "../util/make-dir.js";
 
 export interface RunningServer {
   app: FastifyInstance;
@@ -48,13 +49,19 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     config.log_file ? { file: config.log_file, rotateSize: config.log_rotate_size, keep: config.log_keep } : null,
   );
   try {
-    mkdirSync(config.state_dir, { recursive: true });
+    makeDirSync(config.state_dir);
   } catch (error) {
+    // ENOENT with the parent present: a file system that holds no folders (/proc, /sys); nothing could ever be kept
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") {
+      const startup = new StartupError(`state_dir ${config.state_dir} cannot be created: ${reasonOf(error)}; set state_dir (or LMX_STATE_DIR, --state-dir) to a writable folder`);
+      log.error(startup.message);
+      throw startup;
+    }
     // a read-only or full volume must not stop the server: state degrades to memory (see src/state/database.ts)
     log.warn({ state_dir: config.state_dir, err: (error as Error).message }, "state directory is not writable");
   }
-  // Unix socket paths must stay short, so runner sockets live under the system temp folder, private to us.
-  const socketDir = mkdtempSync(path.join(os.tmpdir(), "lmx-"));
+  for (const folder of removeStaleSocketDirs()) log.info({ folder }, "removed the runner socket folder of a gateway that is gone");
+  const socketDir = createSocketDir();
   const { backends, gpuPresent } = await backendsFor(config, (message) => log.warn(message));
   const inventory = new Inventory(config, (model) => backends.some((b) => b.canServe(model)));
   await inventory.init();
@@ -129,10 +136,23 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     state: { ready: false, shuttingDown: false },
   };
   const app = buildApp(ctx);
+  try {
+    await app.listen({ host: config.host, port: config.port });
+  } catch (error) {
+    // nothing was loaded yet: give back what start-up took, so a failed start leaves nothing behind
+    await app.close().catch(() => undefined);
+    await downloads.close().catch(() => undefined);
+    rmSync(socketDir, { recursive: true, force: true });
+    closeQuietly(state);
+    const startup = listenError(error, config.host, config.port);
+    if (startup) log.error(startup.message);
+    log.flush?.();
+    throw startup ?? error;
+  }
+  // only now: a start that fails should say why it failed, not warn about a server that never listened
   if (!isLoopback(config.host) && !config.admin_key) {
     log.warn({ host: config.host }, "listening beyond loopback without admin_key: anyone who can reach this port can load and unload models");
   }
-  await app.listen({ host: config.host, port: config.port });
   const address = app.server.address();
   const port = typeof address === "object" && address ? address.port : config.port;
   const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${port}`;
@@ -156,11 +176,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       await downloads.close();
       app.server.closeAllConnections();
       rmSync(socketDir, { recursive: true, force: true });
-      try {
-        state.db.close();
-      } catch {
-        // closing a database on a failed volume can fail too; nothing is left to save
-      }
+      closeQuietly(state);
       log.info("opta-lmx stopped");
       log.flush?.();
     })();
@@ -198,6 +214,14 @@ async function autoLoad(ctx: GatewayContext): Promise<void> {
       // one model that fails to load must not keep the server from serving the others
       ctx.log.error({ model: id, code: (error as LmxError).code, err: (error as Error).message }, "auto_load failed");
     }
+  }
+}
+
+function closeQuietly(state: { db: { close(): unknown } }): void {
+  try {
+    state.db.close();
+  } catch {
+    // closing a database on a failed volume can fail too; nothing is left to save
   }
 }
 

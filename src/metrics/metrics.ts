@@ -75,6 +75,7 @@ export class LmxMetrics {
   readonly modelLoads: Counter<"model" | "outcome" | "code">;
   readonly modelUnloads: Counter<"model" | "reason">;
   readonly modelLoadDuration: Histogram<"model" | "outcome">;
+  readonly streamWriteTimeouts: Counter<"model">;
 
   private runnerStatsCache: { at: number; stats: Promise<Map<string, RunnerStats>> } | null = null;
   /** bytesDone last seen per download job, for lmx:download_bytes_total. */
@@ -114,6 +115,11 @@ export class LmxMetrics {
       "lmx:model_unloads_total",
       "Runners ended: planned unloads (requested, idle past keep_alive, eviction...) and deaths (model_crashed...).",
       ["model", "reason"],
+    );
+    this.streamWriteTimeouts = counter(
+      "lmx:stream_write_timeouts_total",
+      "Answers cut because the client left written bytes unread for stream_write_timeout_sec (its sequence was freed).",
+      ["model"],
     );
     this.modelLoadDuration = histogram("lmx:model_load_duration_seconds", "Time model loads took, by outcome.", ["model", "outcome"], LOAD_BUCKETS);
 

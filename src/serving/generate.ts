@@ -56,6 +56,8 @@ export interface GenerateInput {
   runnerHeaders: Record<string, string>;
   recorder: RequestRecorder;
   priority: Priority;
+  /** How long a client may leave written bytes unread before the answer is cut and its sequence freed. */
+  writeDeadline?: { ms: number; onTimeout: (model: string) => void };
 }
 
 export type GenerateOutcome =
@@ -108,6 +110,7 @@ export async function generate(ctx: ServingContext, input: GenerateInput): Promi
       // the class travels with the request (engines that schedule by priority can read it)
       runnerHeaders: { ...input.runnerHeaders, "x-lmx-priority": input.priority },
       recorder,
+      ...(input.writeDeadline ? { writeDeadline: { ms: input.writeDeadline.ms, onTimeout: () => input.writeDeadline?.onTimeout(model.id) } } : {}),
     });
     if (outcome.kind === "client_closed" || signal.aborted) return { kind: "client_left" };
     if (outcome.kind === "failed") return { kind: "failed", completionId, error: outcome.error };

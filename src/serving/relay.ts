@@ -10,6 +10,10 @@ import { fromOpenAiBody, LmxError, toOpenAiBody } from "../errors/codes.js";
 import type { RequestRecorder } from "../metrics/request.js";
 import { ResponseTail, SseTokenScanner, usageFromTail } from "../metrics/sse.js";
 import { RUNNER_REQUEST_ID_HEADER } from "../runner/protocol.js";
+import { drainWithin } from "./write-deadline.js";
+
+/** Without a write deadline a stalled client is waited for as long as it stays connected (setTimeout's maximum). */
+const NO_DEADLINE_MS = 2 ** 31 - 1;
 
 /** How long to wait for the exit event after the runner connection broke, to say why it broke. */
 const EXIT_GRACE_MS = 500;
@@ -26,6 +30,11 @@ export interface ForwardOptions {
   runnerHeaders: Record<string, string>;
   /** Takes token arrivals and usage; null records nothing. */
   recorder: RequestRecorder | null;
+  /**
+   * How long the client may leave written bytes unread (socket buffers full) before the answer is cut and the
+   * runner request aborted, so its sequence serves someone else. Called back once when that happens.
+   */
+  writeDeadline?: { ms: number; onTimeout: () => void };
 }
 
 /** How a forwarded request ended once the runner had accepted it (a refusal before that is thrown). */
@@ -135,7 +144,13 @@ async function forward(reply: ResponseSink, options: ForwardOptions, direct: Dir
         }
       }
       tail?.push(bytes);
-      if (!raw.write(bytes)) await waitForDrain(raw, signal);
+      if (!raw.write(bytes) && (await drainWithin(raw, signal, options.writeDeadline?.ms ?? NO_DEADLINE_MS)) === "timed_out") {
+        options.writeDeadline?.onTimeout();
+        // destroying the client socket closes the reply, which aborts `signal` and with it the runner request
+        raw.destroy();
+        upstream.body.destroy();
+        return { kind: "client_closed" };
+      }
     }
     raw.end();
   } catch (error) {
@@ -168,16 +183,4 @@ export function withRetryAfter(error: LmxError, header: string | string[] | unde
   const retryAfterSec = Number.isFinite(seconds) && seconds > 0 ? seconds : error.retryAfterSec ?? (error.retryable && error.status === 503 ? 1 : undefined);
   if (retryAfterSec === error.retryAfterSec) return error;
   return new LmxError(error.code, error.message, { param: error.param, retryAfterSec, details: error.details, cause: error });
-}
-
-function waitForDrain(raw: NodeJS.WritableStream, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      raw.removeListener("drain", done);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    raw.once("drain", done);
-    signal.addEventListener("abort", done, { once: true });
-  });
 }

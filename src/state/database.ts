@@ -4,9 +4,10 @@
  * (read-only volume, full disk) or is corrupt, the server keeps running on an in-memory database and says so
  * in /admin/status instead of crashing: losing history beats losing the service.
  */
-import { existsSync, mkdirSync, renameSync } from "node:fs";
+import { existsSync, renameSync } from "node:fs";
 import path from "node:path";
 import Database from "better-sqlite3";
+import { makeDirSync } from "../util/make-dir.js";
 
 export interface StateHealth {
   component: string;
@@ -35,7 +36,7 @@ export function openStateDatabase(stateDir: string, log: (message: string, field
   const file = path.join(stateDir, "lmx.db");
   let db: Database.Database | null = null;
   try {
-    mkdirSync(stateDir, { recursive: true });
+    makeDirSync(stateDir);
     db = openChecked(file);
   } catch (error) {
     if (isCorrupt(error) && existsSync(file)) {

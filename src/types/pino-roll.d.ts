@@ -9,7 +9,9 @@ declare module "pino-roll" {
     symlink?: boolean;
     limit?: { count?: number; removeOtherLogFiles?: boolean };
   }
-  interface RollingStream {
+  /** A SonicBoom stream: fd is -1 until its file is open ('ready'); open failures are 'error' events. */
+  interface RollingStream extends NodeJS.EventEmitter {
+    readonly fd: number;
     write(chunk: string): boolean;
     end(): void;
   }

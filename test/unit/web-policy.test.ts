@@ -1,4 +1,4 @@
-/** The Host and Origin rules of src/server/security.ts, and their config keys. */
+/** The Host and Origin rules of src/http/security.ts, and their config keys. */
 import assert from "node:assert/strict";
 import os from "node:os";
 import { test } from "node:test";

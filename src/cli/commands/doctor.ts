@@ -110,7 +110,7 @@ export async function doctorChecks(options: DoctorOptions, env: NodeJS.ProcessEn
     configError = error.message;
     config = loadConfig({ env: {} });
   }
-  // where downloads land, chosen exactly as the server chooses it (src/server/server.ts)
+  // where downloads land, chosen exactly as the server chooses it (src/gateway/start.ts)
   const hfCache = config.downloads.cache_dir ?? new Inventory(config, isGguf).hfCacheDir() ?? defaultHfCacheDir(env);
   const [disks, models, port, gpu] = await Promise.all([
     Promise.all([

@@ -28,6 +28,7 @@ import { DEFAULT_MAX_CONTEXT, defaultContextSize } from "../context-size.js";
 import { BatchGate } from "./batch-gate.js";
 import { SlotPool, type Slot, type SlotLease } from "./slots.js";
 import { IncrementalDetokenizer, StopStringMatcher } from "./text-stream.js";
+import { longestTokenBytes, refuseProvablyTooLong } from "../prompt-bound.js";
 
 export const BACKEND_NAME = "llama.cpp";
 /** llama.cpp's own sampling defaults (llama-server), used where a request leaves a knob unset. */
@@ -277,6 +278,17 @@ export class LlamaCppEngine {
     return { ...this.stats, slotsBusy: this.slots.busy, requestsWaiting: this.slots.waiting, rssBytes: process.memoryUsage.rss() };
   }
 
+  private longestToken: number | null | undefined;
+
+  /** From the GGUF's vocabulary, which node-llama-cpp has read with the file's metadata; computed once. */
+  private longestTokenBytes(): number | null {
+    if (this.longestToken === undefined) {
+      const metadata = this.model.fileInfo.metadata as { tokenizer?: { ggml?: { tokens?: readonly unknown[] } } };
+      this.longestToken = longestTokenBytes(metadata.tokenizer?.ggml?.tokens);
+    }
+    return this.longestToken;
+  }
+
   get isEmbeddingModel(): boolean {
     return this.context === null;
   }
@@ -284,6 +296,9 @@ export class LlamaCppEngine {
   /** `signal`: the client left; a request still waiting for a sequence stops waiting (rejects with its reason). */
   prepareChat(request: ChatCompletionRequest, signal: AbortSignal): Promise<PreparedGeneration> {
     if (!this.chatWrapper) throw notForGeneration();
+    // the rendered prompt holds every message text, so their bytes together bound its tokens from below
+    const bytes = request.messages.reduce((sum, message) => sum + Buffer.byteLength(messageText(message.content)), 0);
+    refuseProvablyTooLong(bytes, this.longestTokenBytes(), this.info.contextSize, "messages");
     const history: ChatHistoryItem[] = [];
     for (const message of request.messages) {
       const text = messageText(message.content);
@@ -309,6 +324,7 @@ export class LlamaCppEngine {
   prepareCompletion(request: CompletionRequest, signal: AbortSignal): Promise<PreparedGeneration> {
     if (!this.context) throw notForGeneration();
     const prompt = typeof request.prompt === "string" ? request.prompt : (request.prompt[0] ?? "");
+    refuseProvablyTooLong(Buffer.byteLength(prompt), this.longestTokenBytes(), this.info.contextSize, "prompt");
     const tokens = this.model.tokenize(prompt, false);
     if (this.model.tokens.shouldPrependBosToken && this.model.tokens.bos !== null) tokens.unshift(this.model.tokens.bos);
     if (tokens.length === 0) throw new LmxError("invalid_value", "prompt must not be empty", { param: "prompt" });

@@ -14,6 +14,7 @@ import type { GatewayContext } from "../context.js";
 import { asLmxError } from "../errors.js";
 import { bearerToken, sameKey } from "../auth.js";
 import { isPriority, PRIORITIES, type Priority } from "../../scheduler/priority.js";
+import { checkPromptSize } from "../../serving/prompt-size.js";
 import { generate, GENERATION_ENDPOINTS, type GenerateOutcome, type GenerationEndpoint } from "../../serving/generate.js";
 
 const ROUTES = [
@@ -82,6 +83,7 @@ async function serve(ctx: GatewayContext, endpoint: GenerationEndpoint, schema: 
   const state = stateOf(ctx, request);
   const { recorder, trace } = state;
   const body = parseRequest(schema, request.body);
+  checkPromptSize(body, ctx.config.max_prompt_bytes);
   const priority = priorityOf(ctx, request);
   // every line this request logs from here on names its class
   request.log = request.log.child({ priority });
@@ -104,6 +106,13 @@ async function serve(ctx: GatewayContext, endpoint: GenerationEndpoint, schema: 
       runnerHeaders: trace.tracestate ? { traceparent: trace.traceparent, tracestate: trace.tracestate } : { traceparent: trace.traceparent },
       recorder,
       priority,
+      writeDeadline: {
+        ms: ctx.config.stream_write_timeout_sec * 1000,
+        onTimeout: (model) => {
+          ctx.metrics.streamWriteTimeouts.inc({ model });
+          request.log.warn({ model }, "client left the answer unread for stream_write_timeout_sec: cut, sequence freed");
+        },
+      },
     });
   } catch (error) {
     // refused before any byte went out: the error handler answers, and onResponse counts it
