@@ -5,9 +5,15 @@
 # network access at any step: no curl/OpenSSL, no web UI download, no FetchContent.
 #
 # Usage: scripts/build-llama-server.sh [OUT_DIR]       (default: $LMX_PEER_DIR or /tmp/lmx-peer)
-#   env: JOBS (default: nproc), NATIVE=OFF for a portable build, CMAKE_EXTRA="-D..." for more flags.
+#   env: JOBS (default: nproc), NATIVE=OFF for a portable build, CMAKE_EXTRA="-D..." for more flags,
+#        BUILD_LOG=FILE to send cmake's and the compiler's output there instead of stdout,
+#        FORCE=1 to rebuild even when OUT_DIR already holds a build of this llama.cpp with these flags.
 # Result: OUT_DIR/bin/llama-server (printed on the last line). Re-running reuses the clone and the build tree.
 # OUT_DIR must lie outside the repository: build output is never committed.
+#
+# One build per OUT_DIR at a time: two builds in one tree truncate each other's objects. The script holds an
+# exclusive lock on OUT_DIR/.build.lock from start to end; a second run waits for it, then finds the first
+# run's binary current and reuses it instead of rebuilding.
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
@@ -27,9 +33,52 @@ if [[ ! -f "$bundle" ]]; then
   echo "build-llama-server: $bundle is missing; run npm install first" >&2
   exit 2
 fi
-for tool in git cmake c++; do
-  command -v "$tool" >/dev/null || { echo "build-llama-server: '$tool' is not installed" >&2; exit 2; }
+
+# A kernel lock (flock(2)), not a marker file: it is released however the holder ends, even by SIGKILL, so
+# there is no stale lock to detect. fd 9 is inherited by cmake, make and the compilers on purpose: if this
+# script is killed while they still run, the lock stays held until the last of them exits, and no second
+# build starts in a tree they are still writing. flock(1) is util-linux (every Linux); perl's flock is the
+# same system call where flock(1) is missing (macOS).
+lock="$out_dir/.build.lock"
+owner="$out_dir/.build.owner"
+exec 9>>"$lock"
+take_lock() { # $1: "-n" to try without waiting
+  if command -v flock >/dev/null; then
+    flock ${1:-} 9
+  else
+    perl -MFcntl=:flock -e 'open(my $fd, ">&=", 9) or die "fd 9: $!\n"; flock($fd, LOCK_EX | ($ARGV[0] ? LOCK_NB : 0)) or exit 1' "${1:+1}"
+  fi
+}
+if ! take_lock -n; then
+  echo "build-llama-server: waiting for another build of $out_dir to finish (pid $(cat "$owner" 2>/dev/null || echo '?'))" >&2
+  take_lock
+fi
+echo "$$" > "$owner"
+
+flags="native=${NATIVE:-ON} extra=${CMAKE_EXTRA:-}"
+wanted=""
+command -v git >/dev/null && wanted="$(git bundle list-heads "$bundle" 2>/dev/null | head -n 1 | cut -c1-7)" || true
+if [[ -z "${FORCE:-}" && -n "$wanted" && -x "$out_dir/bin/llama-server" && -f "$out_dir/bin/llama-server.json" ]]; then
+  built="$(node -e 'const m = require(process.argv[1]); console.log(`${m.commit} native=${m.native} extra=${m.cmake_extra ?? ""}`)' "$out_dir/bin/llama-server.json" 2>/dev/null || true)"
+  if [[ "$built" == "$wanted $flags" ]]; then
+    echo "build-llama-server: $out_dir/bin/llama-server is already built from llama.cpp $wanted with these flags; reusing it (FORCE=1 rebuilds)" >&2
+    echo "$out_dir/bin/llama-server"
+    exit 0
+  fi
+fi
+
+# cmake's default generator drives make (Debian's cmake only recommends it); CMAKE_GENERATOR=Ninja needs ninja
+generator_tool=make
+[[ "${CMAKE_GENERATOR:-}" == Ninja* ]] && generator_tool=ninja
+for tool in git cmake "$generator_tool" c++; do
+  command -v "$tool" >/dev/null || { echo "build-llama-server: '$tool' is not installed (needed: git, cmake, $generator_tool, a C++ compiler)" >&2; exit 2; }
 done
+if [[ -n "${BUILD_LOG:-}" ]]; then
+  # the compiler's warnings run to thousands of lines: a caller that shows progress reads them from the log
+  exec 3>&1 >"$BUILD_LOG" 2>&1
+else
+  exec 3>&1
+fi
 
 src="$out_dir/src"
 build="$out_dir/build"
@@ -66,7 +115,10 @@ cmake -S "$src" -B "$build" \
 cmake --build "$build" --config Release --target llama-server -j "$jobs"
 
 mkdir -p "$out_dir/bin"
-cp -f "$build/bin/llama-server" "$out_dir/bin/llama-server"
-printf '{"release":"%s","commit":"%s","native":"%s","built":"%s"}\n' \
-  "$release" "$commit" "${NATIVE:-ON}" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" > "$out_dir/bin/llama-server.json"
-echo "$out_dir/bin/llama-server"
+# copied under a temporary name and renamed: a reader (a server starting) never sees a half-written binary
+cp -f "$build/bin/llama-server" "$out_dir/bin/.llama-server.tmp"
+mv -f "$out_dir/bin/.llama-server.tmp" "$out_dir/bin/llama-server"
+node -e 'const [release, commit, native, extra, file] = process.argv.slice(1);
+  require("fs").writeFileSync(file, JSON.stringify({ release, commit, native, cmake_extra: extra, built: new Date().toISOString().slice(0, 19) + "Z" }) + "\n")' \
+  "$release" "$commit" "${NATIVE:-ON}" "${CMAKE_EXTRA:-}" "$out_dir/bin/llama-server.json"
+echo "$out_dir/bin/llama-server" >&3

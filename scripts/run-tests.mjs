@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Runs every compiled test file (dist/test/**/*.test.js) with Node's test runner, one file at a time:
 // integration tests start real runner processes and a 2-core machine must not run two suites' models at once.
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import path from "node:path";
 import { spawnSync } from "node:child_process";
 import { pathToFileURL } from "node:url";
@@ -17,45 +17,48 @@ if (filter.length === 0 || filter.some((word) => "llama-server".includes(word) |
 
 /**
  * The llama-server engine's tests need a llama-server built from the llama.cpp source bundled in node-llama-cpp.
- * It is built once per machine into the user cache (outside the repository; ~10 min on 2 cores) and rebuilt when
- * node-llama-cpp brings another llama.cpp. LMX_TEST_LLAMA_SERVER names a binary instead.
+ * It is built once per machine into the user cache, the folder `lmx engines build` uses too (outside the
+ * repository; ~10 min on 2 cores), and rebuilt when node-llama-cpp brings another llama.cpp. The build script
+ * holds a lock on that folder: a second `npm test` started meanwhile waits for the first one's build and uses it.
+ * LMX_TEST_LLAMA_SERVER names a binary instead. When there is none, the tests are skipped with the real reason
+ * (LMX_TEST_LLAMA_SERVER_MISSING, read by test/helpers/llama-server.ts).
  */
 async function ensureLlamaServer() {
   if (process.env.LMX_TEST_LLAMA_SERVER) return;
-  const binaryModule = path.join(root, "dist", "src", "engines", "llama-server", "binary.js");
-  if (!existsSync(binaryModule)) return; // not built: "no test files found" below says so
-  // the same folder the tests' helper looks in (test/helpers/llama-server.ts)
-  const { userCacheLlamaServerDir } = await import(pathToFileURL(binaryModule).href);
+  const dist = (file) => pathToFileURL(path.join(root, "dist", "src", ...file.split("/"))).href;
+  if (!existsSync(path.join(root, "dist", "src", "engines", "llama-server", "build.js"))) return; // not built: "no test files found" below says so
+  const { userCacheLlamaServerDir } = await import(dist("engines/llama-server/binary.js"));
+  const { runLlamaServerBuild } = await import(dist("engines/llama-server/build.js"));
+  const { buildProgressPrinter } = await import(dist("cli/build-progress.js"));
   const cacheDir = userCacheLlamaServerDir();
-  const binary = path.join(cacheDir, "bin", "llama-server");
-  const bundle = path.join(root, "node_modules", "node-llama-cpp", "llama", "gitRelease.bundle");
-  const heads = spawnSync("git", ["bundle", "list-heads", bundle], { encoding: "utf8" });
-  const wanted = heads.status === 0 ? (heads.stdout.split(/\s+/)[0] ?? "").slice(0, 7) : null;
-  let built = null;
-  try {
-    built = JSON.parse(readFileSync(path.join(cacheDir, "bin", "llama-server.json"), "utf8")).commit;
-  } catch {
-    // not built yet
-  }
-  if (existsSync(binary) && (wanted === null || built === wanted)) return;
-  console.error(`building llama-server (llama.cpp ${wanted ?? "?"}) into ${cacheDir} for the llama-server engine tests; once per machine`);
-  // the compiler's warnings run to thousands of lines: they go to a log, and only a failure shows its tail
-  mkdirSync(cacheDir, { recursive: true });
-  const log = path.join(cacheDir, "build.log");
-  const out = openSync(log, "w");
+  const printer = buildProgressPrinter((text) => process.stderr.write(text), process.stderr.isTTY === true);
   const started = Date.now();
-  const result = spawnSync("bash", [path.join(root, "scripts", "build-llama-server.sh"), cacheDir], { stdio: ["ignore", out, out] });
-  closeSync(out);
-  if (result.status === 0) console.error(`built llama-server in ${Math.round((Date.now() - started) / 1000)} s (log: ${log})`);
-  if (result.status !== 0) {
-    console.error(readFileSync(log, "utf8").split("\n").slice(-40).join("\n"));
-    const message = `building llama-server failed (exit ${result.status}); its tests cannot run`;
-    if (process.env.CI) {
-      console.error(message);
-      process.exit(1);
-    }
-    console.error(`${message}; they are skipped (CI fails instead)`);
+  let reused = false;
+  const result = await runLlamaServerBuild({
+    script: path.join(root, "scripts", "build-llama-server.sh"),
+    outDir: cacheDir,
+    onMessage: (line) => {
+      if (/reusing it/.test(line)) reused = true;
+      else printer.message(line);
+    },
+    onProgress: (progress) => {
+      if (progress.phase === "building" && progress.compiled === 0 && progress.percent === 0) return;
+      printer.progress(progress);
+    },
+  });
+  printer.done();
+  if (result.ok) {
+    if (!reused) console.error(`built llama-server in ${Math.round((Date.now() - started) / 1000)} s: ${result.binary} (log: ${result.log})`);
+    return;
   }
+  if (result.logTail.length > 0) console.error(result.logTail.join("\n"));
+  const message = `building llama-server into ${cacheDir} failed: ${result.reason}`;
+  if (process.env.CI) {
+    console.error(`${message}; CI needs it`);
+    process.exit(1);
+  }
+  console.error(`${message}; the llama-server engine's tests are skipped (CI fails instead)`);
+  process.env.LMX_TEST_LLAMA_SERVER_MISSING = message;
 }
 function walk(dir) {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>

@@ -21,11 +21,19 @@ export interface ChatResult {
   firstTokenMs: number | null;
 }
 
-export function requestBody(request: ChatRequest, stream: boolean): Record<string, unknown> {
+/**
+ * `lmx do` and `lmx chat` without --max-tokens: an answer, not a generation until the context is full. Where less
+ * than this fits the model's context, the request is sent again without max_tokens (withDefaultMaxTokens).
+ */
+export const DEFAULT_MAX_TOKENS = 512;
+
+/** `defaultCap`: send DEFAULT_MAX_TOKENS when the request names no max_tokens. */
+export function requestBody(request: ChatRequest, stream: boolean, defaultCap = true): Record<string, unknown> {
+  const maxTokens = request.maxTokens ?? (defaultCap ? DEFAULT_MAX_TOKENS : undefined);
   return {
     model: request.model,
     messages: request.messages,
-    ...(request.maxTokens !== undefined ? { max_tokens: request.maxTokens } : {}),
+    ...(maxTokens !== undefined ? { max_tokens: maxTokens } : {}),
     ...(request.temperature !== undefined ? { temperature: request.temperature } : {}),
     ...(stream ? { stream: true, stream_options: { include_usage: true } } : {}),
   };
@@ -36,11 +44,28 @@ interface ChunkShape {
   usage?: Usage | null;
 }
 
+/**
+ * Runs `attempt` with the default max_tokens cap, and once more without it when the server says the cap does not
+ * fit the context (a 400 before any text): a small-context model still answers with what fits.
+ */
+export async function withDefaultMaxTokens<T>(request: ChatRequest, attempt: (defaultCap: boolean) => Promise<T>): Promise<T> {
+  try {
+    return await attempt(true);
+  } catch (error) {
+    if (request.maxTokens === undefined && error instanceof CliError && error.code === "context_length_exceeded") return attempt(false);
+    throw error;
+  }
+}
+
 /** Streams the answer into `onText`; throws a CliError for HTTP errors and for an error event mid-stream. */
-export async function streamChat(client: LmxClient, request: ChatRequest, onText: (piece: string) => void, signal?: AbortSignal): Promise<ChatResult> {
+export function streamChat(client: LmxClient, request: ChatRequest, onText: (piece: string) => void, signal?: AbortSignal): Promise<ChatResult> {
+  return withDefaultMaxTokens(request, (defaultCap) => streamChatOnce(client, request, onText, signal, defaultCap));
+}
+
+async function streamChatOnce(client: LmxClient, request: ChatRequest, onText: (piece: string) => void, signal: AbortSignal | undefined, defaultCap: boolean): Promise<ChatResult> {
   const started = performance.now();
   const path = "/v1/chat/completions";
-  const res = await client.raw("POST", path, "v1", { body: requestBody(request, true), timeoutMs: null, ...(signal ? { signal } : {}) });
+  const res = await client.raw("POST", path, "v1", { body: requestBody(request, true, defaultCap), timeoutMs: null, ...(signal ? { signal } : {}) });
   if (!res.ok) throw httpError(res.status, await res.text().catch(() => ""), "v1", client.target, path);
   if (!res.body) throw new CliError(`${path} answered without a body`, EXIT.failed);
   const result: ChatResult = { text: "", finishReason: null, usage: null, backend: res.headers.get("x-lmx-backend"), elapsedMs: 0, firstTokenMs: null };

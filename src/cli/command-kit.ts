@@ -3,6 +3,7 @@ import { InvalidArgumentError, type Command } from "commander";
 import { CliError, EXIT } from "./exit.js";
 import { colorEnabled, styleFor, type Style } from "./format.js";
 import { LmxClient } from "./http.js";
+import { withLmxCommand } from "./self-command.js";
 import { resolveTarget, type ConnectionOptions } from "./target.js";
 
 export interface Io {
@@ -46,8 +47,8 @@ export function printJson(io: Io, value: unknown): void {
 export function reportError(error: unknown, io: Io): number {
   const s = io.errStyle;
   if (error instanceof CliError) {
-    io.err(`${s.red("lmx:")} ${error.message}\n`);
-    if (error.fix) io.err(`${s.dim("  fix:")} ${error.fix}\n`);
+    io.err(`${s.red("lmx:")} ${withLmxCommand(error.message)}\n`);
+    if (error.fix) io.err(`${s.dim("  fix:")} ${withLmxCommand(error.fix)}\n`);
     return error.exitCode;
   }
   io.err(`${s.red("lmx: unexpected error:")} ${(error as Error)?.stack ?? String(error)}\n`);

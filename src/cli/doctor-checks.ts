@@ -194,14 +194,14 @@ export function gpuChecks(gpu: GpuFacts, setting: string): Check[] {
 }
 
 /** The llama-server engine: built or not, and whether it can use the GPU this machine has. */
-export function llamaServerCheck(found: LlamaServerBinary | null, setting: string | false, nvidiaGpu: boolean, defaultDir: string): Check {
+export function llamaServerCheck(found: LlamaServerBinary | null, setting: string | false, nvidiaGpu: boolean, lookedAt: string[]): Check {
   const build = `lmx engines build llama-server${nvidiaGpu ? " --cuda" : ""}`;
   if (setting === false) return ok("engine", "llama-server engine off (backends.llama_server: false): node-llama-cpp serves every model");
   if (!found) {
     return warn(
       "engine",
-      `no llama-server engine (looked at ${setting === "auto" ? `$LMX_LLAMA_SERVER and ${defaultDir}` : setting}): node-llama-cpp serves, 2-4x slower under concurrency (docs/benchmarks.md)`,
-      `${build} (needs git, cmake, a C++ compiler${nvidiaGpu ? ", the CUDA toolkit" : ""})`,
+      `no llama-server engine (looked at ${lookedAt.join(", ")}): node-llama-cpp serves, 2-4x slower under concurrency (docs/benchmarks.md)`,
+      `${build} (needs git, cmake, make, a C++ compiler${nvidiaGpu ? ", the CUDA toolkit" : ""})`,
     );
   }
   if (nvidiaGpu && found.devices.length === 0) {

@@ -18,6 +18,8 @@ function integer(value: string): number {
   return n;
 }
 
+const LEVELS_THAT_LOG_LISTENING = new Set(["trace", "debug", "info"]);
+
 export function registerServeCommand(program: Command): void {
   program
     .command("serve")
@@ -65,8 +67,9 @@ async function serve(options: ServeOptions): Promise<void> {
     }
     throw error;
   }
-  // one plain line whatever the log level: scripts and people need to know where it listens
-  process.stderr.write(`opta-lmx listening on ${server.url}\n`);
+  // scripts and people need to know where it listens: at info and below the JSON log says so ("opta-lmx
+  // listening" with its url); at quieter levels one plain line does, so it is said exactly once
+  if (!LEVELS_THAT_LOG_LISTENING.has(config.log_level)) process.stderr.write(`opta-lmx listening on ${server.url}\n`);
   let signals = 0;
   const stop = (signal: string) => {
     signals++;

@@ -8,7 +8,53 @@ import { startServer, type RunningServer } from "../../src/gateway/start.js";
 
 export interface TestServer extends RunningServer {
   stateDir: string;
+  /** The JSON log lines the server wrote to stdout, kept out of the test output (see quietLogs). */
+  logs(): string;
   stop(): Promise<void>;
+}
+
+/**
+ * A test that turns logging on (to test the log file, say) would fill the test report with JSON lines; they are
+ * held here instead and shown only when the test fails (`showLogsOnFailure`). LMX_TEST_LOG_LEVEL, set by a
+ * person debugging, still prints everything.
+ */
+const held: string[] = [];
+let holders = 0;
+let originalWrite: typeof process.stdout.write | null = null;
+
+function holdLogs(): () => void {
+  if (holders++ === 0) {
+    originalWrite = process.stdout.write.bind(process.stdout);
+    process.stdout.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
+      const text = typeof chunk === "string" ? chunk : Buffer.from(chunk).toString("utf8");
+      if (text.startsWith('{"level":')) {
+        held.push(text);
+        const callback = rest.find((r) => typeof r === "function") as (() => void) | undefined;
+        callback?.();
+        return true;
+      }
+      return (originalWrite as (...args: unknown[]) => boolean)(chunk, ...rest);
+    }) as typeof process.stdout.write;
+  }
+  let released = false;
+  return () => {
+    if (released) return;
+    released = true;
+    if (--holders === 0 && originalWrite) {
+      process.stdout.write = originalWrite;
+      originalWrite = null;
+    }
+  };
+}
+
+/** Runs `body`; when it throws, prints the server's held logs (on stderr) before rethrowing. */
+export async function showLogsOnFailure<T>(server: TestServer, body: () => Promise<T>): Promise<T> {
+  try {
+    return await body();
+  } catch (error) {
+    process.stderr.write(`--- server logs of the failed test ---\n${server.logs()}--- end of server logs ---\n`);
+    throw error;
+  }
 }
 
 export async function startTestServer(config: Partial<ConfigInput>): Promise<TestServer> {
@@ -25,13 +71,27 @@ export async function startTestServer(config: Partial<ConfigInput>): Promise<Tes
       ...config,
     },
   });
-  const server = await startServer(resolved);
+  const hold = resolved.log_level !== "silent" && !process.env["LMX_TEST_LOG_LEVEL"];
+  const release = hold ? holdLogs() : () => {};
+  const firstLog = held.length;
+  let server: RunningServer;
+  try {
+    server = await startServer(resolved);
+  } catch (error) {
+    release();
+    throw error;
+  }
   return {
     ...server,
     stateDir,
+    logs: () => held.slice(firstLog).join(""),
     stop: async () => {
-      await server.close();
-      rmSync(stateDir, { recursive: true, force: true });
+      try {
+        await server.close();
+      } finally {
+        release();
+        rmSync(stateDir, { recursive: true, force: true });
+      }
     },
   };
 }

@@ -25,7 +25,8 @@ before(async () => {
   server = await startTestServer({
     loader_timeout_sec: 1.5,
     models: [
-      { id: "chat", path: (await testModel("stories260K-chatml.gguf")).path, parallel: 4, context_size: 2048 },
+      // only "hangs" is meant to hit loader_timeout_sec; a loaded machine may take longer than 1.5 s to load this one
+      { id: "chat", path: (await testModel("stories260K-chatml.gguf")).path, parallel: 4, context_size: 2048, loader_timeout_sec: 60 },
       { id: "hangs", path: fifo },
       { id: "bad-magic", path: path.join(fixtures, "bad-magic.gguf") },
       { id: "truncated", path: path.join(fixtures, "truncated.gguf") },
@@ -173,21 +174,28 @@ describe("clients that leave", () => {
     };
     const before = await statsOf();
     const controller = new AbortController();
-    const stream = await client.chat.completions.create(
-      { model: "chat", messages, max_tokens: 1900, temperature: 0.8, stream: true },
-      { signal: controller.signal },
-    );
+    // ignore_eos: a generation nobody stops runs to all 1900 tokens, so "fewer than 1900" means it was stopped
+    const params = { model: "chat", messages, max_tokens: 1900, temperature: 0.8, stream: true as const, ignore_eos: true };
+    const stream = await client.chat.completions.create(params, { signal: controller.signal });
+    // what is asserted is the runner's behaviour, not how many chunks the client had parsed before it hung up:
+    // under load a chunk or two more may already sit in the client's buffer
     let chunks = 0;
     try {
       for await (const chunk of stream) {
-        if (chunk.choices[0]?.delta.content && ++chunks === 3) controller.abort();
+        if (chunk.choices[0]?.delta.content && ++chunks === 3) {
+          controller.abort();
+          break;
+        }
       }
     } catch {
       // the client library may report its own abort; either way the connection is gone
     }
-    assert.equal(chunks, 3, "nothing arrived after the client hung up");
-    await waitFor(async () => (await statsOf()).requests_active === 0, 5_000, "the runner to stop generating");
+    await waitFor(async () => (await statsOf()).requests_active === 0, 30_000, "the runner to stop generating");
+    const stopped = await statsOf();
+    // a generation that went on would add tokens here; a stopped one adds none, however slow the machine
+    await new Promise((r) => setTimeout(r, 500));
     const after = await statsOf();
+    assert.equal(after.generated_tokens, stopped.generated_tokens, "no token generated after the request ended");
     const generated = after.generated_tokens - before.generated_tokens;
     assert.ok(generated < 1900, `generation stopped early (${generated} of 1900 tokens)`);
   });

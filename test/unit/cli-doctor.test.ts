@@ -143,16 +143,17 @@ test("access: beyond loopback without admin_key fails; without api_keys warns", 
 });
 
 test("llama-server engine: missing → WARN with the build command (--cuda on an NVIDIA machine); CPU-only build on a GPU machine → WARN", () => {
-  const missing = llamaServerCheck(null, "auto", false, "/state/engines/llama-server");
+  const missing = llamaServerCheck(null, "auto", false, ["/state/engines/llama-server/bin/llama-server", "/home/u/.cache/opta-lmx/llama-server/bin/llama-server"]);
   assert.equal(missing.status, "warn");
+  assert.match(missing.detail, /looked at \/state\/engines\/llama-server\/bin\/llama-server, \/home\/u\/\.cache\/opta-lmx\/llama-server\/bin\/llama-server/);
   assert.equal(missing.fix?.startsWith("lmx engines build llama-server "), true);
-  assert.match(llamaServerCheck(null, "auto", true, "/d").fix ?? "", /build llama-server --cuda/);
+  assert.match(llamaServerCheck(null, "auto", true, ["/d"]).fix ?? "", /build llama-server --cuda/);
   const cpuBuild = { path: "/x/llama-server", version: "llama-server 1 (commit abc1234)", devices: [] };
-  assert.equal(llamaServerCheck(cpuBuild, "auto", false, "/d").status, "ok");
-  const onGpu = llamaServerCheck(cpuBuild, "auto", true, "/d");
+  assert.equal(llamaServerCheck(cpuBuild, "auto", false, ["/d"]).status, "ok");
+  const onGpu = llamaServerCheck(cpuBuild, "auto", true, ["/d"]);
   assert.equal(onGpu.status, "warn");
   assert.match(onGpu.fix ?? "", /--cuda/);
   const cudaBuild = { ...cpuBuild, devices: ["CUDA0: NVIDIA H100 80GB HBM3"] };
-  assert.match(llamaServerCheck(cudaBuild, "auto", true, "/d").detail, /offloads to CUDA0/);
-  assert.equal(llamaServerCheck(null, false, true, "/d").status, "ok");
+  assert.match(llamaServerCheck(cudaBuild, "auto", true, ["/d"]).detail, /offloads to CUDA0/);
+  assert.equal(llamaServerCheck(null, false, true, ["/d"]).status, "ok");
 });

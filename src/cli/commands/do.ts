@@ -1,7 +1,7 @@
 /** `lmx do "prompt"`: one chat turn, streamed to stdout as it is generated. */
 import type { Command } from "commander";
 import type { ChatMessage } from "../api-types.js";
-import { requestBody, streamChat, usageLine } from "../chat-stream.js";
+import { DEFAULT_MAX_TOKENS, requestBody, streamChat, usageLine, withDefaultMaxTokens } from "../chat-stream.js";
 import { clientFor, nonNegativeNumber, positiveInt, printJson, run, withConnection, type Io } from "../command-kit.js";
 import { chooseModel } from "../default-model.js";
 import { EXIT, usageError } from "../exit.js";
@@ -23,7 +23,7 @@ export function addGenerationOptions(command: Command): Command {
   return command
     .option("-m, --model <id>", "model id (or LMX_MODEL; default: the first loaded chat model, else the first available one)")
     .option("-s, --system <text>", "system prompt")
-    .option("--max-tokens <n>", "most tokens to generate (default: the rest of the context)", positiveInt)
+    .option("--max-tokens <n>", `most tokens to generate (default ${DEFAULT_MAX_TOKENS}, or the rest of the context where less fits)`, positiveInt)
     .option("--temperature <t>", "sampling temperature; 0 is greedy (default: the server's, 0.8)", nonNegativeNumber)
     .option("-v, --verbose", "after each answer, print the model, tokens (prompt, cached, completion) and speed on stderr");
 }
@@ -45,7 +45,9 @@ async function doPrompt(words: string[], options: DoOptions, io: Io): Promise<nu
   const request = { model: model.id, messages, maxTokens: options.maxTokens, temperature: options.temperature };
 
   if (options.json) {
-    const { body } = await client.post<unknown>("/v1/chat/completions", "v1", requestBody(request, false), { timeoutMs: null });
+    const { body } = await withDefaultMaxTokens(request, (defaultCap) =>
+      client.post<unknown>("/v1/chat/completions", "v1", requestBody(request, false, defaultCap), { timeoutMs: null }),
+    );
     printJson(io, body);
     return EXIT.ok;
   }

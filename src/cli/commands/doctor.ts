@@ -28,7 +28,7 @@ import {
   type PortState,
   llamaServerCheck,
 } from "../doctor-checks.js";
-import { defaultLlamaServerDir, findLlamaServer } from "../../engines/llama-server/binary.js";
+import { findLlamaServer, llamaServerCandidates } from "../../engines/llama-server/binary.js";
 import { EXIT } from "../exit.js";
 import { gatherGpuFacts } from "../gpu-info.js";
 import { urlForListenAddress } from "../target.js";
@@ -135,7 +135,7 @@ export async function doctorChecks(options: DoctorOptions, env: NodeJS.ProcessEn
       findLlamaServer(config.backends.llama_server, config.state_dir),
       config.backends.llama_server,
       gpu.nvidiaSmi.found && !gpu.nvidiaSmi.error,
-      defaultLlamaServerDir(config.state_dir),
+      llamaServerCandidates(config.backends.llama_server, config.state_dir).paths,
     ),
     exposureCheck(config),
   ];

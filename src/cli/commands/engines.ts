@@ -1,16 +1,18 @@
 /**
  * `lmx engines`: which engines this machine can run, and `lmx engines build llama-server`, which compiles
- * llama.cpp's own server from the source bundled inside node-llama-cpp (the same llama.cpp release) into
- * <state_dir>/engines/llama-server, where the server finds it at its next start.
+ * llama.cpp's own server from the source bundled inside node-llama-cpp (the same llama.cpp release) into the
+ * machine's one build folder (~/.cache/opta-lmx/llama-server, which `npm test` builds too), where the server
+ * finds it at its next start.
  */
-import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Command } from "commander";
 import { loadConfig } from "../../config/load.js";
 import { nodeLlamaCppVersion } from "../../engines/llama-cpp/backend.js";
-import { defaultLlamaServerDir, findLlamaServer } from "../../engines/llama-server/binary.js";
+import { findLlamaServer, llamaServerCandidates, userCacheLlamaServerDir } from "../../engines/llama-server/binary.js";
+import { runLlamaServerBuild } from "../../engines/llama-server/build.js";
+import { buildProgressPrinter } from "../build-progress.js";
 import { printJson, run, type Io } from "../command-kit.js";
 import { EXIT } from "../exit.js";
 
@@ -27,6 +29,7 @@ interface BuildOptions extends EnginesOptions {
   jobs?: string;
   portable?: boolean;
   cuda?: boolean;
+  force?: boolean;
 }
 
 function settingsFor(options: EnginesOptions): { stateDir: string; setting: string | false } {
@@ -38,8 +41,16 @@ async function list(options: EnginesOptions, io: Io): Promise<number> {
   const { stateDir, setting } = settingsFor(options);
   const found = findLlamaServer(setting, stateDir, (message) => io.err(`${message}\n`));
   const engines = [
-    { name: "llama-server", available: found !== null, version: found?.version ?? null, path: found?.path ?? null, devices: found?.devices ?? [], how: found ? null : `lmx engines build llama-server (→ ${defaultLlamaServerDir(stateDir)})` },
-    { name: "llama.cpp", available: true, version: `node-llama-cpp ${nodeLlamaCppVersion()}`, path: null, devices: [], how: null },
+    {
+      name: "llama-server",
+      available: found !== null,
+      version: found?.version ?? null,
+      path: found?.path ?? null,
+      devices: found?.devices ?? [],
+      lookedAt: llamaServerCandidates(setting, stateDir).paths,
+      how: found ? null : `lmx engines build llama-server (→ ${userCacheLlamaServerDir()})`,
+    },
+    { name: "llama.cpp", available: true, version: `node-llama-cpp ${nodeLlamaCppVersion()}`, path: null, devices: [], lookedAt: [], how: null },
   ];
   if (options.json) {
     printJson(io, { engines });
@@ -48,35 +59,38 @@ async function list(options: EnginesOptions, io: Io): Promise<number> {
   for (const e of engines) {
     const state = e.available ? io.style.green("available") : io.style.yellow("not built");
     io.out(`${e.name.padEnd(14)} ${state}  ${e.version ?? ""}${e.path ? `  ${e.path}` : ""}${e.devices.length ? `  devices: ${e.devices.join("; ")}` : ""}\n`);
-    if (e.how) io.out(`${"".padEnd(14)} build it: ${e.how}\n`);
+    if (e.how) io.out(`${"".padEnd(14)} looked at: ${e.lookedAt.join(", ")}\n${"".padEnd(14)} build it: ${e.how}\n`);
   }
   return EXIT.ok;
 }
 
 async function build(options: BuildOptions, io: Io): Promise<number> {
-  const out = path.resolve(options.out ?? defaultLlamaServerDir(settingsFor(options).stateDir));
+  const out = path.resolve(options.out ?? userCacheLlamaServerDir());
   if (!existsSync(BUILD_SCRIPT)) {
     io.err(`the build script is missing (${BUILD_SCRIPT}); this install does not ship it\n`);
     return EXIT.failed;
   }
-  io.err(`building llama-server into ${out} (a few minutes per core count; output follows)\n`);
-  const env: NodeJS.ProcessEnv = { ...process.env };
+  io.err(`building llama-server into ${out} (about 10 minutes on 2 cores; compiler output: ${path.join(out, "build.log")})\n`);
+  const env: NodeJS.ProcessEnv = {};
   if (options.jobs) env["JOBS"] = options.jobs;
   if (options.portable) env["NATIVE"] = "OFF";
-  if (options.cuda) env["CMAKE_EXTRA"] = `${env["CMAKE_EXTRA"] ?? ""} -DGGML_CUDA=ON`.trim();
-  const code = await new Promise<number>((resolve) => {
-    const child = spawn("bash", [BUILD_SCRIPT, out], { stdio: ["ignore", "inherit", "inherit"], env });
-    child.on("error", (error) => {
-      io.err(`cannot run bash: ${error.message}\n`);
-      resolve(1);
-    });
-    child.on("exit", (status) => resolve(status ?? 1));
+  if (options.cuda) env["CMAKE_EXTRA"] = `${process.env["CMAKE_EXTRA"] ?? ""} -DGGML_CUDA=ON`.trim();
+  if (options.force) env["FORCE"] = "1";
+  const printer = buildProgressPrinter((text) => io.err(text), io.stderrTTY);
+  const result = await runLlamaServerBuild({
+    script: BUILD_SCRIPT,
+    outDir: out,
+    env,
+    onMessage: (line) => printer.message(line),
+    onProgress: (progress) => printer.progress(progress),
   });
-  if (code !== 0) {
-    io.err(`the build failed (exit ${code}); the server keeps serving with node-llama-cpp\n`);
+  printer.done();
+  if (!result.ok) {
+    if (result.logTail.length > 0) io.err(`${result.logTail.join("\n")}\n`);
+    io.err(`the build failed: ${result.reason}; the server keeps serving with node-llama-cpp\n`);
     return EXIT.failed;
   }
-  io.out(`built ${path.join(out, "bin", "llama-server")}; restart the server to use it (backends.llama_server: auto)\n`);
+  io.out(`built ${result.binary}; restart the server to use it (backends.llama_server: auto looks there)\n`);
   return EXIT.ok;
 }
 
@@ -92,10 +106,11 @@ export function registerEnginesCommand(program: Command): void {
     .command("build")
     .argument("<engine>", "llama-server")
     .description("compile llama.cpp's llama-server from the source bundled in node-llama-cpp (needs git, cmake, a C++ compiler)")
-    .option("--out <dir>", "install folder (default: <state_dir>/engines/llama-server)")
+    .option("--out <dir>", "install folder (default: ~/.cache/opta-lmx/llama-server, the machine's one build that npm test uses too)")
     .option("--jobs <n>", "parallel compile jobs (default: all cores)")
     .option("--portable", "no -march=native (a binary for other CPUs of the same architecture)")
     .option("--cuda", "with the CUDA backend (needs the CUDA toolkit)")
+    .option("--force", "rebuild even when the folder holds a build of this llama.cpp with these flags")
     .action((engine: string, _options: BuildOptions, command: Command) =>
       run(async (io) => {
         if (engine !== "llama-server") {

@@ -1,6 +1,6 @@
 /**
  * Finding and describing a llama-server binary. We never download one: it is built on this machine from the
- * llama.cpp source that ships inside node-llama-cpp (`lmx engines build`), or named by the user.
+ * llama.cpp source that ships inside node-llama-cpp (`lmx engines build`, `npm test`), or named by the user.
  */
 import { spawnSync } from "node:child_process";
 import { accessSync, constants, existsSync } from "node:fs";
@@ -15,21 +15,33 @@ export interface LlamaServerBinary {
   devices: string[];
 }
 
-/** Where `lmx engines build` puts it by default: under the server's state directory. */
+/** An older default of `lmx engines build`, still looked at: a service's own build may live there. */
 export function defaultLlamaServerDir(stateDir: string): string {
   return path.join(stateDir, "engines", "llama-server");
 }
 
 /**
- * The binary to use: an explicit path (setting or LMX_LLAMA_SERVER), else the built one under the state dir.
- * Null when there is none or it does not run (then the node-llama-cpp engine serves alone).
+ * Where a llama-server binary is looked for, in order: an explicit path (the setting, else LMX_LLAMA_SERVER) alone;
+ * otherwise <state_dir>/engines/llama-server, then the machine's one build in the user cache, which both
+ * `lmx engines build` and `npm test` write (one ~10-minute build per machine, not one per tool).
+ */
+export function llamaServerCandidates(setting: string | false, stateDir: string): { paths: string[]; explicit: boolean } {
+  if (setting === false) return { paths: [], explicit: false };
+  const explicit = setting !== "auto" ? setting : process.env["LMX_LLAMA_SERVER"] || null;
+  if (explicit) return { paths: [explicit], explicit: true };
+  const dirs = [defaultLlamaServerDir(stateDir), userCacheLlamaServerDir()];
+  return { paths: [...new Set(dirs)].map((dir) => path.join(dir, "bin", "llama-server")), explicit: false };
+}
+
+/**
+ * The binary to use: the first of llamaServerCandidates that exists. Null when there is none or it does not run
+ * (then the node-llama-cpp engine serves alone).
  */
 export function findLlamaServer(setting: string | false, stateDir: string, log?: (message: string) => void): LlamaServerBinary | null {
-  if (setting === false) return null;
-  const explicit = setting !== "auto" ? setting : process.env["LMX_LLAMA_SERVER"] || null;
-  const candidate = explicit ?? path.join(defaultLlamaServerDir(stateDir), "bin", "llama-server");
-  if (!existsSync(candidate)) {
-    if (explicit) log?.(`llama-server not found at ${explicit}; serving with node-llama-cpp only`);
+  const { paths, explicit } = llamaServerCandidates(setting, stateDir);
+  const candidate = paths.find((p) => existsSync(p));
+  if (!candidate) {
+    if (explicit) log?.(`llama-server not found at ${paths[0]}; serving with node-llama-cpp only`);
     return null;
   }
   try {
@@ -61,7 +73,10 @@ function runMerged(binary: string, flag: string): string {
   return `${result.stdout}\n${result.stderr}`;
 }
 
-/** The cache folder tests and CI build into when no LMX_LLAMA_SERVER is given (outside any repository). */
+/**
+ * The machine's (the user's) llama-server build: `lmx engines build` and `npm test` both build here, outside any
+ * repository, under scripts/build-llama-server.sh's lock.
+ */
 export function userCacheLlamaServerDir(): string {
   const base = process.env["XDG_CACHE_HOME"] || path.join(os.homedir(), ".cache");
   return path.join(base, "opta-lmx", "llama-server");
