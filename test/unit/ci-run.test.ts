@@ -42,6 +42,7 @@ test(".ci/run installs git, cmake, make, g++, python3, tmux, prometheus (promtoo
   assert.match(install, /--no-install-recommends/);
   const packages = install.split(" ").filter((w) => !w.startsWith("-") && !["apt-get", "install"].includes(w));
   assert.deepEqual(packages.sort(), ["chromium", "cmake", "g++", "git", "make", "prometheus", "python3", "tmux"]);
+  assert.equal(lines.at(-2), "npm run lint", "lint runs in CI, before the tests");
   assert.equal(lines.at(-1), "npm test", "the last step is exactly the README's `npm test`");
 });
 
