@@ -75,7 +75,12 @@ async function forward(reply: ResponseSink, options: ForwardOptions, direct: Dir
   // the child generates while its check (token count: no silent truncation) runs; nothing is answered before
   // the check passed, so a refused request is refused exactly as before
   const controller = new AbortController();
-  const upstreamSignal = direct ? AbortSignal.any([signal, controller.signal]) : signal;
+  // the client's abort ends the child request too (a listener, not AbortSignal.any: cheaper per request on Node 20)
+  if (direct) {
+    if (signal.aborted) controller.abort();
+    else signal.addEventListener("abort", () => controller.abort(), { once: true });
+  }
+  const upstreamSignal = direct ? controller.signal : signal;
   let check: Promise<void> | null = null;
   if (direct) ({ path, body, check } = direct.prepare(path, body, upstreamSignal));
   // a refusal ends the generation it raced with at once (a non-streamed answer would otherwise run to its end)
