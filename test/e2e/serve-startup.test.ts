@@ -123,15 +123,17 @@ async function started(where: Place, extraEnv: NodeJS.ProcessEnv = {}): Promise<
   let output = "";
   const url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`server did not start: ${output}`)), HANG_MS);
-    child.stderr.on("data", (chunk: Buffer) => {
+    // where it listens is said once: the JSON log line at info, or one plain line at quieter levels
+    const look = (chunk: Buffer) => {
       output += chunk.toString();
-      const match = /opta-lmx listening on (\S+)/.exec(output);
+      const match = /"url":"(http:\/\/[^"]+)".*opta-lmx listening/.exec(output) ?? /opta-lmx listening on (\S+)/.exec(output);
       if (match?.[1]) {
         clearTimeout(timer);
         resolve(match[1]);
       }
-    });
-    child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
+    };
+    child.stderr.on("data", look);
+    child.stdout.on("data", look);
   });
   return { pid: child.pid!, url, exit, kill: () => child.kill("SIGKILL") };
 }
