@@ -69,6 +69,9 @@ export async function startTestServer(config: Partial<ConfigInput>): Promise<Tes
       // tests see only the models they configure, never the machine's own HF cache, LM Studio or Ollama stores
       discovery: { hf_cache: false, lmstudio: false, ollama: false },
       ...config,
+      // the engine is the test's choice, not the machine's: the server would otherwise pick up the llama-server
+      // that npm test built in the user cache, and node-llama-cpp tests would run on llama-server where it exists
+      backends: { llama_server: false, ...config.backends },
     },
   });
   const hold = resolved.log_level !== "silent" && !process.env["LMX_TEST_LOG_LEVEL"];
