@@ -69,6 +69,9 @@ export async function startTestServer(config: Partial<ConfigInput>): Promise<Tes
       // tests see only the models they configure, never the machine's own HF cache, LM Studio or Ollama stores
       discovery: { hf_cache: false, lmstudio: false, ollama: false },
       ...config,
+      // the machine's llama-server build (~/.cache/opta-lmx, which npm test makes) is found by "auto": tests that
+      // want that engine name the binary; the others run node-llama-cpp whatever this machine has built
+      backends: { llama_server: false, ...config.backends },
     },
   });
   const hold = resolved.log_level !== "silent" && !process.env["LMX_TEST_LOG_LEVEL"];
