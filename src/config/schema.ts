@@ -110,8 +110,9 @@ export const configSchema = z.strictObject({
       /** Preference order; a failed load falls through to the next backend that can open the model. */
       order: z.array(z.string().min(1)).default(["llama-server", "llama.cpp", "llama.cpp-cpu"]),
       /**
-       * llama.cpp's own server as a runner engine: "auto" uses $LMX_LLAMA_SERVER or the one `lmx engines build`
-       * put under <state_dir>/engines; a path names a binary; false never uses it.
+       * llama.cpp's own server as a runner engine: "auto" uses $LMX_LLAMA_SERVER, else a build under
+       * <state_dir>/engines/llama-server, else the machine's one build in ~/.cache/opta-lmx/llama-server (what
+       * `lmx engines build` and `npm test` make); a path names a binary; false never uses it.
        */
       llama_server: z.union([z.literal("auto"), z.literal(false), z.string().min(1)]).default("auto"),
       /** Add a CPU-only llama.cpp after the GPU one: "auto" where a GPU backend exists here. */
