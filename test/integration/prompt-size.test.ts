@@ -99,3 +99,43 @@ test("a prompt whose byte length proves it exceeds the context is refused withou
   assert.equal(near.status, 400);
   assert.match(near.error.message, /the prompt has \d+ tokens/);
 });
+
+test("a large prompt that may fit is tokenized off the runner's event loop: a stream on the model keeps receiving tokens meanwhile", async () => {
+  // a long context makes the byte bound (32768 tokens × the longest token) larger than this prompt, so the
+  // runner has to tokenize it: about a tenth of a second here, during which an inline tokenize froze the canary
+  const big = await startTestServer({
+    models: [{ id: "m", path: (await testModel("stories260K.gguf")).path, context_size: 32768, parallel: 2, threads: 1 }],
+  });
+  try {
+    const prompt = "Once upon a time there was a little girl. ".repeat(6_900); // 290 KB, ~83K tokens
+    let during = 0;
+    for (let round = 0; round < 3; round++) {
+      const times: number[] = [];
+      const stop = new AbortController();
+      const res = await fetch(`${big.url}/v1/completions`, {
+        method: "POST",
+        headers: json,
+        body: JSON.stringify({ model: "m", prompt: "Once upon a time", max_tokens: 3000, ignore_eos: true, stream: true }),
+        signal: stop.signal,
+      });
+      const reading = (async () => {
+        for await (const _chunk of res.body!) times.push(performance.now());
+      })().catch(() => undefined);
+      while (times.length < 5) await new Promise((r) => setTimeout(r, 5));
+      const sent = performance.now();
+      const answer = await fetch(`${big.url}/v1/completions`, { method: "POST", headers: json, body: JSON.stringify({ model: "m", prompt, max_tokens: 4 }) });
+      const answered = performance.now();
+      const body = (await answer.json()) as { error: { code: string; message: string } };
+      assert.equal(answer.status, 400);
+      // measured exactly (not the byte bound's "at least"): the worker's tokens are the model's own
+      assert.match(body.error.message, /but the prompt has \d+ tokens/);
+      during += times.filter((t) => t >= sent && t <= answered).length;
+      stop.abort();
+      await reading;
+    }
+    // inline tokenizing let 2-4 chunks through per request (those already on their way); off the loop, hundreds
+    assert.ok(during >= 30, `the canary received ${during} chunks while the three large prompts were tokenized`);
+  } finally {
+    await big.stop();
+  }
+});

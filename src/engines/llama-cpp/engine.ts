@@ -29,6 +29,7 @@ import { BatchGate } from "./batch-gate.js";
 import { SlotPool, type Slot, type SlotLease } from "./slots.js";
 import { IncrementalDetokenizer, StopStringMatcher } from "./text-stream.js";
 import { longestTokenBytes, refuseProvablyTooLong } from "../prompt-bound.js";
+import { OFF_THREAD_MIN_BYTES, TokenizerThread } from "./tokenizer-thread.js";
 
 export const BACKEND_NAME = "llama.cpp";
 /** llama.cpp's own sampling defaults (llama-server), used where a request leaves a knob unset. */
@@ -232,6 +233,7 @@ export class LlamaCppEngine {
       loadMs: 0,
     };
     const engine = new LlamaCppEngine(llama, model, context, embeddingContexts, chatWrapper, info, stats, batchGate, testTokenDelayMs);
+    if (context) engine.tokenizerThread = new TokenizerThread(init.modelPath, llama.gpu, log);
     const first = engine.slots.slots[0];
     if (first) info.contextSize = first.sequence.contextSize;
     info.canary = await engine.canary();
@@ -279,6 +281,14 @@ export class LlamaCppEngine {
   }
 
   private longestToken: number | null | undefined;
+  /** Tokenizes large prompts off this event loop, which decodes every stream of the runner (tokenizer-thread.ts). */
+  private tokenizerThread: TokenizerThread | null = null;
+
+  /** Inline for small texts; a large one in the tokenizer thread, or inline where that thread cannot run. */
+  private async tokenizeLarge(bytes: number, offThread: (thread: TokenizerThread) => Promise<Token[] | null>, inline: () => Token[]): Promise<Token[]> {
+    if (bytes < OFF_THREAD_MIN_BYTES || !this.tokenizerThread) return inline();
+    return (await offThread(this.tokenizerThread)) ?? inline();
+  }
 
   /** From the GGUF's vocabulary, which node-llama-cpp has read with the file's metadata; computed once. */
   private longestTokenBytes(): number | null {
@@ -294,7 +304,7 @@ export class LlamaCppEngine {
   }
 
   /** `signal`: the client left; a request still waiting for a sequence stops waiting (rejects with its reason). */
-  prepareChat(request: ChatCompletionRequest, signal: AbortSignal): Promise<PreparedGeneration> {
+  async prepareChat(request: ChatCompletionRequest, signal: AbortSignal): Promise<PreparedGeneration> {
     if (!this.chatWrapper) throw notForGeneration();
     // the rendered prompt holds every message text, so their bytes together bound its tokens from below
     const bytes = request.messages.reduce((sum, message) => sum + Buffer.byteLength(messageText(message.content)), 0);
@@ -309,7 +319,11 @@ export class LlamaCppEngine {
     // the wrapper renders up to the start of the model's answer when the history ends with an empty model turn
     history.push({ type: "model", response: [] });
     const state = this.chatWrapper.generateContextState({ chatHistory: history });
-    const tokens = state.contextText.tokenize(this.model.tokenizer);
+    const tokens = await this.tokenizeLarge(
+      bytes,
+      (thread) => thread.tokenizeLlamaText(state.contextText),
+      () => state.contextText.tokenize(this.model.tokenizer),
+    );
     const stopTokens = new Set<Token>();
     const stopStrings = stopList(request.stop);
     for (const trigger of state.stopGenerationTriggers) {
@@ -321,11 +335,16 @@ export class LlamaCppEngine {
     return this.prepare(tokens, request.max_completion_tokens ?? request.max_tokens ?? null, stopStrings, stopTokens, request, signal);
   }
 
-  prepareCompletion(request: CompletionRequest, signal: AbortSignal): Promise<PreparedGeneration> {
+  async prepareCompletion(request: CompletionRequest, signal: AbortSignal): Promise<PreparedGeneration> {
     if (!this.context) throw notForGeneration();
     const prompt = typeof request.prompt === "string" ? request.prompt : (request.prompt[0] ?? "");
-    refuseProvablyTooLong(Buffer.byteLength(prompt), this.longestTokenBytes(), this.info.contextSize, "prompt");
-    const tokens = this.model.tokenize(prompt, false);
+    const bytes = Buffer.byteLength(prompt);
+    refuseProvablyTooLong(bytes, this.longestTokenBytes(), this.info.contextSize, "prompt");
+    const tokens = await this.tokenizeLarge(
+      bytes,
+      (thread) => thread.tokenizeText(prompt),
+      () => this.model.tokenize(prompt, false),
+    );
     if (this.model.tokens.shouldPrependBosToken && this.model.tokens.bos !== null) tokens.unshift(this.model.tokens.bos);
     if (tokens.length === 0) throw new LmxError("invalid_value", "prompt must not be empty", { param: "prompt" });
     return this.prepare(tokens, request.max_tokens ?? null, stopList(request.stop), new Set(), request, signal);
@@ -536,6 +555,7 @@ export class LlamaCppEngine {
   }
 
   async dispose(): Promise<void> {
+    await this.tokenizerThread?.close();
     for (const ctx of this.embeddingPool) await ctx.dispose();
     if (this.context) await this.context.dispose();
     await this.model.dispose();
