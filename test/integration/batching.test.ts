@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import OpenAI from "openai";
-import { getJson, startTestServer, type TestServer } from "../helpers/server.js";
+import { getJson, startTestServer, waitFor, type TestServer } from "../helpers/server.js";
 import { testModel } from "../helpers/models.js";
 
 let server: TestServer;
@@ -89,6 +89,8 @@ test("a full queue answers 429 with Retry-After instead of buffering without bou
     queue_size: 1,
   });
   try {
+    // while a model loads, every request waits in the queue (its runner has no sequence yet): start when it is ready
+    await waitFor(async () => (await fetch(`${small.url}/readyz`)).status === 200, 30_000, "auto_load");
     const body = JSON.stringify({ model: "m", prompt: "Once upon a time", max_tokens: 1500, temperature: 0 });
     const send = () => fetch(`${small.url}/v1/completions`, { method: "POST", headers: { "content-type": "application/json" }, body });
     const responses = await Promise.all([send(), send(), send(), send()]);
