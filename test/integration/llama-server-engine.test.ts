@@ -149,7 +149,8 @@ describe("llama-server engine", { skip }, () => {
     await Promise.all(
       Array.from({ length: 4 }, async (_, i) => {
         let text = "";
-        for await (const chunk of await client.completions.create({ model: "story", prompt: `${i} Once upon a time`, max_tokens: 48, stream: true })) {
+        // long enough that the four overlap however late each one starts on a loaded machine
+        for await (const chunk of await client.completions.create({ model: "story", prompt: `${i} Once upon a time`, max_tokens: 240, stream: true, ...{ ignore_eos: true } })) {
           text += chunk.choices[0]?.text ?? "";
         }
         assert.ok(text.length > 0);
@@ -158,7 +159,7 @@ describe("llama-server engine", { skip }, () => {
     const after = (await getJson<Loaded>(`${server.url}/admin/models/loaded`)).body.data.find((m) => m.id === "story")!;
     const decodes = after.stats!.decode_calls - before.stats!.decode_calls;
     const tokens = after.stats!.generated_tokens - before.stats!.generated_tokens;
-    assert.ok(tokens >= 4 * 40, `generated ${tokens}`);
+    assert.ok(tokens >= 4 * 200, `generated ${tokens}`);
     assert.ok(decodes < tokens * 0.6, `${decodes} decode calls for ${tokens} tokens: sequences were not batched`);
     assert.ok(after.stats!.rss_bytes > 0);
   });

@@ -246,6 +246,9 @@ test(
     })()`);
       const form = await formSent;
       assert.notEqual(form.status(), 200, "the form post was refused");
+      // the form navigated the page to its refusal: let that navigation finish before the next one starts
+      await page.waitForURL((url) => url.pathname === "/v1/chat/completions");
+      await page.waitForLoadState("load");
       const posts = seen.filter((s) => s.method === "POST");
       assert.equal(posts.length, 5, `the browser sent all five requests: ${JSON.stringify(seen)}`);
       for (const s of posts) assert.ok(s.status === 403 || s.status === 415, `refused: ${JSON.stringify(s)}`);
