@@ -61,7 +61,7 @@ command -v git >/dev/null && wanted="$(git bundle list-heads "$bundle" 2>/dev/nu
 if [[ -z "${FORCE:-}" && -n "$wanted" && -x "$out_dir/bin/llama-server" && -f "$out_dir/bin/llama-server.json" ]]; then
   built="$(node -e 'const m = require(process.argv[1]); console.log(`${m.commit} native=${m.native} extra=${m.cmake_extra ?? ""}`)' "$out_dir/bin/llama-server.json" 2>/dev/null || true)"
   if [[ "$built" == "$wanted $flags" ]]; then
-    echo "build-llama-server: $out_dir/bin/llama-server is already built from llama.cpp $wanted with these flags; reusing it (FORCE=1 rebuilds)" >&2
+    echo "build-llama-server: $out_dir/bin/llama-server is already built from llama.cpp $wanted with these flags; reusing it (FORCE=1, or lmx engines build --force, rebuilds)" >&2
     echo "$out_dir/bin/llama-server"
     exit 0
   fi

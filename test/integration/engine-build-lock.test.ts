@@ -108,3 +108,25 @@ test("a failed build says why, in the script's own words", async () => {
   assert.match(result.reason ?? "", /is inside the repository/);
   assert.equal(existsSync(inside), false);
 });
+
+test("npm test's runner skips the llama-server tests with the build's own failure, not a guess", async () => {
+  const state = mkdtempSync(path.join(dir, "state-"));
+  const env = fakeTools(state);
+  // this cmake fails to compile, after writing a compiler error to the log
+  writeFileSync(path.join(state, "bin", "cmake"), '#!/bin/sh\n[ "$1" = --build ] || exit 0\necho "llama.cpp:1:1: error: out of memory (fake)"\nexit 1\n');
+  const clean: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith("LMX_") && !k.startsWith("NODE_TEST") && k !== "CI") clean[k] = v;
+  const child = spawn(process.execPath, [path.join(PROJECT_ROOT, "scripts", "run-tests.mjs"), "llama-server-engine"], {
+    cwd: PROJECT_ROOT,
+    env: { ...clean, ...env, XDG_CACHE_HOME: path.join(dir, "cache-failing") } as NodeJS.ProcessEnv,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  child.stdout.on("data", (b: Buffer) => (output += b.toString()));
+  child.stderr.on("data", (b: Buffer) => (output += b.toString()));
+  const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
+  assert.equal(code, 0, output);
+  assert.match(output, /error: out of memory \(fake\)/, "the log's tail is shown");
+  // the engine tests' own skip reason is the build's failure
+  assert.match(output, /# building llama-server into .*cache-failing.* failed: the build failed \(exit status 1\)/, output);
+});

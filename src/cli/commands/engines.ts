@@ -90,7 +90,7 @@ async function build(options: BuildOptions, io: Io): Promise<number> {
     io.err(`the build failed: ${result.reason}; the server keeps serving with node-llama-cpp\n`);
     return EXIT.failed;
   }
-  io.out(`built ${result.binary}; restart the server to use it (backends.llama_server: auto looks there)\n`);
+  io.out(`llama-server ready: ${result.binary}; a server started from now on uses it (backends.llama_server: auto looks there)\n`);
   return EXIT.ok;
 }
 
