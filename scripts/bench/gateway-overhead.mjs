@@ -11,7 +11,9 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import { Pool } from "undici";
 
-const { values } = parseArgs({ options: { url: { type: "string" }, model: { type: "string" }, socket: { type: "string" }, n: { type: "string", default: "200" } } });
+const { values } = parseArgs({
+  options: { url: { type: "string" }, model: { type: "string" }, socket: { type: "string" }, n: { type: "string", default: "200" } },
+});
 if (!values.url || !values.model) {
   console.error("usage: gateway-overhead.mjs --url URL --model ID [--socket PATH] [--n N]");
   process.exit(2);
@@ -34,7 +36,12 @@ const runner = new Pool("http://runner", { socketPath: socket });
 const bare = http.createServer(async (req, res) => {
   const chunks = [];
   for await (const c of req) chunks.push(c);
-  const up = await runner.request({ path: req.url, method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(JSON.parse(Buffer.concat(chunks).toString())) });
+  const up = await runner.request({
+    path: req.url,
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(JSON.parse(Buffer.concat(chunks).toString())),
+  });
   res.writeHead(up.statusCode, { "content-type": String(up.headers["content-type"]) });
   for await (const c of up.body) res.write(c);
   res.end();
@@ -54,11 +61,14 @@ const n = Number(values.n);
 const results = {};
 for (const stream of [false, true]) {
   for (const name of Object.keys(paths)) results[`${name} ${stream ? "ttft" : "1-token"}`] = [];
-  for (let i = 0; i < n; i++) for (const [name, pool] of Object.entries(paths)) results[`${name} ${stream ? "ttft" : "1-token"}`].push(await once(pool, stream, i));
+  for (let i = 0; i < n; i++)
+    for (const [name, pool] of Object.entries(paths)) results[`${name} ${stream ? "ttft" : "1-token"}`].push(await once(pool, stream, i));
 }
 for (const [key, xs] of Object.entries(results)) console.log(`${key.padEnd(16)} p50 ${median(xs).toFixed(3)} ms`);
 for (const kind of ["1-token", "ttft"]) {
   const base = median(results[`runner ${kind}`]);
-  console.log(`${kind}: bare proxy adds ${(median(results[`bare ${kind}`]) - base).toFixed(3)} ms, gateway adds ${(median(results[`gateway ${kind}`]) - base).toFixed(3)} ms`);
+  console.log(
+    `${kind}: bare proxy adds ${(median(results[`bare ${kind}`]) - base).toFixed(3)} ms, gateway adds ${(median(results[`gateway ${kind}`]) - base).toFixed(3)} ms`,
+  );
 }
 process.exit(0);

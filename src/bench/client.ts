@@ -69,7 +69,14 @@ export interface GenerationShape {
  * while the other target runs a level, ours would otherwise be reused just as the server closes them.
  */
 export function createDispatcher(connections: number, timeoutMs: number): Agent {
-  return new Agent({ connections, pipelining: 1, keepAliveTimeout: 2_000, keepAliveMaxTimeout: 2_000, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
+  return new Agent({
+    connections,
+    pipelining: 1,
+    keepAliveTimeout: 2_000,
+    keepAliveMaxTimeout: 2_000,
+    headersTimeout: timeoutMs,
+    bodyTimeout: timeoutMs,
+  });
 }
 
 /** A reused keep-alive socket the server had just closed: the request never reached it, so sending again is safe. */

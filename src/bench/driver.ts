@@ -89,7 +89,9 @@ export async function runBenchmark(specs: TargetSpec[], workload: Workload, opti
           if (options.signal?.aborted) throw new BenchError("the benchmark was cancelled");
           if (workload.scenario === "multiturn") {
             const n = conversationsFor(workload, concurrency);
-            progress(`${target.spec.label} round ${round + 1}/${workload.rounds}: multiturn, ${n} conversations × ${workload.turns} turns at concurrency ${concurrency}`);
+            progress(
+              `${target.spec.label} round ${round + 1}/${workload.rounds}: multiturn, ${n} conversations × ${workload.turns} turns at concurrency ${concurrency}`,
+            );
             roundTurns.get(target.spec.label)!.push(await runMultiTurnLevel(target, workload, concurrency, n, runTag, nextSerial));
           } else {
             const n = requestsFor(workload, concurrency);
@@ -193,11 +195,23 @@ async function prepareTarget(spec: TargetSpec, workload: Workload, runTag: strin
     let systemChars = workload.systemTokens * INITIAL_CHARS_PER_TOKEN;
     let systemTokensActual: number | null = null;
     if (workload.scenario === "throughput") {
-      const c = await calibrate(conn, shape, (chars) => throughputInput(workload, uniquePrompt(0, runTag, chars)), workload.promptTokens, promptChars);
+      const c = await calibrate(
+        conn,
+        shape,
+        (chars) => throughputInput(workload, uniquePrompt(0, runTag, chars)),
+        workload.promptTokens,
+        promptChars,
+      );
       promptChars = c.chars;
       promptTokensActual = c.tokens;
     } else {
-      const c = await calibrate(conn, shape, (chars) => ({ messages: [systemTurn(0, runTag, chars), { role: "user", content: USER_TURNS[0]! }] }), workload.systemTokens, systemChars);
+      const c = await calibrate(
+        conn,
+        shape,
+        (chars) => ({ messages: [systemTurn(0, runTag, chars), { role: "user", content: USER_TURNS[0]! }] }),
+        workload.systemTokens,
+        systemChars,
+      );
       systemChars = c.chars;
       systemTokensActual = c.tokens;
     }
@@ -497,7 +511,9 @@ function compareTurns(a: TargetReport, b: TargetReport): Array<{ concurrency: nu
   const rows: Array<{ concurrency: number; turn: number; ttft_ms_p50: number | null }> = [];
   (a.multiturn ?? []).forEach((level, li) => {
     const other = b.multiturn?.[li];
-    level.turns.forEach((t, ti) => rows.push({ concurrency: level.concurrency, turn: t.turn, ttft_ms_p50: ratio(t.ttft_ms_p50, other?.turns[ti]?.ttft_ms_p50 ?? null) }));
+    level.turns.forEach((t, ti) =>
+      rows.push({ concurrency: level.concurrency, turn: t.turn, ttft_ms_p50: ratio(t.ttft_ms_p50, other?.turns[ti]?.ttft_ms_p50 ?? null) }),
+    );
   });
   return rows;
 }

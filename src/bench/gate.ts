@@ -36,7 +36,12 @@ export interface GateOutcome {
   message: string;
 }
 
-export function evaluateGate(current: number | null, errors: number, baseline: StoredResult | null, thresholdPct = DEFAULT_GATE_THRESHOLD_PCT): GateOutcome {
+export function evaluateGate(
+  current: number | null,
+  errors: number,
+  baseline: StoredResult | null,
+  thresholdPct = DEFAULT_GATE_THRESHOLD_PCT,
+): GateOutcome {
   const base = {
     threshold_pct: thresholdPct,
     current_tok_s: current,
@@ -49,14 +54,20 @@ export function evaluateGate(current: number | null, errors: number, baseline: S
     return { ...base, status: "errors", change_pct: null, message: `${errors} request(s) failed during the run; its tok/s is not comparable` };
   }
   if (!baseline || baseline.avg_tok_s === null || baseline.avg_tok_s <= 0) {
-    return { ...base, status: "no_baseline", change_pct: null, message: "no baseline for this model and these settings: record one with --update-baseline" };
+    return {
+      ...base,
+      status: "no_baseline",
+      change_pct: null,
+      message: "no baseline for this model and these settings: record one with --update-baseline",
+    };
   }
   if (current === null) {
     return { ...base, status: "errors", change_pct: null, message: "the run produced no throughput figure" };
   }
   const change = ((current - baseline.avg_tok_s) / baseline.avg_tok_s) * 100;
   const detail = `${current.toFixed(1)} tok/s vs baseline ${baseline.avg_tok_s.toFixed(1)} tok/s (${change >= 0 ? "+" : ""}${change.toFixed(1)}%, baseline #${baseline.id}${baseline.git_commit ? ` at ${baseline.git_commit}` : ""}, ${baseline.created_at})`;
-  if (change < -thresholdPct) return { ...base, status: "regression", change_pct: change, message: `perf gate FAILED: ${detail}; more than ${thresholdPct}% slower` };
+  if (change < -thresholdPct)
+    return { ...base, status: "regression", change_pct: change, message: `perf gate FAILED: ${detail}; more than ${thresholdPct}% slower` };
   return { ...base, status: "pass", change_pct: change, message: `perf gate passed: ${detail}` };
 }
 

@@ -22,7 +22,11 @@ function mb(bytes: number | null): string {
 
 function describe(target: TargetReport, report: BenchReport): string {
   const info = target.info;
-  const runner = info.runner ? Object.entries(info.runner).map(([k, v]) => `${k} ${String(v)}`).join(", ") : "-";
+  const runner = info.runner
+    ? Object.entries(info.runner)
+        .map(([k, v]) => `${k} ${String(v)}`)
+        .join(", ")
+    : "-";
   const prompt =
     report.workload.scenario === "multiturn"
       ? `system prompt ${report.workload.systemTokens} tokens (server counted ${target.system_tokens_actual ?? "?"} with turn 1)`
@@ -92,11 +96,20 @@ export function renderReport(report: BenchReport, gate: GateOutcome | null = nul
   }
   if (report.comparison) {
     const [a, b] = report.targets;
-    parts.push(`ratio ${a?.label}/${b?.label} (${a?.info.backend} / ${b?.info.backend}); tok/s: higher is better for ${a?.label}, latencies: lower is better`);
+    parts.push(
+      `ratio ${a?.label}/${b?.label} (${a?.info.backend} / ${b?.info.backend}); tok/s: higher is better for ${a?.label}, latencies: lower is better`,
+    );
     parts.push(
       table(
         ["conc", "tok/s", "TTFT p50", "TTFT p95", "ITL p50", "E2E p50"],
-        report.comparison.map((r) => [String(r.concurrency), x(r.output_tok_s), x(r.ttft_ms_p50), x(r.ttft_ms_p95), x(r.itl_ms_p50), x(r.e2e_ms_p50)]),
+        report.comparison.map((r) => [
+          String(r.concurrency),
+          x(r.output_tok_s),
+          x(r.ttft_ms_p50),
+          x(r.ttft_ms_p95),
+          x(r.itl_ms_p50),
+          x(r.e2e_ms_p50),
+        ]),
       ),
     );
     parts.push("");
@@ -104,7 +117,12 @@ export function renderReport(report: BenchReport, gate: GateOutcome | null = nul
   if (report.multiturn_comparison) {
     const [a, b] = report.targets;
     parts.push(`TTFT p50 ratio ${a?.label}/${b?.label} per turn (lower is better)`);
-    parts.push(table(["conc", "turn", "TTFT p50"], report.multiturn_comparison.map((r) => [String(r.concurrency), String(r.turn), x(r.ttft_ms_p50)])));
+    parts.push(
+      table(
+        ["conc", "turn", "TTFT p50"],
+        report.multiturn_comparison.map((r) => [String(r.concurrency), String(r.turn), x(r.ttft_ms_p50)]),
+      ),
+    );
     parts.push("");
   }
   const a = report.targets[0];

@@ -169,7 +169,12 @@ function fromRow(row: Row): StoredResult {
 }
 
 /** One stored row per target of a report; `baselineFor` marks the targets whose row becomes the new baseline. */
-export function recordReport(store: BenchStore, report: BenchReport, source: "cli" | "admin", baselineFor: ReadonlySet<string> = new Set()): StoredResult[] {
+export function recordReport(
+  store: BenchStore,
+  report: BenchReport,
+  source: "cli" | "admin",
+  baselineFor: ReadonlySet<string> = new Set(),
+): StoredResult[] {
   return report.targets.map((target) =>
     store.record({
       model: target.model,

@@ -83,15 +83,22 @@ function number(value: string): number {
 }
 
 function integerList(value: string): number[] {
-  const list = value.split(",").map((s) => s.trim()).filter(Boolean).map(Number);
-  if (list.length === 0 || list.some((n) => !Number.isInteger(n) || n < 1)) throw new InvalidArgumentError("expected positive integers separated by commas, e.g. 1,2,4,8");
+  const list = value
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map(Number);
+  if (list.length === 0 || list.some((n) => !Number.isInteger(n) || n < 1))
+    throw new InvalidArgumentError("expected positive integers separated by commas, e.g. 1,2,4,8");
   return list;
 }
 
 export function registerBenchCommand(program: Command): void {
   program
     .command("bench")
-    .description("benchmark an OpenAI-compatible server (this one by default); --compare runs a second one alternately; --gate checks for regressions")
+    .description(
+      "benchmark an OpenAI-compatible server (this one by default); --compare runs a second one alternately; --gate checks for regressions",
+    )
     .option("--url <url>", "base URL of the server under test", "http://127.0.0.1:1234")
     .option("--model <id>", "model to request (default: the first one the server lists, loaded ones first)")
     .option("--api-key <key>", "bearer key for /v1/* (when the server has api_keys)")
@@ -116,7 +123,12 @@ export function registerBenchCommand(program: Command): void {
     .option("--requests <n>", "requests per level (default max(8, 2 × concurrency))", positiveInteger)
     .option("--warmup <n>", "warm-up requests per server before measuring", integer, DEFAULT_WORKLOAD.warmup)
     .option("--rounds <n>", "repeat every level this many times (reported: the median)", positiveInteger, DEFAULT_WORKLOAD.rounds)
-    .option("--prompt-tokens <n>", "prompt length in the server's tokens (calibrated, the actual count is reported)", positiveInteger, DEFAULT_WORKLOAD.promptTokens)
+    .option(
+      "--prompt-tokens <n>",
+      "prompt length in the server's tokens (calibrated, the actual count is reported)",
+      positiveInteger,
+      DEFAULT_WORKLOAD.promptTokens,
+    )
     .option("--max-tokens <n>", "output tokens per request (default 128; multiturn 64)", positiveInteger)
     .option("--temperature <t>", "sampling temperature (default: the server's own default)", number)
     .option("--no-ignore-eos", "never send ignore_eos (by default it is sent to servers that accept it)")
@@ -176,12 +188,13 @@ export async function runBenchCommand(options: BenchCommandOptions, io: BenchIo)
   try {
     report = await runBenchmark(targets, workload, { onProgress: options.quiet ? undefined : (line) => io.err(`${line}\n`) });
   } catch (error) {
-    io.err(`lmx bench: ${error instanceof BenchError ? error.message : (error as Error).stack ?? String(error)}\n`);
+    io.err(`lmx bench: ${error instanceof BenchError ? error.message : ((error as Error).stack ?? String(error))}\n`);
     return BENCH_EXIT.failed;
   }
 
   const primary = report.targets[0]!;
-  const primaryErrors = primary.levels.reduce((s, l) => s + l.errors, 0) + (primary.multiturn ?? []).reduce((s, l) => s + l.turns.reduce((t, x) => t + x.errors, 0), 0);
+  const primaryErrors =
+    primary.levels.reduce((s, l) => s + l.errors, 0) + (primary.multiturn ?? []).reduce((s, l) => s + l.turns.reduce((t, x) => t + x.errors, 0), 0);
   let gate: GateOutcome | null = null;
   const storedIds: number[] = [];
   let code: number = BENCH_EXIT.ok;
@@ -200,7 +213,8 @@ export async function runBenchCommand(options: BenchCommandOptions, io: BenchIo)
       if (options.store || options.updateBaseline) {
         const baselineFor = new Set(options.updateBaseline && primaryErrors === 0 ? [primary.label] : []);
         for (const row of recordReport(store, report, "cli", baselineFor)) storedIds.push(row.id);
-        if (!options.quiet) io.err(`stored result(s) ${storedIds.join(", ")} in ${dbFile}${baselineFor.size > 0 ? ` (#${storedIds[0]} is the new baseline)` : ""}\n`);
+        if (!options.quiet)
+          io.err(`stored result(s) ${storedIds.join(", ")} in ${dbFile}${baselineFor.size > 0 ? ` (#${storedIds[0]} is the new baseline)` : ""}\n`);
       }
     } finally {
       store.close();
@@ -237,7 +251,15 @@ async function runSchedulerScenario(options: BenchCommandOptions, io: BenchIo): 
             priorityHeaders: options.priorityHeaders ?? true,
             apiKey: options.apiKey ?? null,
           })
-        : await runSwapScenario({ url, models, clients: options.clients ?? 8, seconds: options.seconds ?? 60, alternate: options.alternate === true, maxTokens: options.maxTokens ?? 16, apiKey: options.apiKey ?? null });
+        : await runSwapScenario({
+            url,
+            models,
+            clients: options.clients ?? 8,
+            seconds: options.seconds ?? 60,
+            alternate: options.alternate === true,
+            maxTokens: options.maxTokens ?? 16,
+            apiKey: options.apiKey ?? null,
+          });
     io.out(`${JSON.stringify(report, null, 2)}\n`);
     return BENCH_EXIT.ok;
   } catch (error) {
@@ -311,7 +333,8 @@ function resolveDbFile(options: BenchCommandOptions): string {
   try {
     return benchDbPath(loadConfig({ configPath: options.config }).state_dir);
   } catch (error) {
-    if (error instanceof ConfigError) throw new Error(`cannot find the state directory: ${error.message} (or pass --db / --state-dir)`, { cause: error });
+    if (error instanceof ConfigError)
+      throw new Error(`cannot find the state directory: ${error.message} (or pass --db / --state-dir)`, { cause: error });
     throw error;
   }
 }

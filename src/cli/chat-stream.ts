@@ -62,13 +62,26 @@ export function streamChat(client: LmxClient, request: ChatRequest, onText: (pie
   return withDefaultMaxTokens(request, (defaultCap) => streamChatOnce(client, request, onText, signal, defaultCap));
 }
 
-async function streamChatOnce(client: LmxClient, request: ChatRequest, onText: (piece: string) => void, signal: AbortSignal | undefined, defaultCap: boolean): Promise<ChatResult> {
+async function streamChatOnce(
+  client: LmxClient,
+  request: ChatRequest,
+  onText: (piece: string) => void,
+  signal: AbortSignal | undefined,
+  defaultCap: boolean,
+): Promise<ChatResult> {
   const started = performance.now();
   const path = "/v1/chat/completions";
   const res = await client.raw("POST", path, "v1", { body: requestBody(request, true, defaultCap), timeoutMs: null, ...(signal ? { signal } : {}) });
   if (!res.ok) throw httpError(res.status, await res.text().catch(() => ""), "v1", client.target, path);
   if (!res.body) throw new CliError(`${path} answered without a body`, EXIT.failed);
-  const result: ChatResult = { text: "", finishReason: null, usage: null, backend: res.headers.get("x-lmx-backend"), elapsedMs: 0, firstTokenMs: null };
+  const result: ChatResult = {
+    text: "",
+    finishReason: null,
+    usage: null,
+    backend: res.headers.get("x-lmx-backend"),
+    elapsedMs: 0,
+    firstTokenMs: null,
+  };
   try {
     for await (const data of sseData(res.body)) {
       let chunk: unknown;
@@ -80,7 +93,12 @@ async function streamChatOnce(client: LmxClient, request: ChatRequest, onText: (
       const error = serverErrorOf(chunk);
       if (error) {
         const code = error.code ?? "stream_error";
-        throw new CliError(`${code}: ${error.message} (the answer ended early)`, EXIT.failed, code === "model_crashed" ? "the next request starts a new runner: try again" : null, code);
+        throw new CliError(
+          `${code}: ${error.message} (the answer ended early)`,
+          EXIT.failed,
+          code === "model_crashed" ? "the next request starts a new runner: try again" : null,
+          code,
+        );
       }
       const { choices, usage } = chunk as ChunkShape;
       const choice = choices?.[0];

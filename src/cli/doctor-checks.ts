@@ -22,7 +22,8 @@ export function nodeCheck(version: string): Check {
 }
 
 export function configCheck(configPath: string | null, error: string | null): Check {
-  if (error) return fail("config", error.split("\n").slice(0, 4).join(" "), "fix the setting named above (the rest of this report uses the defaults)");
+  if (error)
+    return fail("config", error.split("\n").slice(0, 4).join(" "), "fix the setting named above (the rest of this report uses the defaults)");
   return ok("config", configPath ? `${configPath} is valid` : "no config file (LMX_CONFIG / --config): defaults and environment");
 }
 
@@ -40,21 +41,33 @@ export function threadsCheck(cores: number, config: Pick<ServerConfig, "defaults
       `set threads: auto (= ${cores} here)`,
     );
   }
-  const note = cores < 4 ? `; node-llama-cpp's own default would run 4 threads on these ${cores} cores, so lmx always passes threads explicitly — keep threads: auto` : "";
+  const note =
+    cores < 4
+      ? `; node-llama-cpp's own default would run 4 threads on these ${cores} cores, so lmx always passes threads explicitly — keep threads: auto`
+      : "";
   return ok("threads", `${cores} core(s); threads: auto uses ${cores} (1 for models under 64 MB)${note}`);
 }
 
 export function memoryCheck(totalBytes: number, freeBytes: number, memory: ServerConfig["memory"]): Check {
   const budget = memory.budget_bytes ?? Math.floor((totalBytes * memory.max_percent) / 100);
   if (memory.budget_bytes !== null && memory.budget_bytes > totalBytes) {
-    return warn("memory", `memory.budget_bytes ${formatBytes(memory.budget_bytes)} is more than the ${formatBytes(totalBytes)} of RAM: loads that fit the budget can still swap`, "lower memory.budget_bytes, or use memory.max_percent");
+    return warn(
+      "memory",
+      `memory.budget_bytes ${formatBytes(memory.budget_bytes)} is more than the ${formatBytes(totalBytes)} of RAM: loads that fit the budget can still swap`,
+      "lower memory.budget_bytes, or use memory.max_percent",
+    );
   }
   const overhead = memory.runner_overhead_mb * 1024 * 1024;
   if (budget < overhead * 2) {
-    return warn("memory", `the budget (${formatBytes(budget)}) leaves room for little more than one runner's overhead (${formatBytes(overhead)})`, "raise memory.max_percent or memory.budget_bytes");
+    return warn(
+      "memory",
+      `the budget (${formatBytes(budget)}) leaves room for little more than one runner's overhead (${formatBytes(overhead)})`,
+      "raise memory.max_percent or memory.budget_bytes",
+    );
   }
   const detail = `budget ${formatBytes(budget)} of ${formatBytes(totalBytes)} RAM (${memory.budget_bytes !== null ? "budget_bytes" : `${memory.max_percent}%`}), ${formatBytes(freeBytes)} free now`;
-  if (freeBytes < LOW_FREE_MEMORY_BYTES) return warn("memory", detail, "little memory is free right now: close other programs, or expect loads to be refused (507) or evictions");
+  if (freeBytes < LOW_FREE_MEMORY_BYTES)
+    return warn("memory", detail, "little memory is free right now: close other programs, or expect loads to be refused (507) or evictions");
   return ok("memory", detail);
 }
 
@@ -74,12 +87,22 @@ export function diskChecks(disks: readonly DiskFact[], minFreeForDownloads: numb
     const name = `disk ${d.role}`;
     if (d.error) return warn(name, `${d.path}: ${d.error}`, null);
     if (!d.writable && d.role !== "model_dir") {
-      return fail(name, `${d.path} is not writable${d.exists ? "" : " (and cannot be created)"}`, d.role === "state_dir" ? "choose a writable state_dir (or LMX_STATE_DIR), or fix the folder's owner" : "choose a writable downloads.cache_dir, or fix the folder's owner");
+      return fail(
+        name,
+        `${d.path} is not writable${d.exists ? "" : " (and cannot be created)"}`,
+        d.role === "state_dir"
+          ? "choose a writable state_dir (or LMX_STATE_DIR), or fix the folder's owner"
+          : "choose a writable downloads.cache_dir, or fix the folder's owner",
+      );
     }
     const free = d.freeBytes === null ? "?" : formatBytes(d.freeBytes);
     const detail = `${d.path}${d.exists ? "" : " (created on start)"}: ${free} free`;
     if (d.role === "download cache" && d.freeBytes !== null && d.freeBytes < minFreeForDownloads) {
-      return warn(name, `${detail}, below downloads.min_free_bytes (${formatBytes(minFreeForDownloads)}): downloads are refused with 507`, "free space there, or lower downloads.min_free_bytes");
+      return warn(
+        name,
+        `${detail}, below downloads.min_free_bytes (${formatBytes(minFreeForDownloads)}): downloads are refused with 507`,
+        "free space there, or lower downloads.min_free_bytes",
+      );
     }
     if (d.freeBytes !== null && d.freeBytes < LOW_DISK_BYTES) return warn(name, `${detail}: low`, "free some space");
     return ok(name, detail);
@@ -106,23 +129,42 @@ export interface ModelFacts {
 export function modelChecks(facts: ModelFacts): Check[] {
   const checks: Check[] = [];
   for (const dir of facts.dirs) {
-    if (!dir.exists) checks.push(fail("models", `model_dirs entry ${dir.path} does not exist`, "create it, or remove it from model_dirs (or LMX_MODEL_DIRS)"));
-    else if (dir.ggufModels === 0) checks.push(warn("models", `${dir.path} holds no .gguf files`, "put GGUF models there, or `lmx pull org/repo` into the HF cache"));
+    if (!dir.exists)
+      checks.push(fail("models", `model_dirs entry ${dir.path} does not exist`, "create it, or remove it from model_dirs (or LMX_MODEL_DIRS)"));
+    else if (dir.ggufModels === 0)
+      checks.push(warn("models", `${dir.path} holds no .gguf files`, "put GGUF models there, or `lmx pull org/repo` into the HF cache"));
     else checks.push(ok("models", `${dir.path}: ${dir.ggufModels} GGUF model(s)`));
   }
   for (const m of facts.configured.filter((c) => !c.exists)) {
     checks.push(fail("models", `model ${m.id}: ${m.path} does not exist`, "fix its path in the config, or remove the entry"));
   }
   if (facts.problems.length > 0) {
-    const shown = facts.problems.slice(0, 5).map((p) => `${p.id} (${p.problem})`).join("; ");
-    checks.push(warn("models", `${facts.problems.length} model(s) cannot be served: ${shown}${facts.problems.length > 5 ? "; …" : ""}`, "`lmx models` shows each with its fix (re-download, complete, or use a GGUF)"));
+    const shown = facts.problems
+      .slice(0, 5)
+      .map((p) => `${p.id} (${p.problem})`)
+      .join("; ");
+    checks.push(
+      warn(
+        "models",
+        `${facts.problems.length} model(s) cannot be served: ${shown}${facts.problems.length > 5 ? "; …" : ""}`,
+        "`lmx models` shows each with its fix (re-download, complete, or use a GGUF)",
+      ),
+    );
   }
   const discovered = facts.discovery.map((d) => `${d.source} ${d.path}`).join(", ");
   if (facts.servable === 0) {
     checks.push(
       facts.demoModel
-        ? warn("models", "no servable model found: the server will serve its generated demo model (gibberish by design)", "add model_dirs or models to the config, or `lmx pull org/repo`")
-        : fail("models", "no servable model found and demo_model is off: the server will have nothing to serve", "add model_dirs or models to the config, or `lmx pull org/repo`"),
+        ? warn(
+            "models",
+            "no servable model found: the server will serve its generated demo model (gibberish by design)",
+            "add model_dirs or models to the config, or `lmx pull org/repo`",
+          )
+        : fail(
+            "models",
+            "no servable model found and demo_model is off: the server will have nothing to serve",
+            "add model_dirs or models to the config, or `lmx pull org/repo`",
+          ),
     );
   } else {
     checks.push(ok("models", `${facts.servable} servable model(s)${discovered ? `; also reading ${discovered}` : ""}`));
@@ -140,11 +182,19 @@ export function portCheck(host: string, port: number, state: PortState, detail: 
     case "lmx":
       return ok("port", `an Opta LMX server already answers on ${where}`);
     case "in_use":
-      return fail("port", `${where} is taken by another program${detail ? ` (${detail})` : ""}`, "stop that program, or set port: (or LMX_PORT, --port) to a free port");
+      return fail(
+        "port",
+        `${where} is taken by another program${detail ? ` (${detail})` : ""}`,
+        "stop that program, or set port: (or LMX_PORT, --port) to a free port",
+      );
     case "denied":
       return fail("port", `no permission to listen on ${where}`, "ports below 1024 need root: use a higher port (default 1234)");
     case "bad_host":
-      return fail("port", `${host} is not an address of this machine${detail ? ` (${detail})` : ""}`, "set host: to 127.0.0.1 (local only), 0.0.0.0 (all interfaces) or one of this machine's addresses");
+      return fail(
+        "port",
+        `${host} is not an address of this machine${detail ? ` (${detail})` : ""}`,
+        "set host: to 127.0.0.1 (local only), 0.0.0.0 (all interfaces) or one of this machine's addresses",
+      );
     default:
       return warn("port", `could not check ${where}: ${detail ?? "unknown error"}`, null);
   }
@@ -157,11 +207,19 @@ export function gpuChecks(gpu: GpuFacts, setting: string): Check[] {
   const types = gpu.supported.filter((t): t is string => t !== false);
   const checks: Check[] = [];
   if (setting !== "auto" && setting !== "cpu" && !types.includes(setting)) {
-    checks.push(fail("gpu", `gpu: ${setting}, but node-llama-cpp finds no usable ${setting} here (usable: ${types.join(", ") || "none"})`, "set gpu: auto (uses what works, else CPU), or install the drivers"));
+    checks.push(
+      fail(
+        "gpu",
+        `gpu: ${setting}, but node-llama-cpp finds no usable ${setting} here (usable: ${types.join(", ") || "none"})`,
+        "set gpu: auto (uses what works, else CPU), or install the drivers",
+      ),
+    );
   }
   const smi = gpu.nvidiaSmi;
   if (smi.found && smi.error) {
-    checks.push(warn("gpu", `nvidia-smi fails: ${smi.error}`, "the NVIDIA driver is not working: reinstall it or reboot; until then models run on CPU"));
+    checks.push(
+      warn("gpu", `nvidia-smi fails: ${smi.error}`, "the NVIDIA driver is not working: reinstall it or reboot; until then models run on CPU"),
+    );
   } else if (smi.found && !types.includes("cuda")) {
     checks.push(
       warn(
@@ -173,7 +231,13 @@ export function gpuChecks(gpu: GpuFacts, setting: string): Check[] {
   } else if (types.includes("cuda")) {
     const toolkit = gpu.prebuiltCudaToolkit;
     if (!smi.found) {
-      checks.push(warn("gpu", "CUDA libraries are present but nvidia-smi is not, so the driver cannot be checked", "install the NVIDIA driver utilities (nvidia-smi)"));
+      checks.push(
+        warn(
+          "gpu",
+          "CUDA libraries are present but nvidia-smi is not, so the driver cannot be checked",
+          "install the NVIDIA driver utilities (nvidia-smi)",
+        ),
+      );
     } else if (toolkit && smi.cudaVersion && compareVersions(smi.cudaVersion, toolkit) < 0 && !gpu.localCudaBuild) {
       checks.push(
         warn(
@@ -214,10 +278,18 @@ export function llamaServerCheck(found: LlamaServerBinary | null, setting: strin
 export function exposureCheck(config: Pick<ServerConfig, "host" | "admin_key" | "api_keys">): Check {
   if (isLoopback(config.host)) return ok("access", `listens on ${config.host}: only this machine can connect`);
   if (!config.admin_key) {
-    return fail("access", `host ${config.host} listens beyond loopback without admin_key: anyone who can reach the port can load, unload and download models`, "set admin_key (or LMX_ADMIN_KEY) to a secret of 8+ characters, or host: 127.0.0.1");
+    return fail(
+      "access",
+      `host ${config.host} listens beyond loopback without admin_key: anyone who can reach the port can load, unload and download models`,
+      "set admin_key (or LMX_ADMIN_KEY) to a secret of 8+ characters, or host: 127.0.0.1",
+    );
   }
   if (config.api_keys.length === 0) {
-    return warn("access", `host ${config.host} listens beyond loopback; /admin needs the admin key, but /v1 is open to anyone who can reach it`, "set api_keys (or LMX_API_KEYS) if that is not intended");
+    return warn(
+      "access",
+      `host ${config.host} listens beyond loopback; /admin needs the admin key, but /v1 is open to anyone who can reach it`,
+      "set api_keys (or LMX_API_KEYS) if that is not intended",
+    );
   }
   return ok("access", `host ${config.host}: admin_key and api_keys are set`);
 }

@@ -44,7 +44,7 @@ export function nvidiaSmi(timeoutMs = 5_000): Promise<NvidiaSmiFacts> {
         return;
       }
       const parsed = parseNvidiaSmi(stdout);
-      const message = error ? (stderr || stdout || error.message).trim().split("\n")[0] ?? error.message : null;
+      const message = error ? ((stderr || stdout || error.message).trim().split("\n")[0] ?? error.message) : null;
       resolve({ found: true, ...parsed, error: message });
     });
   });

@@ -105,30 +105,59 @@ export function networkError(error: unknown, url: string, timeoutMs: number | nu
   const parsed = new URL(url);
   const where = `${parsed.hostname.replace(/^\[|\]$/g, "")}:${parsed.port || (parsed.protocol === "https:" ? "443" : "80")}`;
   if ((error as Error)?.name === "TimeoutError") {
-    return new CliError(`${where} accepted the connection but did not answer within ${Math.round((timeoutMs ?? 0) / 1000)} s`, EXIT.unreachable, "the server may be overloaded or stuck: check its log");
+    return new CliError(
+      `${where} accepted the connection but did not answer within ${Math.round((timeoutMs ?? 0) / 1000)} s`,
+      EXIT.unreachable,
+      "the server may be overloaded or stuck: check its log",
+    );
   }
   const code = errorCode(error);
   switch (code) {
     case "ECONNREFUSED":
-      return new CliError(`cannot reach ${url}: nothing listens on ${where} — is \`lmx serve\` running?`, EXIT.unreachable, "start it with `lmx serve`, or point --url (or LMX_URL) at the right address", code);
+      return new CliError(
+        `cannot reach ${url}: nothing listens on ${where} — is \`lmx serve\` running?`,
+        EXIT.unreachable,
+        "start it with `lmx serve`, or point --url (or LMX_URL) at the right address",
+        code,
+      );
     case "ENOTFOUND":
     case "EAI_AGAIN":
-      return new CliError(`cannot reach ${url}: the host name ${parsed.hostname} does not resolve (${code})`, EXIT.unreachable, "check the host in --url (or LMX_URL)", code);
+      return new CliError(
+        `cannot reach ${url}: the host name ${parsed.hostname} does not resolve (${code})`,
+        EXIT.unreachable,
+        "check the host in --url (or LMX_URL)",
+        code,
+      );
     case "ETIMEDOUT":
     case "UND_ERR_CONNECT_TIMEOUT":
-      return new CliError(`cannot reach ${url}: connecting to ${where} timed out`, EXIT.unreachable, "a firewall or a wrong address: check --url (or LMX_URL) and that the server listens beyond loopback (host:)", code);
+      return new CliError(
+        `cannot reach ${url}: connecting to ${where} timed out`,
+        EXIT.unreachable,
+        "a firewall or a wrong address: check --url (or LMX_URL) and that the server listens beyond loopback (host:)",
+        code,
+      );
     case "EHOSTUNREACH":
     case "ENETUNREACH":
       return new CliError(`cannot reach ${url}: no route to ${where} (${code})`, EXIT.unreachable, "check the address and the network", code);
     case "ECONNRESET":
     case "UND_ERR_SOCKET":
     case "EPIPE":
-      return new CliError(`the connection to ${where} closed before an answer (${code})`, EXIT.unreachable, "is it an Opta LMX server, speaking http:// (not https://)?", code);
+      return new CliError(
+        `the connection to ${where} closed before an answer (${code})`,
+        EXIT.unreachable,
+        "is it an Opta LMX server, speaking http:// (not https://)?",
+        code,
+      );
     case "ERR_SSL_WRONG_VERSION_NUMBER":
     case "EPROTO":
       return new CliError(`TLS failed with ${where} (${code}): the server probably speaks plain http`, EXIT.unreachable, "use an http:// URL", code);
     default:
-      return new CliError(`cannot reach ${url}: ${(error as Error)?.message ?? String(error)}${code ? ` (${code})` : ""}`, EXIT.unreachable, null, code);
+      return new CliError(
+        `cannot reach ${url}: ${(error as Error)?.message ?? String(error)}${code ? ` (${code})` : ""}`,
+        EXIT.unreachable,
+        null,
+        code,
+      );
   }
 }
 
@@ -151,7 +180,9 @@ export class LmxClient {
   /** Sends a request; connection failures become CliErrors, HTTP statuses are left to the caller. */
   async raw(method: string, path: string, scope: Scope, options: RequestOptions = {}): Promise<Response> {
     const timeoutMs = options.timeoutMs === undefined ? DEFAULT_TIMEOUT_MS : options.timeoutMs;
-    const signals = [options.signal, timeoutMs === null ? undefined : AbortSignal.timeout(timeoutMs)].filter((s): s is AbortSignal => s !== undefined);
+    const signals = [options.signal, timeoutMs === null ? undefined : AbortSignal.timeout(timeoutMs)].filter(
+      (s): s is AbortSignal => s !== undefined,
+    );
     try {
       return await fetch(`${this.target.url}${path}`, {
         method,
@@ -180,7 +211,11 @@ export class LmxClient {
     try {
       body = (text ? JSON.parse(text) : null) as T;
     } catch {
-      throw new CliError(`${this.target.url}${path} answered HTTP ${res.status} with something that is not JSON: ${text.slice(0, 120)}`, EXIT.failed, "is this an Opta LMX server? Check --url (or LMX_URL)");
+      throw new CliError(
+        `${this.target.url}${path} answered HTTP ${res.status} with something that is not JSON: ${text.slice(0, 120)}`,
+        EXIT.failed,
+        "is this an Opta LMX server? Check --url (or LMX_URL)",
+      );
     }
     return { status: res.status, body, headers: res.headers };
   }

@@ -26,7 +26,15 @@ const ENV_OVERRIDES: ReadonlyArray<{ name: string; key: string; parse: (raw: str
   { name: "LMX_PORT", key: "port", parse: Number },
   { name: "LMX_STATE_DIR", key: "state_dir", parse: (v) => v },
   { name: "LMX_MODEL_DIRS", key: "model_dirs", parse: (v) => v.split(path.delimiter).filter(Boolean) },
-  { name: "LMX_AUTO_LOAD", key: "auto_load", parse: (v) => v.split(",").map((s) => s.trim()).filter(Boolean) },
+  {
+    name: "LMX_AUTO_LOAD",
+    key: "auto_load",
+    parse: (v) =>
+      v
+        .split(",")
+        .map((s) => s.trim())
+        .filter(Boolean),
+  },
   { name: "LMX_JIT_LOAD", key: "jit_load", parse: parseBool },
   { name: "LMX_DEMO_MODEL", key: "demo_model", parse: parseBool },
   { name: "LMX_GPU", key: "gpu", parse: (v) => v },
@@ -35,9 +43,33 @@ const ENV_OVERRIDES: ReadonlyArray<{ name: string; key: string; parse: (raw: str
   { name: "LMX_QUEUE_TIMEOUT_SEC", key: "queue_timeout_sec", parse: Number },
   { name: "LMX_LOADER_TIMEOUT_SEC", key: "loader_timeout_sec", parse: Number },
   { name: "LMX_ADMIN_KEY", key: "admin_key", parse: (v) => v },
-  { name: "LMX_API_KEYS", key: "api_keys", parse: (v) => v.split(",").map((s) => s.trim()).filter(Boolean) },
-  { name: "LMX_ALLOWED_HOSTS", key: "allowed_hosts", parse: (v) => v.split(",").map((s) => s.trim()).filter(Boolean) },
-  { name: "LMX_CORS_ORIGINS", key: "cors_origins", parse: (v) => v.split(",").map((s) => s.trim()).filter(Boolean) },
+  {
+    name: "LMX_API_KEYS",
+    key: "api_keys",
+    parse: (v) =>
+      v
+        .split(",")
+        .map((s) => s.trim())
+        .filter(Boolean),
+  },
+  {
+    name: "LMX_ALLOWED_HOSTS",
+    key: "allowed_hosts",
+    parse: (v) =>
+      v
+        .split(",")
+        .map((s) => s.trim())
+        .filter(Boolean),
+  },
+  {
+    name: "LMX_CORS_ORIGINS",
+    key: "cors_origins",
+    parse: (v) =>
+      v
+        .split(",")
+        .map((s) => s.trim())
+        .filter(Boolean),
+  },
   { name: "LOGLEVEL", key: "log_level", parse: (v) => v.toLowerCase() },
   { name: "LMX_LOG_LEVEL", key: "log_level", parse: (v) => v.toLowerCase() },
   { name: "LMX_LOG_FILE", key: "log_file", parse: (v) => v },
@@ -101,7 +133,10 @@ export function loadConfig(options: LoadConfigOptions = {}): ServerConfig {
     }
   }
   // the hub's own variables, so an existing huggingface_hub setup works unchanged
-  for (const [name, key] of [["HF_ENDPOINT", "hub_url"], ["HF_TOKEN", "token"]] as const) {
+  for (const [name, key] of [
+    ["HF_ENDPOINT", "hub_url"],
+    ["HF_TOKEN", "token"],
+  ] as const) {
     const value = env[name];
     if (value) {
       const downloads = typeof raw["downloads"] === "object" && raw["downloads"] !== null ? (raw["downloads"] as Record<string, unknown>) : {};

@@ -100,7 +100,11 @@ export const configSchema = z.strictObject({
       /** Where downloads go: the HF cache layout, so other tools see them. Default: the discovered HF cache. */
       cache_dir: z.string().min(1).nullable().default(null),
       /** A download that would leave less than this free on the cache volume is refused with 507. */
-      min_free_bytes: z.number().int().min(0).default(1024 * 1024 * 1024),
+      min_free_bytes: z
+        .number()
+        .int()
+        .min(0)
+        .default(1024 * 1024 * 1024),
     })
     .default({ hub_url: "https://huggingface.co", token: null, cache_dir: null, min_free_bytes: 1024 * 1024 * 1024 }),
   /** Consecutive failed loads of one model/backend/version/runtime before loads are refused fast. */
@@ -126,7 +130,13 @@ export const configSchema = z.strictObject({
        */
       child_path: z.enum(["direct", "runner"]).default("direct"),
     })
-    .default({ order: ["llama-server", "llama.cpp", "llama.cpp-cpu"], llama_server: "auto", cpu_fallback: "auto", allow_unsupported_runtime: false, child_path: "direct" }),
+    .default({
+      order: ["llama-server", "llama.cpp", "llama.cpp-cpu"],
+      llama_server: "auto",
+      cpu_fallback: "auto",
+      allow_unsupported_runtime: false,
+      child_path: "direct",
+    }),
   /** Serve a local GGUF of the same model when an MLX/safetensors repo has no backend here. */
   gguf_fallback_enabled: z.boolean().default(false),
   /** Time a client has to send a whole request (slow or stalled uploads are cut). */
@@ -219,11 +229,24 @@ export const configSchema = z.strictObject({
    * Web origins (scheme://host:port) whose pages may call the API from a browser: they get CORS headers and may
    * POST. Others get no CORS headers and their state-changing requests are refused. "*" allows every page.
    */
-  cors_origins: z.array(z.string().min(1).refine((o) => o === "*" || /^https?:\/\/[^/]+$/.test(o), "cors_origins are origins like http://localhost:3000 (scheme, host, port; no path), or *")).default([]),
+  cors_origins: z
+    .array(
+      z
+        .string()
+        .min(1)
+        .refine(
+          (o) => o === "*" || /^https?:\/\/[^/]+$/.test(o),
+          "cors_origins are origins like http://localhost:3000 (scheme, host, port; no path), or *",
+        ),
+    )
+    .default([]),
   log_level: logLevel.default("info"),
   log_file: z.string().min(1).nullable().default(null),
   /** The log file rolls over at this size (k, m or g); rolled files beyond log_keep are deleted. */
-  log_rotate_size: z.string().regex(/^\d+(\.\d+)?[kmg]$/i, 'log_rotate_size is a size like "50m", "512k" or "1g"').default("50m"),
+  log_rotate_size: z
+    .string()
+    .regex(/^\d+(\.\d+)?[kmg]$/i, 'log_rotate_size is a size like "50m", "512k" or "1g"')
+    .default("50m"),
   log_keep: z.number().int().min(1).default(5),
 });
 

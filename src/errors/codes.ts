@@ -138,7 +138,10 @@ export function fromOpenAiBody(body: unknown, fallbackCode: ErrorCode, fallbackM
     if (typeof inner === "object" && inner !== null) {
       const { code, message, param } = inner as { code?: unknown; message?: unknown; param?: unknown };
       if (isErrorCode(code) && typeof message === "string") {
-        return new LmxError(code, message, { param: typeof param === "string" ? param : null, ...(retryAfterSec !== undefined ? { retryAfterSec } : {}) });
+        return new LmxError(code, message, {
+          param: typeof param === "string" ? param : null,
+          ...(retryAfterSec !== undefined ? { retryAfterSec } : {}),
+        });
       }
     }
   }

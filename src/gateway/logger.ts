@@ -48,5 +48,11 @@ export async function createLogger(level: string, file: LogFileOptions | null): 
   } catch (error) {
     throw unusable(error);
   }
-  return pino({ level }, pino.multistream([{ stream: process.stdout, level: level as pino.Level }, { stream: rolling, level: level as pino.Level }]));
+  return pino(
+    { level },
+    pino.multistream([
+      { stream: process.stdout, level: level as pino.Level },
+      { stream: rolling, level: level as pino.Level },
+    ]),
+  );
 }

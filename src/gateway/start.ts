@@ -53,7 +53,9 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   } catch (error) {
     // ENOENT with the parent present: a file system that holds no folders (/proc, /sys); nothing could ever be kept
     if ((error as NodeJS.ErrnoException).code === "ENOENT") {
-      const startup = new StartupError(`state_dir ${config.state_dir} cannot be created: ${reasonOf(error)}; set state_dir (or LMX_STATE_DIR, --state-dir) to a writable folder`);
+      const startup = new StartupError(
+        `state_dir ${config.state_dir} cannot be created: ${reasonOf(error)}; set state_dir (or LMX_STATE_DIR, --state-dir) to a writable folder`,
+      );
       log.error(startup.message);
       throw startup;
     }
@@ -93,7 +95,9 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       classQueueSize: Object.fromEntries(Object.entries(config.priority.queue_size).filter(([, limit]) => limit !== null)),
     },
     interactiveSlots: config.priority.interactive_slots,
-    affinity: config.affinity.enabled ? { maxWaitMs: config.affinity.max_wait_sec * 1000, minResidentMs: config.affinity.min_resident_sec * 1000 } : null,
+    affinity: config.affinity.enabled
+      ? { maxWaitMs: config.affinity.max_wait_sec * 1000, minResidentMs: config.affinity.min_resident_sec * 1000 }
+      : null,
     start: {
       loaderTimeoutMs: config.loader_timeout_sec * 1000,
       healthIntervalMs: config.health_interval_sec * 1000,

@@ -34,9 +34,13 @@ export function listenError(error: unknown, host: string, port: number): Startup
     case "EAI_AGAIN":
     case "EAI_FAIL":
     case "EAI_NONAME":
-      return new StartupError(`cannot listen on ${where}: the host name ${host} does not resolve; set --host, host: or LMX_HOST to an address of this machine such as 127.0.0.1`);
+      return new StartupError(
+        `cannot listen on ${where}: the host name ${host} does not resolve; set --host, host: or LMX_HOST to an address of this machine such as 127.0.0.1`,
+      );
     case "EACCES":
-      return new StartupError(`cannot listen on ${where}: no permission (ports below 1024 need root); choose a port above 1023 with --port, port: or LMX_PORT`);
+      return new StartupError(
+        `cannot listen on ${where}: no permission (ports below 1024 need root); choose a port above 1023 with --port, port: or LMX_PORT`,
+      );
     default:
       return null;
   }

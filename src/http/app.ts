@@ -29,7 +29,9 @@ function clientErrorHandler(error: Error & { code?: string }, socket: Duplex): v
         : new LmxError("invalid_request", "the request is not valid HTTP");
   const { status, body } = toHttp(lmx);
   const text = JSON.stringify(body);
-  socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? "Error"}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`);
+  socket.end(
+    `HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? "Error"}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`,
+  );
 }
 
 export function buildApp(ctx: GatewayContext): FastifyInstance {
@@ -76,7 +78,9 @@ export function buildApp(ctx: GatewayContext): FastifyInstance {
         if (!key || !matchesAny(key, ctx.config.api_keys)) {
           throw new LmxError(
             "invalid_api_key",
-            key ? "incorrect API key provided; it must be one of api_keys (LMX_API_KEYS)" : "this server needs an API key: send Authorization: Bearer <key> with one of api_keys (LMX_API_KEYS)",
+            key
+              ? "incorrect API key provided; it must be one of api_keys (LMX_API_KEYS)"
+              : "this server needs an API key: send Authorization: Bearer <key> with one of api_keys (LMX_API_KEYS)",
           );
         }
       });

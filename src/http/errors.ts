@@ -9,7 +9,10 @@ export function asLmxError(error: unknown): LmxError {
     case "FST_ERR_CTP_BODY_TOO_LARGE":
       return new LmxError("request_too_large", "the request body is larger than max_body_bytes allows");
     case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
-      return new LmxError("unsupported_media_type", "send the body as JSON with Content-Type: application/json (curl: -H 'content-type: application/json')");
+      return new LmxError(
+        "unsupported_media_type",
+        "send the body as JSON with Content-Type: application/json (curl: -H 'content-type: application/json')",
+      );
     case "FST_ERR_CTP_EMPTY_JSON_BODY":
       return new LmxError("invalid_json", "the request body is empty; send a JSON object");
     case "FST_ERR_CTP_INVALID_JSON_BODY":

@@ -21,11 +21,38 @@ export interface GgufFacts {
 
 /** [values per block, bytes per block] for each ggml tensor type id (ggml.h's type traits). */
 const GGML_BLOCKS: Record<number, [number, number]> = {
-  0: [1, 4], 1: [1, 2], 2: [32, 18], 3: [32, 20], 6: [32, 22], 7: [32, 24], 8: [32, 34], 9: [32, 36],
-  10: [256, 84], 11: [256, 110], 12: [256, 144], 13: [256, 176], 14: [256, 210], 15: [256, 292],
-  16: [256, 66], 17: [256, 74], 18: [256, 98], 19: [256, 50], 20: [32, 18], 21: [256, 110], 22: [256, 82],
-  23: [256, 136], 24: [1, 1], 25: [1, 2], 26: [1, 4], 27: [1, 8], 28: [1, 8], 29: [256, 56], 30: [1, 2],
-  34: [256, 54], 35: [256, 66], 39: [32, 17],
+  0: [1, 4],
+  1: [1, 2],
+  2: [32, 18],
+  3: [32, 20],
+  6: [32, 22],
+  7: [32, 24],
+  8: [32, 34],
+  9: [32, 36],
+  10: [256, 84],
+  11: [256, 110],
+  12: [256, 144],
+  13: [256, 176],
+  14: [256, 210],
+  15: [256, 292],
+  16: [256, 66],
+  17: [256, 74],
+  18: [256, 98],
+  19: [256, 50],
+  20: [32, 18],
+  21: [256, 110],
+  22: [256, 82],
+  23: [256, 136],
+  24: [1, 1],
+  25: [1, 2],
+  26: [1, 4],
+  27: [1, 8],
+  28: [1, 8],
+  29: [256, 56],
+  30: [1, 2],
+  34: [256, 54],
+  35: [256, 66],
+  39: [32, 17],
 };
 
 const EMBEDDING_ARCHITECTURES = new Set(["bert", "nomic-bert", "nomic-bert-moe", "jina-bert-v2", "t5encoder", "modern-bert", "neo-bert"]);
@@ -61,7 +88,15 @@ export function ggufReadProblem(error: unknown): string {
 }
 
 async function readFacts(path: string, fileSize: number): Promise<GgufFacts> {
-  const unreadable = (problem: string): GgufFacts => ({ architecture: null, name: null, parameterCount: null, quantization: null, contextLength: null, type: "chat", problem });
+  const unreadable = (problem: string): GgufFacts => ({
+    architecture: null,
+    name: null,
+    parameterCount: null,
+    quantization: null,
+    contextLength: null,
+    type: "chat",
+    problem,
+  });
   try {
     if (!hasGgufMagic(path)) return unreadable("not a GGUF file (bad magic)");
   } catch (error) {

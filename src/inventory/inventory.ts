@@ -129,10 +129,12 @@ export class Inventory {
    */
   refresh(): Promise<void> {
     if (this.scanning) {
-      this.rescan ??= this.scanning.catch(() => undefined).then(() => {
-        this.rescan = null;
-        return this.refresh();
-      });
+      this.rescan ??= this.scanning
+        .catch(() => undefined)
+        .then(() => {
+          this.rescan = null;
+          return this.refresh();
+        });
       return this.rescan;
     }
     this.scanning = this.scan().finally(() => {
@@ -197,7 +199,16 @@ export class Inventory {
     const anyServable = found.some((m) => m.format === "gguf" && m.missing.length === 0 && m.problem === null);
     if (this.demoPath && !anyServable) {
       await add(
-        { id: DEMO_MODEL_ID, aliases: [], path: this.demoPath, localPath: path.dirname(this.demoPath), source: "demo", format: "gguf", sizeBytes: fileSize(this.demoPath), missing: [] },
+        {
+          id: DEMO_MODEL_ID,
+          aliases: [],
+          path: this.demoPath,
+          localPath: path.dirname(this.demoPath),
+          source: "demo",
+          format: "gguf",
+          sizeBytes: fileSize(this.demoPath),
+          missing: [],
+        },
         null,
       );
     }
@@ -254,10 +265,14 @@ export class Inventory {
 /** What is wrong with a model's files as they are on disk, if anything (which backend opens them is not asked here). */
 export function fileProblem(model: ModelDescriptor): LmxError | null {
   if (model.missing.length > 0) {
-    return new LmxError("download_required", `model '${model.id}' is incomplete on disk; missing: ${model.missing.slice(0, 5).join(", ")}${model.missing.length > 5 ? ", …" : ""}`, {
-      param: "model",
-      details: { missing: model.missing },
-    });
+    return new LmxError(
+      "download_required",
+      `model '${model.id}' is incomplete on disk; missing: ${model.missing.slice(0, 5).join(", ")}${model.missing.length > 5 ? ", …" : ""}`,
+      {
+        param: "model",
+        details: { missing: model.missing },
+      },
+    );
   }
   if (model.problem) return new LmxError("model_file_invalid", `cannot load ${model.path}: ${model.problem}`, { param: "model" });
   return null;

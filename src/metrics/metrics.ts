@@ -100,17 +100,33 @@ export class LmxMetrics {
       ["model"],
       ITL_BUCKETS,
     );
-    this.e2eLatency = histogram("lmx:e2e_request_latency_seconds", "Requests answered completely: time from arrival to the last byte.", ["model"], E2E_BUCKETS);
-    this.queueTime = histogram("lmx:request_queue_time_seconds", "Time requests waited in the admission queue for a free sequence.", ["model"], QUEUE_BUCKETS);
+    this.e2eLatency = histogram(
+      "lmx:e2e_request_latency_seconds",
+      "Requests answered completely: time from arrival to the last byte.",
+      ["model"],
+      E2E_BUCKETS,
+    );
+    this.queueTime = histogram(
+      "lmx:request_queue_time_seconds",
+      "Time requests waited in the admission queue for a free sequence.",
+      ["model"],
+      QUEUE_BUCKETS,
+    );
     this.promptTokens = counter("lmx:prompt_tokens_total", "Prompt tokens of answered requests (reused from the KV cache or evaluated).", ["model"]);
     this.generationTokens = counter("lmx:generation_tokens_total", "Generated tokens.", ["model"]);
-    this.prefixCacheHitTokens = counter("lmx:prefix_cache_hit_tokens_total", "Prompt tokens reused from a runner's KV cache instead of evaluated.", ["model"]);
+    this.prefixCacheHitTokens = counter("lmx:prefix_cache_hit_tokens_total", "Prompt tokens reused from a runner's KV cache instead of evaluated.", [
+      "model",
+    ]);
     this.requests = counter(
       "lmx:requests_total",
       'Requests to /v1/chat/completions, /v1/completions and /v1/embeddings by outcome: HTTP status and error code ("" for success; a stream that failed after its 200 counts with its error\'s status; 499 = the client left).',
       ["model", "status", "code"],
     );
-    this.modelLoads = counter("lmx:model_loads_total", 'Model load attempts by outcome and error code ("" for success).', ["model", "outcome", "code"]);
+    this.modelLoads = counter("lmx:model_loads_total", 'Model load attempts by outcome and error code ("" for success).', [
+      "model",
+      "outcome",
+      "code",
+    ]);
     this.modelUnloads = counter(
       "lmx:model_unloads_total",
       "Runners ended: planned unloads (requested, idle past keep_alive, eviction...) and deaths (model_crashed...).",
@@ -210,11 +226,31 @@ export class LmxMetrics {
     const fromRunners = (read: (stats: RunnerStats) => number) => async (g: Gauge<"model">) => {
       for (const [model, stats] of await this.runnerStats()) g.set({ model }, read(stats));
     };
-    gauge("lmx:runner_rss_bytes", "Resident memory of each runner process.", ["model"], fromRunners((s) => s.rssBytes));
-    gauge("lmx:kv_cache_slots_in_use", "Sequences (KV cache slots) of each runner that hold a running request.", ["model"], fromRunners((s) => s.slotsBusy));
+    gauge(
+      "lmx:runner_rss_bytes",
+      "Resident memory of each runner process.",
+      ["model"],
+      fromRunners((s) => s.rssBytes),
+    );
+    gauge(
+      "lmx:kv_cache_slots_in_use",
+      "Sequences (KV cache slots) of each runner that hold a running request.",
+      ["model"],
+      fromRunners((s) => s.slotsBusy),
+    );
     // not "_total": that suffix promises a counter, and rate() over a gauge named so would mislead
-    gauge("lmx:kv_cache_slots", "Sequences (KV cache slots) of each runner: its parallel setting.", ["model"], fromRunners((s) => s.slotsTotal));
-    gauge("lmx:runner_requests_waiting", "Requests inside each runner waiting for a free sequence.", ["model"], fromRunners((s) => s.requestsWaiting));
+    gauge(
+      "lmx:kv_cache_slots",
+      "Sequences (KV cache slots) of each runner: its parallel setting.",
+      ["model"],
+      fromRunners((s) => s.slotsTotal),
+    );
+    gauge(
+      "lmx:runner_requests_waiting",
+      "Requests inside each runner waiting for a free sequence.",
+      ["model"],
+      fromRunners((s) => s.requestsWaiting),
+    );
     const disks = async (g: Gauge<"path">, read: (s: { bavail: number; blocks: number; bsize: number }) => number) => {
       const paths = [...new Set(sources.diskPaths.map((p) => path.resolve(p)))];
       await Promise.all(
@@ -230,7 +266,9 @@ export class LmxMetrics {
     gauge("lmx:disk_free_bytes", "Free space available to the server on the volume of each state, model and download folder.", ["path"], (g) =>
       disks(g, (s) => s.bavail * s.bsize),
     );
-    gauge("lmx:disk_total_bytes", "Size of the volume of each state, model and download folder.", ["path"], (g) => disks(g, (s) => s.blocks * s.bsize));
+    gauge("lmx:disk_total_bytes", "Size of the volume of each state, model and download folder.", ["path"], (g) =>
+      disks(g, (s) => s.blocks * s.bsize),
+    );
   }
 
   private runnerStats(): Promise<Map<string, RunnerStats>> {

@@ -155,7 +155,8 @@ function objectAfter(tail: Buffer, key: Buffer): Record<string, unknown> | null 
   for (let i = start; i < tail.length; i++) {
     const byte = tail[i]!;
     if (inString) {
-      if (byte === 0x5c) i++; // backslash: skip the escaped byte
+      if (byte === 0x5c)
+        i++; // backslash: skip the escaped byte
       else if (byte === QUOTE) inString = false;
     } else if (byte === QUOTE) {
       inString = true;

@@ -126,7 +126,8 @@ async function streamGeneration({ res, engine, prepared, kind, request, requestI
     if (signal.aborted) return;
     // The runner is alive: say what failed in the stream. A cut connection would reach the client as
     // model_crashed, which sends operators looking for a crash that never happened.
-    const lmx = error instanceof LmxError ? error : new LmxError("internal_error", `generation failed: ${(error as Error)?.message ?? String(error)}`);
+    const lmx =
+      error instanceof LmxError ? error : new LmxError("internal_error", `generation failed: ${(error as Error)?.message ?? String(error)}`);
     res.end(`data: ${JSON.stringify(toOpenAiBody(lmx))}\n\ndata: [DONE]\n\n`);
     return;
   }
@@ -152,9 +153,13 @@ async function streamGeneration({ res, engine, prepared, kind, request, requestI
 
 async function sendEmbeddings(res: http.ServerResponse, engine: LlamaCppEngine, request: EmbeddingRequest) {
   if (request.dimensions !== undefined && request.dimensions !== engine.info.embeddingSize) {
-    throw new LmxError("unsupported_parameter", `this model's embeddings have ${engine.info.embeddingSize} dimensions; 'dimensions' cannot change that`, {
-      param: "dimensions",
-    });
+    throw new LmxError(
+      "unsupported_parameter",
+      `this model's embeddings have ${engine.info.embeddingSize} dimensions; 'dimensions' cannot change that`,
+      {
+        param: "dimensions",
+      },
+    );
   }
   const result = await engine.embed(request);
   const base64 = request.encoding_format === "base64";

@@ -66,7 +66,13 @@ export class AdmissionQueue extends EventEmitter {
     if (signal?.aborted) return Promise.reject(new LmxError("invalid_request", "request was cancelled"));
     // Waiters of other models are blocked only by their own model's capacity (canRun checks the global one),
     // so a request may pass them; it may never pass an earlier request for the same model of its class or above.
-    if (this.canRun(modelId, priority) && !this.waiters.some((w) => w.modelId === modelId && effectiveRank(w.priority, Date.now() - w.enqueuedAt, this.agingMs) <= effectiveRank(priority, 0, this.agingMs))) {
+    if (
+      this.canRun(modelId, priority) &&
+      !this.waiters.some(
+        (w) =>
+          w.modelId === modelId && effectiveRank(w.priority, Date.now() - w.enqueuedAt, this.agingMs) <= effectiveRank(priority, 0, this.agingMs),
+      )
+    ) {
       return Promise.resolve(this.grant(modelId, priority, 0));
     }
     if (this.waiters.length >= this.options.queueSize) {
@@ -105,9 +111,13 @@ export class AdmissionQueue extends EventEmitter {
       const timer = setTimeout(() => {
         this.remove(waiter);
         waiter.fail(
-          new LmxError("queue_timeout", `waited ${Math.round(this.options.queueTimeoutMs / 1000)}s for a free sequence of '${modelId}' (queue_timeout_sec)`, {
-            retryAfterSec: 5,
-          }),
+          new LmxError(
+            "queue_timeout",
+            `waited ${Math.round(this.options.queueTimeoutMs / 1000)}s for a free sequence of '${modelId}' (queue_timeout_sec)`,
+            {
+              retryAfterSec: 5,
+            },
+          ),
         );
       }, this.options.queueTimeoutMs);
       const onAbort = () => {
@@ -139,7 +149,9 @@ export class AdmissionQueue extends EventEmitter {
     const perModel: AdmissionSnapshot["per_model"] = {};
     for (const [id, running] of this.runningPerModel) perModel[id] = { running, waiting: 0 };
     for (const w of this.waiters) (perModel[w.modelId] ??= { running: 0, waiting: 0 }).waiting++;
-    const perPriority = Object.fromEntries(PRIORITIES.map((p) => [p, { running: this.runningPerClass.get(p) ?? 0, waiting: this.waitingOfClass(p) }])) as AdmissionSnapshot["per_priority"];
+    const perPriority = Object.fromEntries(
+      PRIORITIES.map((p) => [p, { running: this.runningPerClass.get(p) ?? 0, waiting: this.waitingOfClass(p) }]),
+    ) as AdmissionSnapshot["per_priority"];
     return { running: this.running, waiting: this.waiters.length, per_model: perModel, per_priority: perPriority };
   }
 

@@ -14,7 +14,13 @@ export function runtimeSignature(model: ModelDescriptor): string {
 }
 
 export function compatibilityKey(descriptor: ModelDescriptor, backend: Pick<Backend, "name" | "version">): CompatibilityKey {
-  return { modelId: descriptor.id, backend: backend.name, backendVersion: backend.version, runtimeSignature: runtimeSignature(descriptor), ...machineKey() };
+  return {
+    modelId: descriptor.id,
+    backend: backend.name,
+    backendVersion: backend.version,
+    runtimeSignature: runtimeSignature(descriptor),
+    ...machineKey(),
+  };
 }
 
 export interface LatestAttempt {

@@ -58,7 +58,15 @@ export class ModelLifecycle extends EventEmitter {
     const from = this.phase(model);
     if (!isLegalTransition(from, to)) throw new IllegalTransitionError(model, from, to);
     this.phases.set(model, to);
-    const transition: ModelTransition = { model, from, to, reason, code: extra.code ?? null, backend: extra.backend ?? null, at: new Date().toISOString() };
+    const transition: ModelTransition = {
+      model,
+      from,
+      to,
+      reason,
+      code: extra.code ?? null,
+      backend: extra.backend ?? null,
+      at: new Date().toISOString(),
+    };
     this.emit("transition", transition);
     return transition;
   }

@@ -60,13 +60,21 @@ export async function probeBackends(
         admit: (estimate) => deps.admit(token, `probe:${descriptor.id}`, estimate.ram + deps.overheadBytes),
       });
       const loadMs = Date.now() - started;
-      registry.record(key, "success", { durationMs: loadMs, metadata: { probe: true, timeoutMs: options.timeoutMs, canary: runner.info.canary, memory: runner.info.memory } });
+      registry.record(key, "success", {
+        durationMs: loadMs,
+        metadata: { probe: true, timeoutMs: options.timeoutMs, canary: runner.info.canary, memory: runner.info.memory },
+      });
       results.push({ ...base, outcome: "success", reason: null, message: null, loadMs, canaryTokensPerSec: runner.info.canary.tokensPerSec });
       await runner.stop(0);
     } catch (error) {
       const lmx = error instanceof LmxError ? error : new LmxError("model_probe_failed", String((error as Error)?.message ?? error));
       const outcome = attemptOutcome(lmx);
-      registry.record(key, outcome, { reason: lmx.code, message: lmx.message, durationMs: Date.now() - started, metadata: { probe: true, timeoutMs: options.timeoutMs } });
+      registry.record(key, outcome, {
+        reason: lmx.code,
+        message: lmx.message,
+        durationMs: Date.now() - started,
+        metadata: { probe: true, timeoutMs: options.timeoutMs },
+      });
       results.push({ ...base, outcome: outcome === "refused" ? "skipped" : "failure", reason: lmx.code, message: lmx.message });
     } finally {
       deps.release(token);

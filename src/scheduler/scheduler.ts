@@ -194,7 +194,8 @@ export class Scheduler extends EventEmitter {
       // the runner may have died between the grant and now: the next round reloads it
       if (!runner || runner.exit || this.lifecycle.phase(descriptor.id) !== "ready") {
         granted.release();
-        if (attempt >= ACQUIRE_ATTEMPTS) throw new LmxError("model_crashed", `the runner for '${descriptor.id}' kept exiting before the request could start`, { retryAfterSec: 1 });
+        if (attempt >= ACQUIRE_ATTEMPTS)
+          throw new LmxError("model_crashed", `the runner for '${descriptor.id}' kept exiting before the request could start`, { retryAfterSec: 1 });
         continue;
       }
       slot.grantedSinceReady++;
@@ -266,7 +267,9 @@ export class Scheduler extends EventEmitter {
     this.closed = true;
     clearInterval(this.sweeper);
     this.admission.rejectAll(shuttingDown());
-    await Promise.all([...this.slots.values()].map((slot) => this.serialized(slot, () => this.unloadNow(slot, graceMs, "server shutting down")).catch(() => false)));
+    await Promise.all(
+      [...this.slots.values()].map((slot) => this.serialized(slot, () => this.unloadNow(slot, graceMs, "server shutting down")).catch(() => false)),
+    );
   }
 
   // ---- views ---------------------------------------------------------------------------------------------
@@ -372,7 +375,10 @@ export class Scheduler extends EventEmitter {
         admit: (token, model, need) =>
           this.placementLock.run(async () => {
             if (!this.options.memory.fits(need)) {
-              throw new LmxError("insufficient_memory", `a probe needs an estimated ${Math.ceil(need / 1048576)} MiB and the memory budget has less free; probes never evict loaded models`);
+              throw new LmxError(
+                "insufficient_memory",
+                `a probe needs an estimated ${Math.ceil(need / 1048576)} MiB and the memory budget has less free; probes never evict loaded models`,
+              );
             }
             this.options.memory.reserve(token, model, need, "estimate");
           }),
@@ -403,9 +409,13 @@ export class Scheduler extends EventEmitter {
   private requestLoad(slot: ModelSlot, explicit: boolean): void {
     if (slot.pendingLoad || this.lifecycle.phase(slot.descriptor.id) === "loading") return;
     if (!explicit && !slot.wanted && !this.options.jitLoad) {
-      throw new LmxError("model_not_loaded", `model '${slot.descriptor.id}' is not loaded and jit_load is off; load it with POST /admin/models/load`, {
-        param: "model",
-      });
+      throw new LmxError(
+        "model_not_loaded",
+        `model '${slot.descriptor.id}' is not loaded and jit_load is off; load it with POST /admin/models/load`,
+        {
+          param: "model",
+        },
+      );
     }
     slot.wanted = true;
     const load = this.serialized(slot, () => this.loadNow(slot, "requested by a request"));
@@ -497,7 +507,12 @@ export class Scheduler extends EventEmitter {
         // memory is placed before a process exists: what the file alone proves it needs, then the exact estimate
         await this.placeWaiting(slot, token, this.preEstimate(descriptor));
         runner = await this.loadGate.run(() => {
-          this.options.log("info", "loading model", { model: descriptor.id, path: descriptor.path, backend: backend.name, settings: descriptor.settings });
+          this.options.log("info", "loading model", {
+            model: descriptor.id,
+            path: descriptor.path,
+            backend: backend.name,
+            settings: descriptor.settings,
+          });
           return backend.start(descriptor, {
             ...this.options.start,
             loaderTimeoutMs,
@@ -525,7 +540,13 @@ export class Scheduler extends EventEmitter {
       const durationMs = Date.now() - started;
       registry.record(key, "success", {
         durationMs,
-        metadata: { timeoutMs: loaderTimeoutMs, canary: runner.info.canary, estimate: runner.info.estimate, memory: runner.info.memory, pid: runner.pid },
+        metadata: {
+          timeoutMs: loaderTimeoutMs,
+          canary: runner.info.canary,
+          estimate: runner.info.estimate,
+          memory: runner.info.memory,
+          pid: runner.pid,
+        },
       });
       const measured = runner.info.memory.modelRam + runner.info.memory.contextRam + this.options.memory.runnerOverheadBytes;
       this.options.memory.reserve(token, descriptor.id, measured, "actual");
@@ -718,7 +739,8 @@ export class Scheduler extends EventEmitter {
           metadata: { signal: exit.signal, exitCode: exit.code, stderrTail: exit.stderrTail.slice(-10), uptimeMs: Date.now() - runner.startedAt },
         });
       }
-      if (phase === "ready") this.lifecycle.move(id, "failed", exit.reason.message, { code: exit.reason.code, backend: slot.servedBy?.backend.name ?? null });
+      if (phase === "ready")
+        this.lifecycle.move(id, "failed", exit.reason.message, { code: exit.reason.code, backend: slot.servedBy?.backend.name ?? null });
       this.emit("unload", { model: id, reason: exit.reason.code } satisfies ModelUnloadEvent);
     }
     slot.drainReason = null;
@@ -794,7 +816,13 @@ export class Scheduler extends EventEmitter {
   private noteFailure(slot: ModelSlot, backend: string, error: LmxError, durationMs: number): void {
     slot.lastError = { code: error.code, message: error.message, at: new Date().toISOString() };
     this.emit("load", { model: slot.descriptor.id, backend, outcome: "failure", code: error.code, durationMs } satisfies ModelLoadEvent);
-    this.options.log("error", "model load failed", { model: slot.descriptor.id, backend, code: error.code, message: error.message, details: error.details });
+    this.options.log("error", "model load failed", {
+      model: slot.descriptor.id,
+      backend,
+      code: error.code,
+      message: error.message,
+      details: error.details,
+    });
   }
 
   private refuseQuarantined(descriptor: ModelDescriptor, key: CompatibilityKey | null, reasons: string[]): LmxError {
@@ -820,9 +848,13 @@ function noBackendFor(descriptor: ModelDescriptor): LmxError {
       { param: "model" },
     );
   }
-  return new LmxError("backend_unavailable", `model '${descriptor.id}' is ${descriptor.format}; no backend on this machine opens it (the llama.cpp engines need GGUF)`, {
-    param: "model",
-  });
+  return new LmxError(
+    "backend_unavailable",
+    `model '${descriptor.id}' is ${descriptor.format}; no backend on this machine opens it (the llama.cpp engines need GGUF)`,
+    {
+      param: "model",
+    },
+  );
 }
 
 function shuttingDown(): LmxError {

@@ -22,12 +22,20 @@ export interface CommandResult {
 export function runCommand(argv: readonly string[]): CommandResult {
   const [command, ...args] = argv;
   const result = spawnSync(command!, args, { encoding: "utf8", timeout: 60_000 });
-  const error = result.error ? ((result.error as NodeJS.ErrnoException).code === "ENOENT" ? `${command} is not installed (not found on PATH)` : result.error.message) : null;
+  const error = result.error
+    ? (result.error as NodeJS.ErrnoException).code === "ENOENT"
+      ? `${command} is not installed (not found on PATH)`
+      : result.error.message
+    : null;
   return { status: result.status, stdout: result.stdout ?? "", stderr: result.stderr ?? "", error };
 }
 
 /** Runs every step; stops at the first failure that is not allowed to fail, with what it said. */
-export function applyPlan(plan: ServicePlan, onStep: (report: StepReport) => void = () => {}, exec: (argv: readonly string[]) => CommandResult = runCommand): StepReport[] {
+export function applyPlan(
+  plan: ServicePlan,
+  onStep: (report: StepReport) => void = () => {},
+  exec: (argv: readonly string[]) => CommandResult = runCommand,
+): StepReport[] {
   const reports: StepReport[] = [];
   for (const step of plan.steps) {
     let report: StepReport;

@@ -24,7 +24,11 @@ function renderValue(value: PlistValue, indent: string): string[] {
   }
   const inner = `${indent}  `;
   if (Array.isArray(value)) return [`${indent}<array>`, ...value.flatMap((v) => renderValue(v, inner)), `${indent}</array>`];
-  return [`${indent}<dict>`, ...Object.entries(value).flatMap(([k, v]) => [`${inner}<key>${escapeXml(k)}</key>`, ...renderValue(v, inner)]), `${indent}</dict>`];
+  return [
+    `${indent}<dict>`,
+    ...Object.entries(value).flatMap(([k, v]) => [`${inner}<key>${escapeXml(k)}</key>`, ...renderValue(v, inner)]),
+    `${indent}</dict>`,
+  ];
 }
 
 export function renderPlist(root: { [key: string]: PlistValue }): string {

@@ -38,10 +38,7 @@ function logNotes(spec: ServiceSpec): string[] {
 /** `replacing`: a service file exists already, so the running server is restarted onto the new one. */
 export function installPlan(spec: ServiceSpec, replacing: boolean): ServicePlan {
   const file = serviceFilePath(spec);
-  const steps: ServiceStep[] = [
-    { kind: "mkdir", path: path.dirname(file) },
-    ...(spec.logDir ? [{ kind: "mkdir" as const, path: spec.logDir }] : []),
-  ];
+  const steps: ServiceStep[] = [{ kind: "mkdir", path: path.dirname(file) }, ...(spec.logDir ? [{ kind: "mkdir" as const, path: spec.logDir }] : [])];
   const notes = logNotes(spec);
   if (spec.platform === "darwin") {
     // launchd keeps the loaded definition until it is unloaded: unload the old one first

@@ -89,7 +89,7 @@ export function buildServiceSpec(input: ServiceSpecInput): ServiceSpec {
     workingDirectory,
     environment,
     logDir,
-    user: input.scope === "system" && input.platform === "linux" ? input.user ?? null : null,
+    user: input.scope === "system" && input.platform === "linux" ? (input.user ?? null) : null,
     stopTimeoutSec: Math.ceil((input.shutdownTimeoutSec ?? 30) + 10),
     homeDir,
     xdgConfigHome: input.xdgConfigHome ?? null,
@@ -103,7 +103,9 @@ export function programArguments(spec: ServiceSpec): string[] {
 
 export function serviceFilePath(spec: ServiceSpec): string {
   if (spec.platform === "darwin") {
-    return spec.scope === "user" ? path.join(spec.homeDir, "Library", "LaunchAgents", `${LAUNCHD_LABEL}.plist`) : `/Library/LaunchDaemons/${LAUNCHD_LABEL}.plist`;
+    return spec.scope === "user"
+      ? path.join(spec.homeDir, "Library", "LaunchAgents", `${LAUNCHD_LABEL}.plist`)
+      : `/Library/LaunchDaemons/${LAUNCHD_LABEL}.plist`;
   }
   if (spec.scope === "system") return `/etc/systemd/system/${SYSTEMD_UNIT_NAME}`;
   return path.join(spec.xdgConfigHome ?? path.join(spec.homeDir, ".config"), "systemd", "user", SYSTEMD_UNIT_NAME);

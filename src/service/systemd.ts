@@ -15,12 +15,7 @@ export function escapeSpecifiers(value: string): string {
 export function quoteExecArg(arg: string): string {
   if (arg === "") return '""';
   if (PLAIN_WORD.test(arg)) return arg;
-  const escaped = arg
-    .replace(/\\/g, "\\\\")
-    .replace(/"/g, '\\"')
-    .replace(/\t/g, "\\t")
-    .replace(/\$/g, "$$$$")
-    .replace(/%/g, "%%");
+  const escaped = arg.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\t/g, "\\t").replace(/\$/g, "$$$$").replace(/%/g, "%%");
   return `"${escaped}"`;
 }
 

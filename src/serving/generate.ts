@@ -61,9 +61,7 @@ export interface GenerateInput {
 }
 
 export type GenerateOutcome =
-  | { kind: "answered"; completionId: string }
-  | { kind: "failed"; completionId: string; error: LmxError }
-  | { kind: "client_left" };
+  { kind: "answered"; completionId: string } | { kind: "failed"; completionId: string; error: LmxError } | { kind: "client_left" };
 
 export async function generate(ctx: ServingContext, input: GenerateInput): Promise<GenerateOutcome> {
   const { endpoint, body, signal, recorder } = input;
@@ -71,7 +69,9 @@ export async function generate(ctx: ServingContext, input: GenerateInput): Promi
   const requested = await ctx.inventory.resolve(body.model);
   // an MLX/safetensors repo no backend here opens may be served by a local GGUF of the same model, if allowed
   const equivalent =
-    ctx.config.gguf_fallback_enabled && ctx.scheduler.unservableReason(requested)?.code === "backend_unavailable" ? ctx.inventory.ggufEquivalent(requested) : null;
+    ctx.config.gguf_fallback_enabled && ctx.scheduler.unservableReason(requested)?.code === "backend_unavailable"
+      ? ctx.inventory.ggufEquivalent(requested)
+      : null;
   const model = equivalent ?? requested;
   recorder.model = model.id;
   // a bad file is left to the scheduler, which records it and quarantines what keeps failing

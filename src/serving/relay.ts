@@ -118,7 +118,9 @@ async function forward(reply: ResponseSink, options: ForwardOptions, direct: Dir
     } catch {
       // an unparsable error body is itself the problem to report below
     }
-    const error = direct ? direct.mapError(upstream.statusCode, json, text) : fromOpenAiBody(json, "internal_error", `runner answered HTTP ${upstream.statusCode}`);
+    const error = direct
+      ? direct.mapError(upstream.statusCode, json, text)
+      : fromOpenAiBody(json, "internal_error", `runner answered HTTP ${upstream.statusCode}`);
     throw withRetryAfter(error, upstream.headers["retry-after"]);
   }
   const raw = reply.raw;
@@ -185,7 +187,8 @@ async function forward(reply: ResponseSink, options: ForwardOptions, direct: Dir
  */
 export function withRetryAfter(error: LmxError, header: string | string[] | undefined): LmxError {
   const seconds = Number(Array.isArray(header) ? header[0] : header);
-  const retryAfterSec = Number.isFinite(seconds) && seconds > 0 ? seconds : error.retryAfterSec ?? (error.retryable && error.status === 503 ? 1 : undefined);
+  const retryAfterSec =
+    Number.isFinite(seconds) && seconds > 0 ? seconds : (error.retryAfterSec ?? (error.retryable && error.status === 503 ? 1 : undefined));
   if (retryAfterSec === error.retryAfterSec) return error;
   return new LmxError(error.code, error.message, { param: error.param, retryAfterSec, details: error.details, cause: error });
 }

@@ -96,7 +96,11 @@ export class CompatibilityRegistry {
     );
   }
 
-  record(key: CompatibilityKey, outcome: AttemptOutcome, details: { reason?: string | null; message?: string | null; durationMs?: number | null; metadata?: Record<string, unknown> }): void {
+  record(
+    key: CompatibilityKey,
+    outcome: AttemptOutcome,
+    details: { reason?: string | null; message?: string | null; durationMs?: number | null; metadata?: Record<string, unknown> },
+  ): void {
     this.state.write("registry", () =>
       this.state.db
         .prepare(
@@ -165,21 +169,28 @@ export class CompatibilityRegistry {
 
   /** Consecutive failures of this key since its last success or unquarantine. */
   quarantine(key: CompatibilityKey): QuarantineState {
-    return this.read(() => {
-      const args = keyArgs(key);
-      const release = this.state.db.prepare(`SELECT MAX(last_attempt_id) AS id FROM quarantine_releases WHERE ${KEY_WHERE}`).get(...args) as { id: number | null };
-      const rows = this.state.db
-        .prepare(`SELECT outcome, reason FROM compatibility_attempts WHERE ${KEY_WHERE} AND id > ? AND outcome != 'refused' ORDER BY id DESC LIMIT 50`)
-        .all(...args, release.id ?? 0) as Array<{ outcome: AttemptOutcome; reason: string | null }>;
-      let failures = 0;
-      const reasons: string[] = [];
-      for (const row of rows) {
-        if (row.outcome !== "failure") break;
-        failures++;
-        if (reasons.length < this.quarantineAfter) reasons.push(row.reason ?? "unknown");
-      }
-      return { quarantined: failures >= this.quarantineAfter, consecutiveFailures: failures, lastReasons: reasons };
-    }, { quarantined: false, consecutiveFailures: 0, lastReasons: [] });
+    return this.read(
+      () => {
+        const args = keyArgs(key);
+        const release = this.state.db.prepare(`SELECT MAX(last_attempt_id) AS id FROM quarantine_releases WHERE ${KEY_WHERE}`).get(...args) as {
+          id: number | null;
+        };
+        const rows = this.state.db
+          .prepare(
+            `SELECT outcome, reason FROM compatibility_attempts WHERE ${KEY_WHERE} AND id > ? AND outcome != 'refused' ORDER BY id DESC LIMIT 50`,
+          )
+          .all(...args, release.id ?? 0) as Array<{ outcome: AttemptOutcome; reason: string | null }>;
+        let failures = 0;
+        const reasons: string[] = [];
+        for (const row of rows) {
+          if (row.outcome !== "failure") break;
+          failures++;
+          if (reasons.length < this.quarantineAfter) reasons.push(row.reason ?? "unknown");
+        }
+        return { quarantined: failures >= this.quarantineAfter, consecutiveFailures: failures, lastReasons: reasons };
+      },
+      { quarantined: false, consecutiveFailures: 0, lastReasons: [] },
+    );
   }
 
   /** Lifts quarantine for every key of a model (optionally one backend); returns how many keys it released. */
@@ -209,13 +220,22 @@ export class CompatibilityRegistry {
     const keys = this.read(
       () =>
         this.state.db
-          .prepare(`SELECT DISTINCT model_id, backend, backend_version, runtime_signature, arch, os FROM compatibility_attempts WHERE outcome = 'failure'`)
+          .prepare(
+            `SELECT DISTINCT model_id, backend, backend_version, runtime_signature, arch, os FROM compatibility_attempts WHERE outcome = 'failure'`,
+          )
           .all() as Array<Omit<Row, "id">>,
       [],
     );
     return keys
       .map((k) => {
-        const key: CompatibilityKey = { modelId: k.model_id, backend: k.backend, backendVersion: k.backend_version, runtimeSignature: k.runtime_signature, arch: k.arch, os: k.os };
+        const key: CompatibilityKey = {
+          modelId: k.model_id,
+          backend: k.backend,
+          backendVersion: k.backend_version,
+          runtimeSignature: k.runtime_signature,
+          arch: k.arch,
+          os: k.os,
+        };
         return { ...key, ...this.quarantine(key) };
       })
       .filter((k) => k.quarantined);

@@ -28,7 +28,17 @@ export function startModelRunner(
   return RunnerProcess.start({
     ...options,
     entry: RUNNER_ENTRY,
-    init: { type: "init", engine, modelId: model.id, modelPath: model.path, modelType: model.type, settings, backend, socketPath, logLevel: options.logLevel },
+    init: {
+      type: "init",
+      engine,
+      modelId: model.id,
+      modelPath: model.path,
+      modelType: model.type,
+      settings,
+      backend,
+      socketPath,
+      logLevel: options.logLevel,
+    },
   });
 }
 
@@ -60,7 +70,10 @@ export class RunnerProcess implements RunnerHandle {
   private healthTimer: NodeJS.Timeout | null = null;
   private resolveExit!: (exit: RunnerExit) => void;
 
-  private constructor(private readonly child: ChildProcess, private readonly options: SpawnRunnerOptions) {
+  private constructor(
+    private readonly child: ChildProcess,
+    private readonly options: SpawnRunnerOptions,
+  ) {
     this.dispatcher = new Pool("http://runner", {
       socketPath: options.init.socketPath,
       connections: options.init.settings.parallel * 2 + 2,
@@ -246,7 +259,8 @@ export class RunnerProcess implements RunnerHandle {
       }
       const stats = (await res.body.json()) as RunnerStats;
       // requests that went straight to a child server never passed the runner's counters
-      if (this.direct) return { ...stats, requestsServed: stats.requestsServed + this.direct.served, requestsActive: stats.requestsActive + this.direct.active };
+      if (this.direct)
+        return { ...stats, requestsServed: stats.requestsServed + this.direct.served, requestsActive: stats.requestsActive + this.direct.active };
       return stats;
     } catch {
       return null;

@@ -34,7 +34,23 @@ const shellQuote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
  */
 function startChat(session: string, extraArgs: string[]): void {
   const argv = [process.execPath, CLI, "chat", "--url", server.url, "--api-key", API_KEY, ...extraArgs];
-  tmux("new-session", "-d", "-s", session, "-x", "160", "-y", "50", `${argv.map(shellQuote).join(" ")}; echo "[lmx exited with status $?]"`, ";", "set-option", "-t", session, "remain-on-exit", "on");
+  tmux(
+    "new-session",
+    "-d",
+    "-s",
+    session,
+    "-x",
+    "160",
+    "-y",
+    "50",
+    `${argv.map(shellQuote).join(" ")}; echo "[lmx exited with status $?]"`,
+    ";",
+    "set-option",
+    "-t",
+    session,
+    "remain-on-exit",
+    "on",
+  );
 }
 
 const screen = (session: string) => tmux("capture-pane", "-p", "-J", "-S", "-200", "-t", session);
@@ -49,7 +65,11 @@ function typeLine(session: string, text: string): void {
  * Types a turn and samples the screen until its usage line appears. Returns the distinct partial answers seen
  * before that (more than one means the answer was drawn while it streamed) and the usage numbers.
  */
-async function turn(session: string, text: string, turnIndex: number): Promise<{ partials: number; prompt: number; completion: number; answer: string }> {
+async function turn(
+  session: string,
+  text: string,
+  turnIndex: number,
+): Promise<{ partials: number; prompt: number; completion: number; answer: string }> {
   typeLine(session, text);
   const seen = new Set<string>();
   const usage = /\[model chat · [^\]]*?(\d+) prompt tokens \((\d+) cached\) · (\d+) completion tokens/g;
@@ -107,7 +127,10 @@ test("lmx chat in a terminal streams two answers, keeps the history, and /exit e
 
   const first = await turn("turns", "Tell me a story.", 0);
   const second = await turn("turns", "Tell me more now.", 1);
-  for (const [name, answer] of [["first", first], ["second", second]] as const) {
+  for (const [name, answer] of [
+    ["first", first],
+    ["second", second],
+  ] as const) {
     assert.ok(answer.answer.length > 0, `the ${name} answer is on screen`);
     assert.ok(answer.partials >= 2, `the ${name} answer was seen growing (${answer.partials} distinct partial screens)`);
   }

@@ -118,7 +118,10 @@ test("lmx models shows the loaded model and the one only on disk in one table; -
 
   const json = await lmx(["models", "--json", ...auth]);
   assert.equal(json.code, 0, json.stderr);
-  const parsed = JSON.parse(json.stdout) as { locations: Array<{ path: string }>; data: Array<{ id: string; status: string; backend: string | null; memory_bytes: number | null }> };
+  const parsed = JSON.parse(json.stdout) as {
+    locations: Array<{ path: string }>;
+    data: Array<{ id: string; status: string; backend: string | null; memory_bytes: number | null }>;
+  };
   const byId = new Map(parsed.data.map((m) => [m.id, m]));
   assert.equal(byId.get("chat")?.status, "loaded");
   assert.equal(byId.get("chat")?.backend, "llama.cpp");
@@ -179,7 +182,10 @@ test("lmx connect: a wrong admin key is a 401 naming the setting (exit 4); a mis
 
   const good = await lmx(["connect", "--json", ...auth]);
   assert.equal(good.code, 0, good.stdout);
-  assert.deepEqual((JSON.parse(good.stdout) as { checks: Array<{ status: string }> }).checks.map((c) => c.status), ["ok", "ok", "ok", "ok"]);
+  assert.deepEqual(
+    (JSON.parse(good.stdout) as { checks: Array<{ status: string }> }).checks.map((c) => c.status),
+    ["ok", "ok", "ok", "ok"],
+  );
 });
 
 test("lmx connect and lmx status against a closed port say nothing listens there (exit 3)", async () => {
@@ -191,7 +197,13 @@ test("lmx connect and lmx status against a closed port say nothing listens there
   });
   const connect = await lmx(["connect", `http://127.0.0.1:${port}`]);
   assert.equal(connect.code, 3);
-  assert.match(connect.stdout, new RegExp(`^FAIL\\s+reachable\\s+cannot reach http://127\\.0\\.0\\.1:${port}: nothing listens on 127\\.0\\.0\\.1:${port} — is \`lmx serve\` running\\?`, "m"));
+  assert.match(
+    connect.stdout,
+    new RegExp(
+      `^FAIL\\s+reachable\\s+cannot reach http://127\\.0\\.0\\.1:${port}: nothing listens on 127\\.0\\.0\\.1:${port} — is \`lmx serve\` running\\?`,
+      "m",
+    ),
+  );
   const status = await lmx(["status", "--url", `127.0.0.1:${port}`]);
   assert.equal(status.code, 3);
   assert.match(status.stderr, /nothing listens on 127\.0\.0\.1:\d+/);
@@ -206,7 +218,10 @@ test("lmx pull shows progress and completes a download the server had to resume"
   assert.match(progress.at(-1)!, /: 100% /);
   assert.match(run.stdout, /^done tiny\/stories-GGUF: 2 file\(s\)/m);
   assert.match(run.stdout, /model id: tiny\/stories-GGUF — `lmx load tiny\/stories-GGUF`/);
-  assert.ok(hub.requests.some((r) => r.includes("stories260K.gguf") && r.includes("range=bytes=")), "the cut file was resumed");
+  assert.ok(
+    hub.requests.some((r) => r.includes("stories260K.gguf") && r.includes("range=bytes=")),
+    "the cut file was resumed",
+  );
 });
 
 test("Ctrl-C stops watching a pull; --cancel stops it; the next pull resumes from the partial file", async () => {
@@ -228,7 +243,10 @@ test("Ctrl-C stops watching a pull; --cancel stops it; the next pull resumes fro
   assert.equal(cancelled.code, 0, cancelled.stderr);
   assert.match(cancelled.stdout, /^cancelled tiny\/slow-GGUF at .* the partial file stays/m);
   const blobs = path.join(cache, "models--tiny--slow-GGUF", "blobs");
-  assert.ok(readdirSync(blobs).some((b) => b.endsWith(".incomplete")), "a partial file is left for the resume");
+  assert.ok(
+    readdirSync(blobs).some((b) => b.endsWith(".incomplete")),
+    "a partial file is left for the resume",
+  );
 
   hub.faults["tiny/slow-GGUF"]!["slow.gguf"] = {};
   const before = hub.requests.length;
@@ -251,7 +269,10 @@ test("lmx pull of an unknown repo is the server's 404, with its code", async () 
 test("lmx doctor checks a config: the port is taken by this lmx server, the models are there; a missing folder fails", async () => {
   const port = new URL(server.url).port;
   const good = path.join(cache, "doctor.yaml");
-  writeFileSync(good, `port: ${port}\nstate_dir: ${JSON.stringify(modelDir)}\nmodel_dirs: [${JSON.stringify(modelDir)}]\ndiscovery: {hf_cache: false, lmstudio: false, ollama: false}\n`);
+  writeFileSync(
+    good,
+    `port: ${port}\nstate_dir: ${JSON.stringify(modelDir)}\nmodel_dirs: [${JSON.stringify(modelDir)}]\ndiscovery: {hf_cache: false, lmstudio: false, ollama: false}\n`,
+  );
   const ok = await lmx(["doctor", "--json", "--config", good]);
   assert.equal(ok.code, 0, ok.stdout);
   const report = JSON.parse(ok.stdout) as { checks: Array<{ name: string; status: string; detail: string }>; fail: number };

@@ -56,7 +56,10 @@ test("lmx engines reports the cached build as available, and says where it looke
   for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith("LMX_")) env[k] = v;
   const state = path.join(dir, "state-cli");
   const engines = (cache: string) =>
-    spawnSync(process.execPath, [CLI, "engines", "--state-dir", state, "--json"], { env: { ...env, XDG_CACHE_HOME: cache, LMX_CONFIG: "", HOME: dir }, encoding: "utf8" });
+    spawnSync(process.execPath, [CLI, "engines", "--state-dir", state, "--json"], {
+      env: { ...env, XDG_CACHE_HOME: cache, LMX_CONFIG: "", HOME: dir },
+      encoding: "utf8",
+    });
   const cache = path.join(dir, "cache-cli");
   const binary = fakeLlamaServer(path.join(cache, "opta-lmx", "llama-server"), "abc1234");
   const found = JSON.parse(engines(cache).stdout) as { engines: Array<{ name: string; available: boolean; path: string | null }> };
@@ -64,9 +67,14 @@ test("lmx engines reports the cached build as available, and says where it looke
   assert.equal(llamaServer?.available, true);
   assert.equal(llamaServer?.path, binary);
 
-  const none = JSON.parse(engines(path.join(dir, "empty-cache")).stdout) as { engines: Array<{ name: string; available: boolean; lookedAt: string[]; how: string }> };
+  const none = JSON.parse(engines(path.join(dir, "empty-cache")).stdout) as {
+    engines: Array<{ name: string; available: boolean; lookedAt: string[]; how: string }>;
+  };
   const engine = none.engines.find((e) => e.name === "llama-server")!;
   assert.equal(engine.available, false);
-  assert.deepEqual(engine.lookedAt, [path.join(state, "engines", "llama-server", "bin", "llama-server"), path.join(dir, "empty-cache", "opta-lmx", "llama-server", "bin", "llama-server")]);
+  assert.deepEqual(engine.lookedAt, [
+    path.join(state, "engines", "llama-server", "bin", "llama-server"),
+    path.join(dir, "empty-cache", "opta-lmx", "llama-server", "bin", "llama-server"),
+  ]);
   assert.match(engine.how, /lmx engines build llama-server \(→ .*empty-cache\/opta-lmx\/llama-server\)/);
 });

@@ -37,7 +37,10 @@ function env(where: Place): NodeJS.ProcessEnv {
 }
 
 async function failedStart(where: Place, args: string[]): Promise<{ code: number | null; stderr: string; stdout: string }> {
-  const child = spawn(process.execPath, [CLI, "serve", "--state-dir", path.join(where.home, "state"), ...args], { env: env(where), stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, [CLI, "serve", "--state-dir", path.join(where.home, "state"), ...args], {
+    env: env(where),
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   let stdout = "";
   let stderr = "";
   child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
@@ -114,7 +117,10 @@ test("a state_dir under /proc: exit 2 with one line instead of hanging", { skip:
   assert.deepEqual(socketFolders(where), []);
 });
 
-async function started(where: Place, extraEnv: NodeJS.ProcessEnv = {}): Promise<{ pid: number; url: string; exit: Promise<number | null>; kill: () => void }> {
+async function started(
+  where: Place,
+  extraEnv: NodeJS.ProcessEnv = {},
+): Promise<{ pid: number; url: string; exit: Promise<number | null>; kill: () => void }> {
   const child = spawn(process.execPath, [CLI, "serve", "--port", "0", "--state-dir", path.join(where.home, "state")], {
     env: { ...env(where), ...extraEnv },
     stdio: ["ignore", "pipe", "pipe"],
@@ -160,7 +166,10 @@ test("a start removes the socket folders of dead gateways (kill -9 included) and
     first.kill();
   }
   await first.exit;
-  assert.ok(socketFolders(where).some((name) => name.startsWith(`lmx-${first.pid}-`)), "kill -9 leaves its folder");
+  assert.ok(
+    socketFolders(where).some((name) => name.startsWith(`lmx-${first.pid}-`)),
+    "kill -9 leaves its folder",
+  );
 
   const second = await started(where);
   try {

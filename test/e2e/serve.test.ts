@@ -14,7 +14,9 @@ const CLI = path.join(PROJECT_ROOT, "dist", "src", "cli", "main.js");
 const cleanups: Array<() => void> = [];
 after(() => cleanups.forEach((c) => c()));
 
-async function serve(extra: string[] = []): Promise<{ child: ChildProcess; url: string; stateDir: string; exit: Promise<number | null>; output: () => string }> {
+async function serve(
+  extra: string[] = [],
+): Promise<{ child: ChildProcess; url: string; stateDir: string; exit: Promise<number | null>; output: () => string }> {
   const stateDir = mkdtempSync(path.join(os.tmpdir(), "lmx-e2e-"));
   cleanups.push(() => rmSync(stateDir, { recursive: true, force: true }));
   const child = spawn(process.execPath, [CLI, "serve", "--port", "0", "--state-dir", stateDir, ...extra], {
@@ -44,7 +46,10 @@ test("a fresh start serves the generated demo model and answers a chat; SIGTERM 
   const { child, url, stateDir, exit, output } = await serve();
   assert.ok(existsSync(path.join(stateDir, "models", "lmx-demo-tiny-chat.gguf")), "the demo model was generated");
   const models = await getJson<{ data: Array<{ id: string; status: string }> }>(`${url}/v1/models`);
-  assert.deepEqual(models.body.data.map((m) => [m.id, m.status]), [["lmx-demo", "available"]]);
+  assert.deepEqual(
+    models.body.data.map((m) => [m.id, m.status]),
+    [["lmx-demo", "available"]],
+  );
   const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: "unused", maxRetries: 0 });
   const answer = await client.chat.completions.create({ model: "lmx-demo", messages: [{ role: "user", content: "Hello!" }], max_tokens: 16 });
   assert.ok((answer.choices[0]?.message.content ?? "").length > 0);

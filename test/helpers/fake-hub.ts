@@ -333,7 +333,8 @@ export async function startFakeHub(options: FakeHubOptions): Promise<FakeHub> {
     }
     if (res.destroyed) return;
     // Let the written bytes reach the client before the connection drops, so the partial size is exact.
-    if (cut) await new Promise<void>((resolve) => res.write(Buffer.alloc(0), () => resolve())).then(() => sleep(20)).then(() => res.socket?.destroy());
+    if (cut)
+      await new Promise<void>((resolve) => res.write(Buffer.alloc(0), () => resolve())).then(() => sleep(20)).then(() => res.socket?.destroy());
     else if (!stall) res.end();
   };
 

@@ -64,7 +64,9 @@ export async function startFakeOpenAi(options: FakeOpenAiOptions = {}): Promise<
     state.bodies.push(body);
     for (const field of options.rejectFields ?? []) {
       if (field in body) {
-        return json(res, 400, { error: { message: `unknown parameter '${field}'`, type: "invalid_request_error", param: field, code: "unknown_parameter" } });
+        return json(res, 400, {
+          error: { message: `unknown parameter '${field}'`, type: "invalid_request_error", param: field, code: "unknown_parameter" },
+        });
       }
     }
     const stream = body["stream"] === true ? ++state.streams : null;
@@ -75,12 +77,25 @@ export async function startFakeOpenAi(options: FakeOpenAiOptions = {}): Promise<
     const promptText = chat ? JSON.stringify(body["messages"]) : String(body["prompt"] ?? "");
     const promptTokens = Math.max(1, Math.round(promptText.length / charsPerToken));
     const tokens = typeof body["max_tokens"] === "number" ? body["max_tokens"] : (options.defaultTokens ?? 16);
-    const usage = { prompt_tokens: promptTokens, completion_tokens: tokens, total_tokens: promptTokens + tokens, prompt_tokens_details: { cached_tokens: 0 } };
+    const usage = {
+      prompt_tokens: promptTokens,
+      completion_tokens: tokens,
+      total_tokens: promptTokens + tokens,
+      prompt_tokens_details: { cached_tokens: 0 },
+    };
     const timings = { prompt_n: promptTokens, cache_n: 0, prompt_ms: ttftMs, predicted_n: tokens, predicted_ms: itlMs * Math.max(0, tokens - 1) };
     if (body["stream"] !== true) {
       await sleep(ttftMs + itlMs * Math.max(0, tokens - 1));
-      const choice = chat ? { index: 0, message: { role: "assistant", content: "x".repeat(tokens) }, finish_reason: "length" } : { index: 0, text: "x".repeat(tokens), finish_reason: "length" };
-      return json(res, 200, { id: "fake", object: chat ? "chat.completion" : "text_completion", choices: [choice], usage, ...(options.timings ? { timings } : {}) });
+      const choice = chat
+        ? { index: 0, message: { role: "assistant", content: "x".repeat(tokens) }, finish_reason: "length" }
+        : { index: 0, text: "x".repeat(tokens), finish_reason: "length" };
+      return json(res, 200, {
+        id: "fake",
+        object: chat ? "chat.completion" : "text_completion",
+        choices: [choice],
+        usage,
+        ...(options.timings ? { timings } : {}),
+      });
     }
     state.inFlight++;
     state.maxInFlight = Math.max(state.maxInFlight, state.inFlight);
@@ -93,7 +108,12 @@ export async function startFakeOpenAi(options: FakeOpenAiOptions = {}): Promise<
           ? { id: "fake", object: "chat.completion.chunk", choices: [{ index: 0, delta: finish ? {} : { content: text }, finish_reason: finish }] }
           : { id: "fake", object: "text_completion", choices: [{ index: 0, text, finish_reason: finish }] };
       // a role-only first chunk, as real servers send: it must not count as the first token
-      if (chat) event({ id: "fake", object: "chat.completion.chunk", choices: [{ index: 0, delta: { role: "assistant", content: "" }, finish_reason: null }] });
+      if (chat)
+        event({
+          id: "fake",
+          object: "chat.completion.chunk",
+          choices: [{ index: 0, delta: { role: "assistant", content: "" }, finish_reason: null }],
+        });
       // deadlines from the request's start, so timer drift does not accumulate over a long stream
       const start = performance.now();
       for (let i = 0; i < tokens; i++) {

@@ -22,7 +22,11 @@ const GREEDY_PROMPT = "Tell me a story about a little dog.";
 const llamaServer = testLlamaServerBinary();
 const engines = [
   { name: "node-llama-cpp", backends: { llama_server: false as const, cpu_fallback: false }, skip: false as const },
-  { name: "llama-server", backends: { llama_server: llamaServer ?? "missing", cpu_fallback: false }, skip: llamaServer ? (false as const) : NO_LLAMA_SERVER },
+  {
+    name: "llama-server",
+    backends: { llama_server: llamaServer ?? "missing", cpu_fallback: false },
+    skip: llamaServer ? (false as const) : NO_LLAMA_SERVER,
+  },
 ];
 
 /** Deterministic seeded randomness, so a failure can be replayed. */
@@ -67,7 +71,14 @@ for (const engine of engines) {
     const abandoningStream = async (seed: number, chunks: number) => {
       const controller = new AbortController();
       const stream = await client.chat.completions.create(
-        { model: "chat", messages: [{ role: "user", content: `Once upon a time, story ${seed}` }], max_tokens: 200, temperature: 0.9, seed, stream: true },
+        {
+          model: "chat",
+          messages: [{ role: "user", content: `Once upon a time, story ${seed}` }],
+          max_tokens: 200,
+          temperature: 0.9,
+          seed,
+          stream: true,
+        },
         { signal: controller.signal },
       );
       let seen = 0;
@@ -146,81 +157,99 @@ for (const engine of engines) {
       return out;
     };
 
-    test("a runner sent more requests than it has sequences queues the excess: right answers, no errors", { skip: engine.name !== "node-llama-cpp" && "llama-server queues excess requests itself" }, async (t) => {
-      const loaded = await fetch(`${server.url}/admin/models/load`, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({ model_id: "wide", settings: { parallel: 1 } }),
-      });
-      assert.equal(loaded.status, 200, await loaded.text());
-      const reference = await askRunner("wide", GREEDY_PROMPT, GREEDY_MAX_TOKENS, false);
-      const problems: string[] = [];
-      for (let round = 0; round < 10; round++) {
-        const answers = await Promise.allSettled(Array.from({ length: 8 }, (_, i) => askRunner("wide", GREEDY_PROMPT, GREEDY_MAX_TOKENS, i % 2 === 0)));
-        for (const answer of answers) {
-          if (answer.status === "rejected") problems.push(`round ${round}: ${(answer.reason as Error).message}`);
-          else if (answer.value !== reference) problems.push(`round ${round}: wrong answer ${JSON.stringify(answer.value)}`);
-        }
-      }
-      t.diagnostic(`${problems.length} of 80 answers wrong or failed`);
-      assert.deepEqual(problems.slice(0, 10), []);
-    });
-
-    test("a client that leaves while its request waits in the runner for a sequence costs no generation", { skip: engine.name !== "node-llama-cpp" && "llama-server queues excess requests itself" }, async () => {
-      // a runner with 1 sequence and a slow token loop, so that one generation holds the sequence while a second
-      // request (sent to the runner directly) waits inside it
-      process.env["LMX_ENABLE_FAULT_INJECTION"] = "1";
-      process.env["LMX_FAULT_INJECTION"] = JSON.stringify({ tokenDelayMs: 20 });
-      let loaded: Response;
-      try {
-        loaded = await fetch(`${server.url}/admin/models/load`, {
+    test(
+      "a runner sent more requests than it has sequences queues the excess: right answers, no errors",
+      { skip: engine.name !== "node-llama-cpp" && "llama-server queues excess requests itself" },
+      async (t) => {
+        const loaded = await fetch(`${server.url}/admin/models/load`, {
           method: "POST",
           headers: { "content-type": "application/json" },
-          body: JSON.stringify({ model_id: "slow", settings: { parallel: 1 } }),
+          body: JSON.stringify({ model_id: "wide", settings: { parallel: 1 } }),
         });
-      } finally {
-        delete process.env["LMX_ENABLE_FAULT_INJECTION"];
-        delete process.env["LMX_FAULT_INJECTION"];
-      }
-      assert.equal(loaded.status, 200, await loaded.text());
-      const stats = async () => {
-        const list = await getJson<{ data: Array<{ id: string; stats: { requests_served: number; requests_active: number; requests_waiting: number; generated_tokens: number } }> }>(
-          `${server.url}/admin/models/loaded`,
-        );
-        const entry = list.body.data.find((m) => m.id === "slow");
-        assert.ok(entry?.stats);
-        return entry.stats;
-      };
-      const before = await stats();
-      // 200 tokens × 20 ms: the sequence stays held for seconds (ignore_eos: the tiny model may stop early)
-      const holding = client.chat.completions.create({
-        model: "slow",
-        messages: [{ role: "user", content: "Hold the sequence." }],
-        max_tokens: 200,
-        temperature: 0,
-        ...{ ignore_eos: true },
-      });
-      await waitFor(async () => (await stats()).requests_active === 1, 10_000, "the first request to run");
-      const leaving = new AbortController();
-      const waiting = askRunner("slow", "Wait for it.", 100, false, leaving.signal).catch(() => null);
-      await waitFor(async () => (await stats()).requests_waiting === 1, 10_000, "the second request to wait in the runner");
-      leaving.abort();
-      await waiting;
-      const held = await holding;
-      await waitFor(async () => (await stats()).requests_active === 0, 20_000, "the runner to be idle");
-      // the waiting request's close was heard: no generation ran for it after the first one finished
-      assert.equal((await stats()).requests_waiting, 0);
-      const after = await stats();
-      assert.equal(after.requests_served - before.requests_served, 1, "only the request whose client stayed was generated");
-      assert.equal(after.generated_tokens - before.generated_tokens, held.usage?.completion_tokens);
-    });
+        assert.equal(loaded.status, 200, await loaded.text());
+        const reference = await askRunner("wide", GREEDY_PROMPT, GREEDY_MAX_TOKENS, false);
+        const problems: string[] = [];
+        for (let round = 0; round < 10; round++) {
+          const answers = await Promise.allSettled(
+            Array.from({ length: 8 }, (_, i) => askRunner("wide", GREEDY_PROMPT, GREEDY_MAX_TOKENS, i % 2 === 0)),
+          );
+          for (const answer of answers) {
+            if (answer.status === "rejected") problems.push(`round ${round}: ${(answer.reason as Error).message}`);
+            else if (answer.value !== reference) problems.push(`round ${round}: wrong answer ${JSON.stringify(answer.value)}`);
+          }
+        }
+        t.diagnostic(`${problems.length} of 80 answers wrong or failed`);
+        assert.deepEqual(problems.slice(0, 10), []);
+      },
+    );
+
+    test(
+      "a client that leaves while its request waits in the runner for a sequence costs no generation",
+      { skip: engine.name !== "node-llama-cpp" && "llama-server queues excess requests itself" },
+      async () => {
+        // a runner with 1 sequence and a slow token loop, so that one generation holds the sequence while a second
+        // request (sent to the runner directly) waits inside it
+        process.env["LMX_ENABLE_FAULT_INJECTION"] = "1";
+        process.env["LMX_FAULT_INJECTION"] = JSON.stringify({ tokenDelayMs: 20 });
+        let loaded: Response;
+        try {
+          loaded = await fetch(`${server.url}/admin/models/load`, {
+            method: "POST",
+            headers: { "content-type": "application/json" },
+            body: JSON.stringify({ model_id: "slow", settings: { parallel: 1 } }),
+          });
+        } finally {
+          delete process.env["LMX_ENABLE_FAULT_INJECTION"];
+          delete process.env["LMX_FAULT_INJECTION"];
+        }
+        assert.equal(loaded.status, 200, await loaded.text());
+        const stats = async () => {
+          const list = await getJson<{
+            data: Array<{
+              id: string;
+              stats: { requests_served: number; requests_active: number; requests_waiting: number; generated_tokens: number };
+            }>;
+          }>(`${server.url}/admin/models/loaded`);
+          const entry = list.body.data.find((m) => m.id === "slow");
+          assert.ok(entry?.stats);
+          return entry.stats;
+        };
+        const before = await stats();
+        // 200 tokens × 20 ms: the sequence stays held for seconds (ignore_eos: the tiny model may stop early)
+        const holding = client.chat.completions.create({
+          model: "slow",
+          messages: [{ role: "user", content: "Hold the sequence." }],
+          max_tokens: 200,
+          temperature: 0,
+          ...{ ignore_eos: true },
+        });
+        await waitFor(async () => (await stats()).requests_active === 1, 10_000, "the first request to run");
+        const leaving = new AbortController();
+        const waiting = askRunner("slow", "Wait for it.", 100, false, leaving.signal).catch(() => null);
+        await waitFor(async () => (await stats()).requests_waiting === 1, 10_000, "the second request to wait in the runner");
+        leaving.abort();
+        await waiting;
+        const held = await holding;
+        await waitFor(async () => (await stats()).requests_active === 0, 20_000, "the runner to be idle");
+        // the waiting request's close was heard: no generation ran for it after the first one finished
+        assert.equal((await stats()).requests_waiting, 0);
+        const after = await stats();
+        assert.equal(after.requests_served - before.requests_served, 1, "only the request whose client stayed was generated");
+        assert.equal(after.generated_tokens - before.generated_tokens, held.usage?.completion_tokens);
+      },
+    );
 
     test(`a storm of ${STORM} streams aborted at random moments: clients that kept reading get the right answer, no false model_crashed`, async (t) => {
       // the clients that keep reading ask greedy questions whose unloaded answers are known
       const prompts = ["Story about a cat.", "Story about a red ball.", "Story about the sea."];
       const references = new Map<string, string>();
       for (const prompt of prompts) {
-        const answer = await client.chat.completions.create({ model: "chat", messages: [{ role: "user", content: prompt }], max_tokens: STORM_MAX_TOKENS, temperature: 0 });
+        const answer = await client.chat.completions.create({
+          model: "chat",
+          messages: [{ role: "user", content: prompt }],
+          max_tokens: STORM_MAX_TOKENS,
+          temperature: 0,
+        });
         references.set(prompt, answer.choices[0]?.message.content ?? "");
       }
       const rand = random(42);
@@ -241,7 +270,14 @@ for (const engine of engines) {
           let text = "";
           try {
             const stream = await client.chat.completions.create(
-              { model: "chat", messages: [{ role: "user", content: prompt }], max_tokens: keeps ? STORM_MAX_TOKENS : 64, temperature: keeps ? 0 : 0.8, seed: index, stream: true },
+              {
+                model: "chat",
+                messages: [{ role: "user", content: prompt }],
+                max_tokens: keeps ? STORM_MAX_TOKENS : 64,
+                temperature: keeps ? 0 : 0.8,
+                seed: index,
+                stream: true,
+              },
               { signal: controller.signal },
             );
             for await (const chunk of stream) {

@@ -75,7 +75,11 @@ test("16 concurrent streams on a runner with parallel 4 all complete, batched", 
   const decodes = afterStats.decode_calls - before.decode_calls;
   t.diagnostic(`${decodes} decode calls for ${generated} generated tokens (${(generated / decodes).toFixed(2)} tokens per decode)`);
   assert.equal(afterStats.requests_served - before.requests_served, 16);
-  assert.equal(generated, results.reduce((sum, r) => sum + r.tokens, 0), "the runner counted every streamed token");
+  assert.equal(
+    generated,
+    results.reduce((sum, r) => sum + r.tokens, 0),
+    "the runner counted every streamed token",
+  );
   // one decode per token per sequence would be `generated` decodes; sharing batches needs far fewer
   assert.ok(decodes < generated * 0.5, `expected batched decoding: ${decodes} decode calls for ${generated} generated tokens`);
   assert.ok(maxRunning <= 4, `never more than parallel=4 running (saw ${maxRunning})`);

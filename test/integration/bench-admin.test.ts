@@ -48,7 +48,10 @@ test("a second concurrent benchmark gets 409 benchmark_in_progress; the first co
 
   const done = await first;
   assert.equal(done.statusCode, 200, done.body);
-  const report = done.json<{ targets: Array<{ levels: Array<{ requests: number; errors: number; ttft_ms: { p50: number } }> }>; stored_ids: number[] }>();
+  const report = done.json<{
+    targets: Array<{ levels: Array<{ requests: number; errors: number; ttft_ms: { p50: number } }> }>;
+    stored_ids: number[];
+  }>();
   assert.equal(report.targets[0]!.levels[0]!.requests, 6);
   assert.equal(report.targets[0]!.levels[0]!.errors, 0);
   assert.equal(report.stored_ids.length, 1);

@@ -36,12 +36,24 @@ test("500+ forced loader failures: no gateway crash, deterministic codes, full r
   const notGguf = path.join(dir, "not-gguf.gguf");
   await writeTruncatedCopy(story.path, truncated, 0.6);
   await writeNotGgufFile(notGguf);
-  const faults: Array<{ id: string; fault: Fault }> = Array.from({ length: MODELS }, (_, i) => ({ id: `chaos-${i}`, fault: CYCLE[i % CYCLE.length]! }));
-  const lines = ["port: 0", `state_dir: ${JSON.stringify(path.join(dir, "state"))}`, "log_level: error", "loader_timeout_sec: 2", "auto_load: [healthy]",
-    `quarantine_after: ${QUARANTINE_AFTER}`, "demo_model: false", "discovery: {hf_cache: false, lmstudio: false, ollama: false}",
+  const faults: Array<{ id: string; fault: Fault }> = Array.from({ length: MODELS }, (_, i) => ({
+    id: `chaos-${i}`,
+    fault: CYCLE[i % CYCLE.length]!,
+  }));
+  const lines = [
+    "port: 0",
+    `state_dir: ${JSON.stringify(path.join(dir, "state"))}`,
+    "log_level: error",
+    "loader_timeout_sec: 2",
+    "auto_load: [healthy]",
+    `quarantine_after: ${QUARANTINE_AFTER}`,
+    "demo_model: false",
+    "discovery: {hf_cache: false, lmstudio: false, ollama: false}",
     // the faults are aimed at node-llama-cpp runners: not the llama-server build "auto" finds in the user cache
-    "backends: {llama_server: false}", "models:",
-    `  - {id: healthy, path: ${JSON.stringify(healthy.path)}, parallel: 2, context_size: 256, loader_timeout_sec: 60}`];
+    "backends: {llama_server: false}",
+    "models:",
+    `  - {id: healthy, path: ${JSON.stringify(healthy.path)}, parallel: 2, context_size: 256, loader_timeout_sec: 60}`,
+  ];
   for (const { id, fault } of faults) {
     const file = fault === "truncated" ? truncated : fault === "not_gguf" ? notGguf : story.path;
     lines.push(`  - {id: ${id}, path: ${JSON.stringify(file)}, context_size: 256, parallel: 1}`);

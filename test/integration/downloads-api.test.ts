@@ -48,14 +48,22 @@ after(async () => {
 });
 
 const download = (body: unknown) =>
-  getJson<Snapshot & { error: { code: string; message: string } }>(`${server.url}/admin/models/download`, { method: "POST", headers: json, body: JSON.stringify(body) });
+  getJson<Snapshot & { error: { code: string; message: string } }>(`${server.url}/admin/models/download`, {
+    method: "POST",
+    headers: json,
+    body: JSON.stringify(body),
+  });
 
 async function finished(id: string): Promise<Snapshot> {
   let last: Snapshot | null = null;
-  await waitFor(async () => {
-    last = (await getJson<Snapshot>(`${server.url}/admin/models/downloads/${id}`)).body;
-    return last.status !== "queued" && last.status !== "running";
-  }, 20_000, "the download to finish");
+  await waitFor(
+    async () => {
+      last = (await getJson<Snapshot>(`${server.url}/admin/models/downloads/${id}`)).body;
+      return last.status !== "queued" && last.status !== "running";
+    },
+    20_000,
+    "the download to finish",
+  );
   return last!;
 }
 
@@ -66,12 +74,22 @@ test("a download resumes after a cut, lands in the HF cache layout, and is serve
   const done = await finished(started.body.id);
   assert.equal(done.status, "completed", JSON.stringify(done.error));
   assert.equal(done.bytes_done, done.bytes_total);
-  assert.ok(hub.requests.some((r) => r.includes("range=bytes=")), "the second attempt asked for the rest with a Range request");
+  assert.ok(
+    hub.requests.some((r) => r.includes("range=bytes=")),
+    "the second attempt asked for the rest with a Range request",
+  );
   assert.match(done.local_path ?? "", /models--tiny--stories-GGUF\/snapshots\/[0-9a-f]{40}$/);
   assert.ok(readdirSync(path.join(cache, "models--tiny--stories-GGUF", "blobs")).every((b) => !b.endsWith(".incomplete")));
   const models = await getJson<{ data: Array<{ id: string }> }>(`${server.url}/v1/models`);
-  assert.ok(models.body.data.some((m) => m.id === "tiny/stories-GGUF"), "the finished download is listed at once");
-  const res = await fetch(`${server.url}/v1/completions`, { method: "POST", headers: json, body: JSON.stringify({ model: "tiny/stories-GGUF", prompt: "Once upon a time", max_tokens: 4 }) });
+  assert.ok(
+    models.body.data.some((m) => m.id === "tiny/stories-GGUF"),
+    "the finished download is listed at once",
+  );
+  const res = await fetch(`${server.url}/v1/completions`, {
+    method: "POST",
+    headers: json,
+    body: JSON.stringify({ model: "tiny/stories-GGUF", prompt: "Once upon a time", max_tokens: 4 }),
+  });
   assert.equal(res.status, 200);
 });
 
@@ -116,7 +134,10 @@ test("load with auto_download fetches one quantization of an unknown repo, then 
   assert.equal(res.status, 200, JSON.stringify(res.body));
   assert.equal(res.body.status, "loaded");
   const fetched = hub.requests.filter((r) => r.includes("/resolve/") && r.includes("quants"));
-  assert.ok(fetched.every((r) => r.includes("Q8_0")), `only the Q8_0 file was fetched: ${fetched.join(", ")}`);
+  assert.ok(
+    fetched.every((r) => r.includes("Q8_0")),
+    `only the Q8_0 file was fetched: ${fetched.join(", ")}`,
+  );
   const chat = await fetch(`${server.url}/v1/chat/completions`, {
     method: "POST",
     headers: json,
@@ -128,7 +149,11 @@ test("load with auto_download fetches one quantization of an unknown repo, then 
 test("download progress is listed, and stale partial files can be cleaned up", async () => {
   const list = await getJson<{ data: Snapshot[] }>(`${server.url}/admin/models/downloads`);
   assert.ok(list.body.data.length >= 2);
-  const cleanup = await getJson<{ removed: unknown[]; bytesFreed: number }>(`${server.url}/admin/models/downloads/cleanup`, { method: "POST", headers: json, body: "{}" });
+  const cleanup = await getJson<{ removed: unknown[]; bytesFreed: number }>(`${server.url}/admin/models/downloads/cleanup`, {
+    method: "POST",
+    headers: json,
+    body: "{}",
+  });
   assert.equal(cleanup.status, 200);
   assert.ok(Array.isArray(cleanup.body.removed));
   const bad = await download({ repo: "../../etc" });

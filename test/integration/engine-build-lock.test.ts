@@ -48,7 +48,8 @@ mkdir -p "$2/bin" && printf '#!/bin/sh\\necho fake\\n' > "$2/bin/llama-server" &
   return { PATH: `${bin}${path.delimiter}${process.env["PATH"] ?? ""}`, FAKE_STATE: state };
 }
 
-const builds = (state: string) => (existsSync(path.join(state, "builds")) ? readFileSync(path.join(state, "builds"), "utf8").trim().split("\n").length : 0);
+const builds = (state: string) =>
+  existsSync(path.join(state, "builds")) ? readFileSync(path.join(state, "builds"), "utf8").trim().split("\n").length : 0;
 
 test("a second build of the same folder waits for the first, shows its progress, then reuses its binary", async () => {
   const state = mkdtempSync(path.join(dir, "state-"));
@@ -60,7 +61,14 @@ test("a second build of the same folder waits for the first, shows its progress,
   const messages: string[] = [];
   const progress: BuildProgress[] = [];
   let secondDone: LlamaServerBuildResult | null = null;
-  const second = runLlamaServerBuild({ script: SCRIPT, outDir: out, env, pollMs: 50, onMessage: (l) => messages.push(l), onProgress: (p) => progress.push(p) });
+  const second = runLlamaServerBuild({
+    script: SCRIPT,
+    outDir: out,
+    env,
+    pollMs: 50,
+    onMessage: (l) => messages.push(l),
+    onProgress: (p) => progress.push(p),
+  });
   void second.then((r) => (secondDone = r));
   await waitFor(() => messages.some((m) => /waiting for another build/.test(m)), 30_000, "the second build to wait");
   await waitFor(() => progress.some((p) => p.phase === "waiting" && p.percent === 12 && p.compiled === 2), 30_000, "the first build's progress");
@@ -74,7 +82,10 @@ test("a second build of the same folder waits for the first, shows its progress,
   assert.equal(a.binary, binary);
   assert.equal(b.binary, binary, "the second run uses the first run's binary");
   assert.equal(builds(state), 1, "compiled once");
-  assert.ok(messages.some((m) => /already built from llama\.cpp abcdef0 .*reusing it/.test(m)), messages.join("\n"));
+  assert.ok(
+    messages.some((m) => /already built from llama\.cpp abcdef0 .*reusing it/.test(m)),
+    messages.join("\n"),
+  );
   const meta = JSON.parse(readFileSync(path.join(out, "bin", "llama-server.json"), "utf8")) as { commit: string; native: string };
   assert.equal(meta.commit, "abcdef0");
 
@@ -113,9 +124,13 @@ test("npm test's runner skips the llama-server tests with the build's own failur
   const state = mkdtempSync(path.join(dir, "state-"));
   const env = fakeTools(state);
   // this cmake fails to compile, after writing a compiler error to the log
-  writeFileSync(path.join(state, "bin", "cmake"), '#!/bin/sh\n[ "$1" = --build ] || exit 0\necho "llama.cpp:1:1: error: out of memory (fake)"\nexit 1\n');
+  writeFileSync(
+    path.join(state, "bin", "cmake"),
+    '#!/bin/sh\n[ "$1" = --build ] || exit 0\necho "llama.cpp:1:1: error: out of memory (fake)"\nexit 1\n',
+  );
   const clean: Record<string, string> = {};
-  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith("LMX_") && !k.startsWith("NODE_TEST") && k !== "CI") clean[k] = v;
+  for (const [k, v] of Object.entries(process.env))
+    if (v !== undefined && !k.startsWith("LMX_") && !k.startsWith("NODE_TEST") && k !== "CI") clean[k] = v;
   const child = spawn(process.execPath, [path.join(PROJECT_ROOT, "scripts", "run-tests.mjs"), "llama-server-engine"], {
     cwd: PROJECT_ROOT,
     env: { ...clean, ...env, XDG_CACHE_HOME: path.join(dir, "cache-failing") } as NodeJS.ProcessEnv,

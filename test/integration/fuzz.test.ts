@@ -52,8 +52,23 @@ const ROUTES: Array<[string, string]> = [
 ];
 
 const HOSTILE_STRINGS = [
-  "../../etc/passwd", "..%2f..%2fetc%2fpasswd", "chat\u0000", "\ud800", "🙂".repeat(50), "<script>alert(1)</script>", "' OR 1=1 --",
-  "%00", "a".repeat(10_000), "", " ", "\n", "chat/../../x", "C:\\Windows\\system32", "${jndi:ldap://x}", "__proto__", "constructor",
+  "../../etc/passwd",
+  "..%2f..%2fetc%2fpasswd",
+  "chat\u0000",
+  "\ud800",
+  "🙂".repeat(50),
+  "<script>alert(1)</script>",
+  "' OR 1=1 --",
+  "%00",
+  "a".repeat(10_000),
+  "",
+  " ",
+  "\n",
+  "chat/../../x",
+  "C:\\Windows\\system32",
+  "${jndi:ldap://x}",
+  "__proto__",
+  "constructor",
 ];
 
 /** encodeURIComponent throws on lone surrogates: send those as raw percent-escapes of their UTF-16 units. */
@@ -68,22 +83,51 @@ function safeEncode(text: string): string {
 function randomValue(rand: () => number, depth = 0): unknown {
   const pick = Math.floor(rand() * 12);
   switch (pick) {
-    case 0: return null;
-    case 1: return rand() < 0.5;
-    case 2: return Math.floor((rand() - 0.5) * 2 ** (rand() * 60));
-    case 3: return rand() * 1e6 - 5e5;
-    case 4: return HOSTILE_STRINGS[Math.floor(rand() * HOSTILE_STRINGS.length)];
-    case 5: return depth > 3 ? [] : Array.from({ length: Math.floor(rand() * 4) }, () => randomValue(rand, depth + 1));
-    case 6: return depth > 3 ? {} : Object.fromEntries(Array.from({ length: Math.floor(rand() * 4) }, (_, i) => [`k${i}`, randomValue(rand, depth + 1)]));
-    case 7: return Array.from({ length: 5_000 }, () => 1);
-    case 8: return { role: "user", content: randomValue(rand, depth + 1) };
-    case 9: return [{ role: HOSTILE_STRINGS[Math.floor(rand() * HOSTILE_STRINGS.length)], content: "x" }];
-    case 10: return Number.NaN;
-    default: return "chat";
+    case 0:
+      return null;
+    case 1:
+      return rand() < 0.5;
+    case 2:
+      return Math.floor((rand() - 0.5) * 2 ** (rand() * 60));
+    case 3:
+      return rand() * 1e6 - 5e5;
+    case 4:
+      return HOSTILE_STRINGS[Math.floor(rand() * HOSTILE_STRINGS.length)];
+    case 5:
+      return depth > 3 ? [] : Array.from({ length: Math.floor(rand() * 4) }, () => randomValue(rand, depth + 1));
+    case 6:
+      return depth > 3 ? {} : Object.fromEntries(Array.from({ length: Math.floor(rand() * 4) }, (_, i) => [`k${i}`, randomValue(rand, depth + 1)]));
+    case 7:
+      return Array.from({ length: 5_000 }, () => 1);
+    case 8:
+      return { role: "user", content: randomValue(rand, depth + 1) };
+    case 9:
+      return [{ role: HOSTILE_STRINGS[Math.floor(rand() * HOSTILE_STRINGS.length)], content: "x" }];
+    case 10:
+      return Number.NaN;
+    default:
+      return "chat";
   }
 }
 
-const FIELDS = ["model", "messages", "prompt", "input", "max_tokens", "temperature", "stop", "stream", "n", "model_id", "repo", "settings", "timeout_sec", "seed", "top_p", "extra"];
+const FIELDS = [
+  "model",
+  "messages",
+  "prompt",
+  "input",
+  "max_tokens",
+  "temperature",
+  "stop",
+  "stream",
+  "n",
+  "model_id",
+  "repo",
+  "settings",
+  "timeout_sec",
+  "seed",
+  "top_p",
+  "extra",
+];
 
 function randomBody(rand: () => number): Buffer {
   const kind = Math.floor(rand() * 10);
@@ -102,7 +146,14 @@ test(`${REQUESTS} generated hostile requests across every route: no 5xx, no cras
   const rand = prng(SEED);
   const rssBefore = process.memoryUsage.rss();
   const fiveHundreds: string[] = [];
-  const contentTypes = ["application/json", "text/plain", "application/x-www-form-urlencoded", "application/xml", "multipart/form-data; boundary=x", ""];
+  const contentTypes = [
+    "application/json",
+    "text/plain",
+    "application/x-www-form-urlencoded",
+    "application/xml",
+    "multipart/form-data; boundary=x",
+    "",
+  ];
   for (let i = 0; i < REQUESTS; i++) {
     const [method, route] = ROUTES[Math.floor(rand() * ROUTES.length)]!;
     const suffix = rand() < 0.1 ? `?${safeEncode(String(randomValue(rand)))}=${safeEncode(String(randomValue(rand)))}` : "";
@@ -120,7 +171,11 @@ test(`${REQUESTS} generated hostile requests across every route: no 5xx, no cras
       } catch {
         // reported below with the raw text
       }
-      assert.equal(typeof parsed.error?.code, "string", `#${i} ${method} ${route}${suffix.slice(0, 80)} (${contentType}): an OpenAI-style error body, got ${res.status} ${text.slice(0, 200)}`);
+      assert.equal(
+        typeof parsed.error?.code,
+        "string",
+        `#${i} ${method} ${route}${suffix.slice(0, 80)} (${contentType}): an OpenAI-style error body, got ${res.status} ${text.slice(0, 200)}`,
+      );
     }
   }
   const rssAfter = process.memoryUsage.rss();
@@ -138,7 +193,9 @@ test("slow-loris: partial bodies are cut after request_timeout_sec, and the serv
     socket.on("error", () => {});
     // a socket that is not read never notices the server's FIN: read, and keep what the server said
     socket.on("data", (chunk: Buffer) => (answers[i] = (answers[i] ?? "") + chunk.toString()));
-    socket.write(`POST /v1/chat/completions HTTP/1.1\r\nHost: ${hostname}:${port}\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{"model":"ch`);
+    socket.write(
+      `POST /v1/chat/completions HTTP/1.1\r\nHost: ${hostname}:${port}\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{"model":"ch`,
+    );
     return socket;
   });
   const closed = sockets.map((s) => new Promise<void>((resolve) => s.once("close", () => resolve())));

@@ -33,7 +33,20 @@ function hfRepo(cache: string, repo: string, files: Record<string, Buffer | null
 
 interface Available {
   locations: Array<{ source: string; path: string; exists: boolean }>;
-  data: Array<{ id: string; source: string; format: string; type: string; architecture: string | null; parameter_count: number | null; local_path: string; complete: boolean; missing: string[]; problem: string | null; servable: boolean; status: string }>;
+  data: Array<{
+    id: string;
+    source: string;
+    format: string;
+    type: string;
+    architecture: string | null;
+    parameter_count: number | null;
+    local_path: string;
+    complete: boolean;
+    missing: string[];
+    problem: string | null;
+    servable: boolean;
+    status: string;
+  }>;
 }
 
 before(async () => {
@@ -46,11 +59,16 @@ before(async () => {
   hfRepo(cache, "tiny/split-GGUF", { "big-00001-of-00003.gguf": gguf, "big-00002-of-00003.gguf": gguf });
   hfRepo(cache, "org/sharded-safetensors", {
     "config.json": Buffer.from("{}"),
-    "model.safetensors.index.json": Buffer.from(JSON.stringify({ weight_map: { a: "model-00001-of-00002.safetensors", b: "model-00002-of-00002.safetensors" } })),
+    "model.safetensors.index.json": Buffer.from(
+      JSON.stringify({ weight_map: { a: "model-00001-of-00002.safetensors", b: "model-00002-of-00002.safetensors" } }),
+    ),
     "model-00001-of-00002.safetensors": Buffer.from("x"),
   });
   hfRepo(cache, "someone/tiny-GGUF", { "tiny-Q4_0.gguf": chatGguf });
-  hfRepo(cache, "mlx-community/tiny-4bit", { "config.json": Buffer.from(JSON.stringify({ quantization: { group_size: 64, bits: 4 } })), "model.safetensors": Buffer.from("x") });
+  hfRepo(cache, "mlx-community/tiny-4bit", {
+    "config.json": Buffer.from(JSON.stringify({ quantization: { group_size: 64, bits: 4 } })),
+    "model.safetensors": Buffer.from("x"),
+  });
   const downloading = hfRepo(cache, "tiny/downloading-GGUF", { "stories260K.gguf": gguf });
   writeFileSync(path.join(downloading, "..", "..", "blobs", `${"a".repeat(64)}.incomplete`), "partial");
   // Ollama: a manifest whose model layer is a GGUF blob, and one whose blob is gone
@@ -58,10 +76,16 @@ before(async () => {
   const digest = createHash("sha256").update(chatGguf).digest("hex");
   mkdirSync(path.join(ollama, "blobs"), { recursive: true });
   writeFileSync(path.join(ollama, "blobs", `sha256-${digest}`), chatGguf);
-  for (const [model, layerDigest] of [["stories", digest], ["gone", "b".repeat(64)]] as const) {
+  for (const [model, layerDigest] of [
+    ["stories", digest],
+    ["gone", "b".repeat(64)],
+  ] as const) {
     const dir = path.join(ollama, "manifests", "registry.ollama.ai", "library", model);
     mkdirSync(dir, { recursive: true });
-    writeFileSync(path.join(dir, "latest"), JSON.stringify({ layers: [{ mediaType: "application/vnd.ollama.image.model", digest: `sha256:${layerDigest}`, size: chatGguf.length }] }));
+    writeFileSync(
+      path.join(dir, "latest"),
+      JSON.stringify({ layers: [{ mediaType: "application/vnd.ollama.image.model", digest: `sha256:${layerDigest}`, size: chatGguf.length }] }),
+    );
   }
   // LM Studio: publisher/repo/file.gguf, plus a truncated file in a plain model folder
   const lmstudio = path.join(root, "lmstudio", "someone", "stories-GGUF");

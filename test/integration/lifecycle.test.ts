@@ -84,7 +84,10 @@ describe("memory-aware admission", () => {
   });
 
   test("a model bigger than the whole budget is refused before anything is loaded", async () => {
-    const server = await startTestServer({ memory: { budget_bytes: 4 * 1024 * 1024, runner_overhead_mb: 0 }, models: [{ id: "a", path: story.path, ...settings }] });
+    const server = await startTestServer({
+      memory: { budget_bytes: 4 * 1024 * 1024, runner_overhead_mb: 0 },
+      models: [{ id: "a", path: story.path, ...settings }],
+    });
     try {
       const refused = await complete(server, "a");
       assert.equal(refused.status, 507);
@@ -182,9 +185,14 @@ describe("runner configuration", () => {
     const server = await startTestServer({ models: [{ id: "m", path: story.path, context_size: 256, parallel: 2 }] });
     try {
       const first = await Promise.all([1, 2, 3, 4].map(() => complete(server, "m")));
-      assert.deepEqual(first.map((r) => r.status), [200, 200, 200, 200]);
+      assert.deepEqual(
+        first.map((r) => r.status),
+        [200, 200, 200, 200],
+      );
       assert.equal(first[0]!.headers.get("x-lmx-context-size"), "256");
-      const loaded = async () => (await getJson<{ data: Array<{ id: string; pid: number; loads: number; context_size: number }> }>(`${server.url}/admin/models/loaded`)).body.data[0]!;
+      const loaded = async () =>
+        (await getJson<{ data: Array<{ id: string; pid: number; loads: number; context_size: number }> }>(`${server.url}/admin/models/loaded`)).body
+          .data[0]!;
       const before = await loaded();
       assert.equal(before.loads, 1, "one load served all four concurrent first requests");
       const load = (body: unknown) =>
@@ -219,7 +227,10 @@ describe("API keys for /v1", () => {
     const server = await startTestServer({ api_keys: ["client-key-1", "client-key-2"], models: [{ id: "a", path: story.path, context_size: 256 }] });
     try {
       const wrong = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: "not-a-key", maxRetries: 0 });
-      await assert.rejects(wrong.models.list(), (e: unknown) => e instanceof OpenAI.AuthenticationError && (e.error as { code?: string }).code === "invalid_api_key");
+      await assert.rejects(
+        wrong.models.list(),
+        (e: unknown) => e instanceof OpenAI.AuthenticationError && (e.error as { code?: string }).code === "invalid_api_key",
+      );
       const none = await getJson<{ error: { message: string } }>(`${server.url}/v1/models`);
       assert.equal(none.status, 401);
       assert.match(none.body.error.message, /api_keys|LMX_API_KEYS/);

@@ -21,7 +21,13 @@ const skip = binary ? false : NO_LLAMA_SERVER;
 const json = { "content-type": "application/json" };
 
 interface Loaded {
-  data: Array<{ id: string; pid: number; backend: string; context_size: number; stats: { decode_calls: number; generated_tokens: number; rss_bytes: number } | null }>;
+  data: Array<{
+    id: string;
+    pid: number;
+    backend: string;
+    context_size: number;
+    stats: { decode_calls: number; generated_tokens: number; rss_bytes: number } | null;
+  }>;
 }
 
 describe("llama-server engine", { skip }, () => {
@@ -60,14 +66,28 @@ describe("llama-server engine", { skip }, () => {
     assert.equal(whole.usage?.completion_tokens, 12);
     assert.ok((whole.usage?.prompt_tokens ?? 0) > 0);
     let streamed = "";
-    for await (const chunk of await client.completions.create({ model: "story", prompt: "Once upon a time", max_tokens: 12, temperature: 0, stream: true })) {
+    for await (const chunk of await client.completions.create({
+      model: "story",
+      prompt: "Once upon a time",
+      max_tokens: 12,
+      temperature: 0,
+      stream: true,
+    })) {
       streamed += chunk.choices[0]?.text ?? "";
     }
     assert.equal(streamed, whole.choices[0]?.text);
     if (story.real) assert.match(whole.choices[0]!.text, /^, there was a little girl/);
 
     const { data, response } = await client.chat.completions
-      .create({ model: "chat", messages: [{ role: "system", content: "Tell a story." }, { role: "user", content: "Once upon a time" }], max_tokens: 8, temperature: 0 })
+      .create({
+        model: "chat",
+        messages: [
+          { role: "system", content: "Tell a story." },
+          { role: "user", content: "Once upon a time" },
+        ],
+        max_tokens: 8,
+        temperature: 0,
+      })
       .withResponse();
     assert.equal(response.headers.get("x-lmx-backend"), "llama-server");
     assert.equal(data.choices[0]?.message.role, "assistant");
@@ -107,11 +127,14 @@ describe("llama-server engine", { skip }, () => {
   });
 
   test("speculative decoding with a draft model: llama-server's draft counters come back in timings", async () => {
-    const res = await getJson<{ usage: { completion_tokens: number }; timings: { draft_n?: number; draft_n_accepted?: number } }>(`${server.url}/v1/completions`, {
-      method: "POST",
-      headers: json,
-      body: JSON.stringify({ model: "spec", prompt: "Once upon a time", max_tokens: 48, temperature: 0 }),
-    });
+    const res = await getJson<{ usage: { completion_tokens: number }; timings: { draft_n?: number; draft_n_accepted?: number } }>(
+      `${server.url}/v1/completions`,
+      {
+        method: "POST",
+        headers: json,
+        body: JSON.stringify({ model: "spec", prompt: "Once upon a time", max_tokens: 48, temperature: 0 }),
+      },
+    );
     assert.equal(res.status, 200);
     assert.equal(res.body.usage.completion_tokens, 48);
     const drafted = res.body.timings.draft_n ?? 0;
@@ -150,7 +173,13 @@ describe("llama-server engine", { skip }, () => {
       Array.from({ length: 4 }, async (_, i) => {
         let text = "";
         // long enough that the four overlap however late each one starts on a loaded machine
-        for await (const chunk of await client.completions.create({ model: "story", prompt: `${i} Once upon a time`, max_tokens: 240, stream: true, ...{ ignore_eos: true } })) {
+        for await (const chunk of await client.completions.create({
+          model: "story",
+          prompt: `${i} Once upon a time`,
+          max_tokens: 240,
+          stream: true,
+          ...{ ignore_eos: true },
+        })) {
           text += chunk.choices[0]?.text ?? "";
         }
         assert.ok(text.length > 0);
@@ -194,15 +223,19 @@ describe("llama-server engine", { skip }, () => {
     assert.equal(response.headers.get("x-lmx-backend"), "llama-server");
   });
 
-  test("the runner killed with SIGKILL takes its llama-server with it (no orphan holding the model)", { skip: process.platform !== "linux" && "needs setpriv --pdeathsig (Linux)" }, async () => {
-    await client.chat.completions.create({ model: "chat", messages: [{ role: "user", content: "Hi" }], max_tokens: 1 });
-    const loaded = (await getJson<Loaded>(`${server.url}/admin/models/loaded`)).body.data.find((m) => m.id === "chat")!;
-    assert.equal(loaded.backend, "llama-server");
-    const [llamaServerPid] = childrenOf(loaded.pid);
-    assert.ok(llamaServerPid);
-    process.kill(loaded.pid, "SIGKILL");
-    await waitFor(() => !alive(llamaServerPid!), 5_000, "llama-server to die with its runner");
-  });
+  test(
+    "the runner killed with SIGKILL takes its llama-server with it (no orphan holding the model)",
+    { skip: process.platform !== "linux" && "needs setpriv --pdeathsig (Linux)" },
+    async () => {
+      await client.chat.completions.create({ model: "chat", messages: [{ role: "user", content: "Hi" }], max_tokens: 1 });
+      const loaded = (await getJson<Loaded>(`${server.url}/admin/models/loaded`)).body.data.find((m) => m.id === "chat")!;
+      assert.equal(loaded.backend, "llama-server");
+      const [llamaServerPid] = childrenOf(loaded.pid);
+      assert.ok(llamaServerPid);
+      process.kill(loaded.pid, "SIGKILL");
+      await waitFor(() => !alive(llamaServerPid!), 5_000, "llama-server to die with its runner");
+    },
+  );
 });
 
 describe("llama-server engine: failures are classified and fall back", { skip }, () => {
@@ -221,11 +254,14 @@ describe("llama-server engine: failures are classified and fall back", { skip },
       models: [{ id: "nan", path: nan, context_size: 128, threads: 1 }],
     });
     try {
-      const probe = await getJson<{ results: Array<{ backend: string; outcome: string; reason: string | null }> }>(`${server.url}/admin/models/probe`, {
-        method: "POST",
-        headers: json,
-        body: JSON.stringify({ model_id: "nan" }),
-      });
+      const probe = await getJson<{ results: Array<{ backend: string; outcome: string; reason: string | null }> }>(
+        `${server.url}/admin/models/probe`,
+        {
+          method: "POST",
+          headers: json,
+          body: JSON.stringify({ model_id: "nan" }),
+        },
+      );
       assert.equal(probe.status, 200);
       const ls = probe.body.results.find((r) => r.backend === "llama-server");
       assert.deepEqual([ls?.outcome, ls?.reason], ["failure", "model_probe_failed"]);
@@ -243,10 +279,16 @@ describe("llama-server engine: failures are classified and fall back", { skip },
       models: [{ id: "fb", path: story.path, context_size: 128, threads: 1 }],
     });
     try {
-      const res = await fetch(`${server.url}/v1/completions`, { method: "POST", headers: json, body: JSON.stringify({ model: "fb", prompt: "Once", max_tokens: 2 }) });
+      const res = await fetch(`${server.url}/v1/completions`, {
+        method: "POST",
+        headers: json,
+        body: JSON.stringify({ model: "fb", prompt: "Once", max_tokens: 2 }),
+      });
       assert.equal(res.status, 200);
       assert.equal(res.headers.get("x-lmx-backend"), "llama.cpp");
-      const attempts = await getJson<{ data: Array<{ backend: string; outcome: string; reason: string | null }> }>(`${server.url}/admin/models/compatibility?model=fb`);
+      const attempts = await getJson<{ data: Array<{ backend: string; outcome: string; reason: string | null }> }>(
+        `${server.url}/admin/models/compatibility?model=fb`,
+      );
       const byBackend = new Map(attempts.body.data.map((a) => [a.backend, a]));
       assert.deepEqual([byBackend.get("llama-server")?.outcome, byBackend.get("llama-server")?.reason], ["failure", "model_loader_crashed"]);
       assert.equal(byBackend.get("llama.cpp")?.outcome, "success");
@@ -286,7 +328,11 @@ describe("llama-server engine: failures are classified and fall back", { skip },
       models: [{ id: "s", path: story.path, context_size: 128, threads: 1 }],
     });
     try {
-      const res = await fetch(`${server.url}/v1/completions`, { method: "POST", headers: json, body: JSON.stringify({ model: "s", prompt: "Once", max_tokens: 2 }) });
+      const res = await fetch(`${server.url}/v1/completions`, {
+        method: "POST",
+        headers: json,
+        body: JSON.stringify({ model: "s", prompt: "Once", max_tokens: 2 }),
+      });
       assert.equal(res.status, 200);
       assert.equal(res.headers.get("x-lmx-backend"), "llama.cpp");
     } finally {

@@ -31,7 +31,10 @@ test("log_file rotates at log_rotate_size and keeps log_keep rolled files, with 
       assert.ok(logs().length <= 3, `at most log_keep rolled files plus the active one: ${logs().join(", ")}`);
       assert.ok(existsSync(path.join(dir, "current.log")));
       const active = readFileSync(path.join(dir, "current.log"), "utf8").trim().split("\n").filter(Boolean);
-      assert.ok(active.every((line) => typeof (JSON.parse(line) as { level: number }).level === "number"), "JSON lines");
+      assert.ok(
+        active.every((line) => typeof (JSON.parse(line) as { level: number }).level === "number"),
+        "JSON lines",
+      );
       // the same lines went to stdout, held out of the test report (shown if this test fails)
       assert.match(server.logs(), /"msg":"opta-lmx listening"/);
     });
@@ -48,7 +51,10 @@ test("held server logs are shown when the test body fails, and only then", async
   try {
     assert.equal(await showLogsOnFailure(server, async () => 42), 42);
     assert.equal(shown, "");
-    await assert.rejects(showLogsOnFailure(server, async () => assert.fail("the test failed")), /the test failed/);
+    await assert.rejects(
+      showLogsOnFailure(server, async () => assert.fail("the test failed")),
+      /the test failed/,
+    );
   } finally {
     process.stderr.write = write;
   }

@@ -165,7 +165,11 @@ test("200+ malformed requests each get a 4xx OpenAI error; the server stays up a
 
 test("errors name the parameter and use OpenAI's codes", async () => {
   const post = async (body: unknown) => {
-    const res = await fetch(`${server.url}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: json(body) });
+    const res = await fetch(`${server.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: json(body),
+    });
     return { status: res.status, body: (await res.json()) as { error: { code: string; param: string | null; type: string; message: string } } };
   };
   const unknown = await post({ model: "chat", messages: goodMessages, foo: 1 });

@@ -14,7 +14,6 @@ import { promtoolOrSkip } from "../helpers/promtool.js";
 
 const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-(0[01])$/;
 
-
 describe("reading a runner's answer without parsing it per token", () => {
   const event = (delta: string, finish = "null", extra = "") =>
     `data: {"id":"x","object":"chat.completion.chunk","choices":[{"index":0,"delta":${delta},"finish_reason":${finish}}]${extra}}\n\n`;
@@ -38,7 +37,12 @@ describe("reading a runner's answer without parsing it per token", () => {
       assert.equal(scanner.finished, true, `chunks of ${size} bytes`);
     }
     const completion = new SseTokenScanner();
-    assert.equal(completion.scan(Buffer.from('data: {"choices":[{"text":"a","finish_reason":null}]}\n\ndata: {"choices":[{"text":"","finish_reason":"stop"}]}\n\n')), 1);
+    assert.equal(
+      completion.scan(
+        Buffer.from('data: {"choices":[{"text":"a","finish_reason":null}]}\n\ndata: {"choices":[{"text":"","finish_reason":"stop"}]}\n\n'),
+      ),
+      1,
+    );
     assert.equal(completion.finished, true);
   });
 
@@ -114,7 +118,12 @@ describe("a gateway after real traffic", () => {
   const traceHeaders: Record<string, string | null> = {};
 
   const post = (path: string, body: unknown, headers: Record<string, string> = {}, signal?: AbortSignal) =>
-    fetch(`${server.url}${path}`, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: JSON.stringify(body), signal: signal ?? null });
+    fetch(`${server.url}${path}`, {
+      method: "POST",
+      headers: { "content-type": "application/json", ...headers },
+      body: JSON.stringify(body),
+      signal: signal ?? null,
+    });
 
   async function streamed(path: string, body: Record<string, unknown>): Promise<Response> {
     const res = await post(path, { ...body, stream: true, stream_options: { include_usage: true } });
@@ -145,7 +154,11 @@ describe("a gateway after real traffic", () => {
     });
     const messages = [{ role: "user", content: "Tell me a story about a dog." }];
 
-    const plain = await post("/v1/chat/completions", { model: "stories-chat", messages, max_tokens: 12, temperature: 0 }, { traceparent: callerTrace });
+    const plain = await post(
+      "/v1/chat/completions",
+      { model: "stories-chat", messages, max_tokens: 12, temperature: 0 },
+      { traceparent: callerTrace },
+    );
     assert.equal(plain.status, 200);
     traceHeaders["joined"] = plain.headers.get("traceparent");
     usages.push(((await plain.json()) as { usage: Usage }).usage);
@@ -230,15 +243,27 @@ describe("a gateway after real traffic", () => {
     const model = '{model="stories-chat"}';
     const sum = (read: (u: Usage) => number) => usages.reduce((total, u) => total + read(u), 0);
     assert.equal(usages.length, 3);
-    assert.equal(samples.get(`lmx:prompt_tokens_total${model}`), sum((u) => u.prompt_tokens));
-    assert.equal(samples.get(`lmx:generation_tokens_total${model}`), sum((u) => u.completion_tokens));
-    assert.equal(samples.get(`lmx:prefix_cache_hit_tokens_total${model}`), sum((u) => u.prompt_tokens_details?.cached_tokens ?? 0));
+    assert.equal(
+      samples.get(`lmx:prompt_tokens_total${model}`),
+      sum((u) => u.prompt_tokens),
+    );
+    assert.equal(
+      samples.get(`lmx:generation_tokens_total${model}`),
+      sum((u) => u.completion_tokens),
+    );
+    assert.equal(
+      samples.get(`lmx:prefix_cache_hit_tokens_total${model}`),
+      sum((u) => u.prompt_tokens_details?.cached_tokens ?? 0),
+    );
   });
 
   test("latency histograms: one TTFT per streamed request, one gap per streamed token after the first", () => {
     const model = '{model="stories-chat"}';
     assert.equal(samples.get(`lmx:time_to_first_token_seconds_count${model}`), 2);
-    assert.equal(samples.get(`lmx:inter_token_latency_seconds_count${model}`), streamedPieces.reduce((total, n) => total + n - 1, 0));
+    assert.equal(
+      samples.get(`lmx:inter_token_latency_seconds_count${model}`),
+      streamedPieces.reduce((total, n) => total + n - 1, 0),
+    );
     assert.equal(samples.get(`lmx:e2e_request_latency_seconds_count${model}`), 3);
     assert.equal(samples.get(`lmx:request_queue_time_seconds_count${model}`), 3);
     assert.ok((samples.get(`lmx:time_to_first_token_seconds_sum${model}`) ?? 0) > 0);
@@ -250,7 +275,11 @@ describe("a gateway after real traffic", () => {
     assert.equal(samples.get('lmx:requests_total{model="",status="400",code="unknown_parameter"}'), 1);
     assert.equal(samples.get(`lmx:requests_total{model="broken",status="503",code="${failedLoadCode}"}`), 1);
     assert.equal(samples.get('lmx:requests_total{model="slow",status="499",code="client_closed"}'), 1, "the client that left");
-    assert.equal(samples.get('lmx:requests_total{model="slow",status="503",code="model_crashed"}'), 1, "a 200 stream cut by a crash counts as its error");
+    assert.equal(
+      samples.get('lmx:requests_total{model="slow",status="503",code="model_crashed"}'),
+      1,
+      "a 200 stream cut by a crash counts as its error",
+    );
   });
 
   test("model loads, failed loads and the state read at scrape time", () => {

@@ -114,10 +114,14 @@ describe("chat completions", () => {
       { role: "system" as const, content: long },
       { role: "user" as const, content: "What happened next?" },
     ];
-    const first = await getJson<{ usage: { prompt_tokens: number; prompt_tokens_details: { cached_tokens: number } }; timings: { prompt_n: number } }>(
-      `${server.url}/v1/chat/completions`,
-      { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model: "stories-chat", messages, max_tokens: 4, temperature: 0 }) },
-    );
+    const first = await getJson<{
+      usage: { prompt_tokens: number; prompt_tokens_details: { cached_tokens: number } };
+      timings: { prompt_n: number };
+    }>(`${server.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: "stories-chat", messages, max_tokens: 4, temperature: 0 }),
+    });
     const second = await getJson<typeof first.body>(`${server.url}/v1/chat/completions`, {
       method: "POST",
       headers: { "content-type": "application/json" },
@@ -155,7 +159,13 @@ describe("completions", () => {
 
   test("streams the same text, and an alias reaches the same model", async () => {
     const plain = await client.completions.create({ model: "stories", prompt: "Once upon a time", max_tokens: 12, temperature: 0 });
-    const stream = await client.completions.create({ model: "stories-alias", prompt: "Once upon a time", max_tokens: 12, temperature: 0, stream: true });
+    const stream = await client.completions.create({
+      model: "stories-alias",
+      prompt: "Once upon a time",
+      max_tokens: 12,
+      temperature: 0,
+      stream: true,
+    });
     let text = "";
     for await (const chunk of stream) text += chunk.choices[0]?.text ?? "";
     assert.equal(text, plain.choices[0]?.text);

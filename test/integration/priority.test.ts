@@ -39,7 +39,11 @@ test("a waiting interactive request is admitted before batch requests that waite
     await r.text();
     finished.push("first");
   });
-  await waitFor(async () => (await getJson<{ queue: { running: number } }>(`${server.url}/admin/status`)).body.queue.running === 1, 10_000, "the first to run");
+  await waitFor(
+    async () => (await getJson<{ queue: { running: number } }>(`${server.url}/admin/status`)).body.queue.running === 1,
+    10_000,
+    "the first to run",
+  );
   // two batch requests by the bots' key (batch by config), then one interactive
   const batch = [1, 2].map((i) =>
     complete({ authorization: `Bearer ${batchKey}` }, 40).then(async (r) => {
@@ -48,7 +52,11 @@ test("a waiting interactive request is admitted before batch requests that waite
       finished.push(`batch${i}`);
     }),
   );
-  await waitFor(async () => (await getJson<{ queue: { waiting: number } }>(`${server.url}/admin/status`)).body.queue.waiting === 2, 10_000, "two batch waiting");
+  await waitFor(
+    async () => (await getJson<{ queue: { waiting: number } }>(`${server.url}/admin/status`)).body.queue.waiting === 2,
+    10_000,
+    "two batch waiting",
+  );
   const interactive = complete({ "x-priority": "interactive" }, 40).then(async (r) => {
     assert.equal(r.status, 200);
     await r.text();

@@ -123,7 +123,11 @@ test("a large prompt that may fit is tokenized off the runner's event loop: a st
       })().catch(() => undefined);
       while (times.length < 5) await new Promise((r) => setTimeout(r, 5));
       const sent = performance.now();
-      const answer = await fetch(`${big.url}/v1/completions`, { method: "POST", headers: json, body: JSON.stringify({ model: "m", prompt, max_tokens: 4 }) });
+      const answer = await fetch(`${big.url}/v1/completions`, {
+        method: "POST",
+        headers: json,
+        body: JSON.stringify({ model: "m", prompt, max_tokens: 4 }),
+      });
       const answered = performance.now();
       const body = (await answer.json()) as { error: { code: string; message: string } };
       assert.equal(answer.status, 400);

@@ -51,7 +51,7 @@ describe("backend fallback and quarantine", () => {
   let server: TestServer;
   let clear: () => void;
   before(async () => {
-    clear = withFaults({ "fallback@llama.cpp": "abort", "doomed": "exit" });
+    clear = withFaults({ "fallback@llama.cpp": "abort", doomed: "exit" });
     server = await startTestServer({
       quarantine_after: 3,
       backends: { cpu_fallback: true },
@@ -67,13 +67,20 @@ describe("backend fallback and quarantine", () => {
   });
 
   test("when the first backend fails, the load succeeds on the second and both attempts are recorded", async () => {
-    const res = await fetch(`${server.url}/v1/completions`, { method: "POST", headers: json, body: JSON.stringify({ model: "fallback", prompt: "Once", max_tokens: 2 }) });
+    const res = await fetch(`${server.url}/v1/completions`, {
+      method: "POST",
+      headers: json,
+      body: JSON.stringify({ model: "fallback", prompt: "Once", max_tokens: 2 }),
+    });
     assert.equal(res.status, 200);
     assert.equal(res.headers.get("x-lmx-backend"), "llama.cpp-cpu", "the response says which backend serves");
-    assert.deepEqual((await attempts(server, "fallback")).map((a) => [a.backend, a.outcome, a.reason]), [
-      ["llama.cpp", "failure", "model_loader_crashed"],
-      ["llama.cpp-cpu", "success", null],
-    ]);
+    assert.deepEqual(
+      (await attempts(server, "fallback")).map((a) => [a.backend, a.outcome, a.reason]),
+      [
+        ["llama.cpp", "failure", "model_loader_crashed"],
+        ["llama.cpp-cpu", "success", null],
+      ],
+    );
   });
 
   test("after a failed latest attempt the failing backend goes last", async () => {
@@ -108,10 +115,10 @@ describe("backend fallback and quarantine", () => {
   });
 
   test("a probe tries each candidate in an isolated runner and recommends one", async () => {
-    const probe = await getJson<{ results: Array<{ backend: string; outcome: string; reason: string | null; canary_tokens_per_sec: number | null }>; recommended_backend: string | null }>(
-      `${server.url}/admin/models/probe`,
-      { method: "POST", headers: json, body: JSON.stringify({ model_id: "fallback", timeout_sec: 20 }) },
-    );
+    const probe = await getJson<{
+      results: Array<{ backend: string; outcome: string; reason: string | null; canary_tokens_per_sec: number | null }>;
+      recommended_backend: string | null;
+    }>(`${server.url}/admin/models/probe`, { method: "POST", headers: json, body: JSON.stringify({ model_id: "fallback", timeout_sec: 20 }) });
     assert.equal(probe.status, 200);
     const byBackend = new Map(probe.body.results.map((r) => [r.backend, r]));
     assert.equal(byBackend.get("llama.cpp")?.outcome, "failure");
@@ -138,7 +145,11 @@ describe("backend fallback and quarantine", () => {
     const cppFailures = async () => (await attempts(server, "fallback")).filter((a) => a.backend === "llama.cpp" && a.outcome === "failure").length;
     const failuresBefore = await cppFailures();
     await getJson(`${server.url}/admin/models/unload`, { method: "POST", headers: json, body: JSON.stringify({ model_id: "fallback" }) });
-    const res = await fetch(`${server.url}/v1/completions`, { method: "POST", headers: json, body: JSON.stringify({ model: "fallback", prompt: "Once", max_tokens: 2 }) });
+    const res = await fetch(`${server.url}/v1/completions`, {
+      method: "POST",
+      headers: json,
+      body: JSON.stringify({ model: "fallback", prompt: "Once", max_tokens: 2 }),
+    });
     assert.equal(res.headers.get("x-lmx-backend"), "llama.cpp-cpu");
     assert.equal(await cppFailures(), failuresBefore, "the quarantined llama.cpp runner was not started again");
     const last = (await attempts(server, "fallback")).at(-1);
@@ -172,7 +183,12 @@ describe("runner death while serving", () => {
       const pid = (await getJson<{ data: Array<{ pid: number }> }>(`${server.url}/admin/models/loaded`)).body.data[0]!.pid;
       let streaming = 0;
       const streams = Array.from({ length: 8 }, async (_, i) => {
-        const stream = await client.chat.completions.create({ model: "c", messages: [{ role: "user", content: `story ${i}` }], max_tokens: 1900, stream: true });
+        const stream = await client.chat.completions.create({
+          model: "c",
+          messages: [{ role: "user", content: `story ${i}` }],
+          max_tokens: 1900,
+          stream: true,
+        });
         let counted = false;
         try {
           for await (const chunk of stream) {
@@ -195,7 +211,10 @@ describe("runner death while serving", () => {
       assert.deepEqual(outcomes, Array(8).fill("error-event"));
       assert.equal((await complete(server, "c")).status, 200);
       const recorded = await attempts(server, "c");
-      assert.ok(recorded.some((a) => a.outcome === "failure" && a.reason === "model_crashed"), JSON.stringify(recorded));
+      assert.ok(
+        recorded.some((a) => a.outcome === "failure" && a.reason === "model_crashed"),
+        JSON.stringify(recorded),
+      );
     } finally {
       await server.stop();
     }
@@ -209,7 +228,9 @@ describe("state storage that fails", () => {
     const server = await startTestServer({ state_dir: path.join(blocker, "state"), models: [{ id: "m", path: story.path, context_size: 256 }] });
     try {
       assert.equal((await complete(server, "m")).status, 200);
-      const status = await getJson<{ storage: { degraded: boolean; file: string | null; problems: Array<{ error: string }> } }>(`${server.url}/admin/status`);
+      const status = await getJson<{ storage: { degraded: boolean; file: string | null; problems: Array<{ error: string }> } }>(
+        `${server.url}/admin/status`,
+      );
       assert.equal(status.body.storage.degraded, true);
       assert.equal(status.body.storage.file, null);
       assert.equal((await attempts(server, "m")).length, 1, "attempts are still recorded, in memory");
@@ -228,7 +249,13 @@ describe("state storage that fails", () => {
       return;
     }
     try {
-      const server = await startTestServer({ state_dir: mountPoint, models: [{ id: "m", path: story.path, context_size: 256 }, { id: "m2", path: story.path, context_size: 256 }] });
+      const server = await startTestServer({
+        state_dir: mountPoint,
+        models: [
+          { id: "m", path: story.path, context_size: 256 },
+          { id: "m2", path: story.path, context_size: 256 },
+        ],
+      });
       try {
         spawnSync("dd", ["if=/dev/zero", `of=${path.join(mountPoint, "filler")}`, "bs=4k"]);
         for (let i = 0; i < 40; i++) {
@@ -238,7 +265,10 @@ describe("state storage that fails", () => {
         assert.equal((await complete(server, "m2")).status, 200);
         const status = await getJson<{ storage: { degraded: boolean; problems: Array<{ error: string }> } }>(`${server.url}/admin/status`);
         assert.equal(status.body.storage.degraded, true, JSON.stringify(status.body.storage));
-        assert.ok(status.body.storage.problems.some((p) => /full|SQLITE_FULL|ENOSPC|disk/i.test(p.error)), JSON.stringify(status.body.storage.problems));
+        assert.ok(
+          status.body.storage.problems.some((p) => /full|SQLITE_FULL|ENOSPC|disk/i.test(p.error)),
+          JSON.stringify(status.body.storage.problems),
+        );
         assert.equal((await fetch(`${server.url}/healthz`)).status, 200);
       } finally {
         await server.stop();

@@ -21,7 +21,11 @@ interface Status {
 }
 
 const post = (server: TestServer, path: string, body: unknown) =>
-  getJson<Record<string, unknown>>(`${server.url}${path}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+  getJson<Record<string, unknown>>(`${server.url}${path}`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
 
 /** A completion long enough to overlap with others (ignore_eos keeps it going for max_tokens). */
 const longCompletion = (server: TestServer, model: string, tokens = 300) =>
@@ -99,13 +103,20 @@ describe("load commands", () => {
         assert.equal(answer.status, 200, JSON.stringify(answer.body));
         if (command.kind === "load") {
           assert.equal(answer.body["status"], "loaded");
-          assert.equal((answer.body["info"] as { parallel: number }).parallel, command.parallel, `command ${i} answered with the runner it asked for`);
+          assert.equal(
+            (answer.body["info"] as { parallel: number }).parallel,
+            command.parallel,
+            `command ${i} answered with the runner it asked for`,
+          );
         }
       });
       // one more, sequential: it must see the runner as it really is
       const last = await post(server, "/admin/models/load", { model_id: "m", settings: { parallel: 1 } });
       const loaded = (await getJson<{ data: Array<{ id: string; parallel: number }> }>(`${server.url}/admin/models/loaded`)).body.data;
-      assert.deepEqual(loaded.map((m) => [m.id, m.parallel]), [["m", 1]]);
+      assert.deepEqual(
+        loaded.map((m) => [m.id, m.parallel]),
+        [["m", 1]],
+      );
       assert.equal((last.body["info"] as { parallel: number }).parallel, 1);
       assert.equal(childrenOf(process.pid).length, 1, "exactly one runner process");
     } finally {
@@ -130,7 +141,10 @@ describe("memory", () => {
       const again = longCompletion(server, "m1", 4);
       await Promise.all([draining, unloading, again]);
       const status = (await getJson<Status>(`${server.url}/admin/status`)).body;
-      assert.deepEqual(status.models_loaded.map((m) => m.id), ["m1"]);
+      assert.deepEqual(
+        status.models_loaded.map((m) => m.id),
+        ["m1"],
+      );
       assert.ok(status.memory.used_bytes > 40 * 1024 * 1024, `m1's new runner is reserved (used ${status.memory.used_bytes})`);
       assert.equal((await longCompletion(server, "m2", 4)).status, 200);
       const third = await longCompletion(server, "m3", 4);
@@ -204,8 +218,14 @@ describe("GET /admin/events", () => {
       })().catch(() => {});
       await waitFor(() => events.some((e) => e.event === "snapshot"), 5_000, "the snapshot event");
       const headers = { ...auth, "content-type": "application/json" };
-      assert.equal((await fetch(`${server.url}/admin/models/load`, { method: "POST", headers, body: JSON.stringify({ model_id: "m" }) })).status, 200);
-      assert.equal((await fetch(`${server.url}/admin/models/unload`, { method: "POST", headers, body: JSON.stringify({ model_id: "m" }) })).status, 200);
+      assert.equal(
+        (await fetch(`${server.url}/admin/models/load`, { method: "POST", headers, body: JSON.stringify({ model_id: "m" }) })).status,
+        200,
+      );
+      assert.equal(
+        (await fetch(`${server.url}/admin/models/unload`, { method: "POST", headers, body: JSON.stringify({ model_id: "m" }) })).status,
+        200,
+      );
       const moves = () => events.filter((e) => e.event === "model" && e.data["model"] === "m").map((e) => `${e.data["from"]}->${e.data["to"]}`);
       await waitFor(() => moves().length >= 4, 5_000, "four transitions");
       assert.deepEqual(moves(), ["unloaded->loading", "loading->ready", "ready->draining", "draining->unloaded"]);

@@ -43,17 +43,23 @@ test("a streaming client that never reads is cut after stream_write_timeout_sec 
     // model needs minutes to produce on a loaded machine. A corked socket looks the same to the gateway: write()
     // returns false and 'drain' does not come.
     serverSide!.cork();
-    client.write(`POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+    client.write(
+      `POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    );
     await waitFor(async () => (await writeTimeouts()) === 1, 60_000, "the stalled stream to be cut");
     assert.ok(serverSide!.destroyed, "the client's connection was closed");
     // the sequence is free: nothing runs in the gateway, and the runner's one sequence answers the next request
     await waitFor(
-      async () => ((await getJson<{ queue: { per_model: Record<string, { running: number }> } }>(`${server.url}/admin/status`)).body.queue.per_model["m"]?.running ?? 0) === 0,
+      async () =>
+        ((await getJson<{ queue: { per_model: Record<string, { running: number }> } }>(`${server.url}/admin/status`)).body.queue.per_model["m"]
+          ?.running ?? 0) === 0,
       10_000,
       "the stalled request to leave the queue",
     );
     await waitFor(
-      async () => (await getJson<{ data: Array<{ stats: { slots_busy: number } | null }> }>(`${server.url}/admin/models/loaded`)).body.data[0]?.stats?.slots_busy === 0,
+      async () =>
+        (await getJson<{ data: Array<{ stats: { slots_busy: number } | null }> }>(`${server.url}/admin/models/loaded`)).body.data[0]?.stats
+          ?.slots_busy === 0,
       10_000,
       "the runner to free the sequence",
     );

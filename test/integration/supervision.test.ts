@@ -147,10 +147,16 @@ describe("runners that stop answering", () => {
       const loaded = await getJson<{ data: Array<{ pid: number }> }>(`${quick.url}/admin/models/loaded`);
       const pid = loaded.body.data[0]!.pid;
       process.kill(pid, "SIGSTOP");
-      await waitFor(async () => {
-        const models = await getJson<{ data: Array<{ status: string; last_error: { code: string; message: string } | null }> }>(`${quick.url}/v1/models`);
-        return models.body.data[0]?.last_error?.code === "model_crashed";
-      }, 15_000, "the hung runner to be declared crashed");
+      await waitFor(
+        async () => {
+          const models = await getJson<{ data: Array<{ status: string; last_error: { code: string; message: string } | null }> }>(
+            `${quick.url}/v1/models`,
+          );
+          return models.body.data[0]?.last_error?.code === "model_crashed";
+        },
+        15_000,
+        "the hung runner to be declared crashed",
+      );
       const models = await getJson<{ data: Array<{ last_error: { message: string } }> }>(`${quick.url}/v1/models`);
       assert.match(models.body.data[0]!.last_error.message, /health/);
       const res = await fetch(`${quick.url}/v1/completions`, {
@@ -169,7 +175,9 @@ describe("clients that leave", () => {
   test("a client disconnect mid-stream stops generation in the runner", async () => {
     await client.chat.completions.create({ model: "chat", messages, max_tokens: 2 });
     const statsOf = async () => {
-      const loaded = await getJson<{ data: Array<{ id: string; stats: { requests_active: number; generated_tokens: number } }> }>(`${server.url}/admin/models/loaded`);
+      const loaded = await getJson<{ data: Array<{ id: string; stats: { requests_active: number; generated_tokens: number } }> }>(
+        `${server.url}/admin/models/loaded`,
+      );
       return loaded.body.data.find((m) => m.id === "chat")!.stats;
     };
     const before = await statsOf();
@@ -203,7 +211,9 @@ describe("clients that leave", () => {
 
 describe("a sequence freed late", () => {
   test("a request right after a client left mid-stream waits for the sequence instead of getting runner_busy", async () => {
-    const single = await startTestServer({ models: [{ id: "one", path: (await testModel("stories260K.gguf")).path, parallel: 1, context_size: 2048 }] });
+    const single = await startTestServer({
+      models: [{ id: "one", path: (await testModel("stories260K.gguf")).path, parallel: 1, context_size: 2048 }],
+    });
     try {
       const oneClient = new OpenAI({ baseURL: `${single.url}/v1`, apiKey: "x", maxRetries: 0 });
       for (let round = 0; round < 5; round++) {

@@ -10,16 +10,28 @@ const model = fakeModel("m");
 
 test("candidates follow the configured order; unknown backends go last", () => {
   const other = new FakeBackend("other");
-  assert.deepEqual(orderCandidates([other, slow, fast], model, ["fast", "slow"], [], false).map((b) => b.name), ["fast", "slow", "other"]);
+  assert.deepEqual(
+    orderCandidates([other, slow, fast], model, ["fast", "slow"], [], false).map((b) => b.name),
+    ["fast", "slow", "other"],
+  );
 });
 
 test("a backend whose last load failed goes last; a crash after a good load does not demote it", () => {
   const failedLoad = [{ backend: "fast", outcome: "failure", reason: "model_loader_crashed" }];
-  assert.deepEqual(orderCandidates([fast, slow], model, ["fast", "slow"], failedLoad, false).map((b) => b.name), ["slow", "fast"]);
+  assert.deepEqual(
+    orderCandidates([fast, slow], model, ["fast", "slow"], failedLoad, false).map((b) => b.name),
+    ["slow", "fast"],
+  );
   const crashed = [{ backend: "fast", outcome: "failure", reason: "model_crashed" }];
-  assert.deepEqual(orderCandidates([fast, slow], model, ["fast", "slow"], crashed, false).map((b) => b.name), ["fast", "slow"]);
+  assert.deepEqual(
+    orderCandidates([fast, slow], model, ["fast", "slow"], crashed, false).map((b) => b.name),
+    ["fast", "slow"],
+  );
   // allow_unsupported_runtime: the configured order, whatever happened before
-  assert.deepEqual(orderCandidates([fast, slow], model, ["fast", "slow"], failedLoad, true).map((b) => b.name), ["fast", "slow"]);
+  assert.deepEqual(
+    orderCandidates([fast, slow], model, ["fast", "slow"], failedLoad, true).map((b) => b.name),
+    ["fast", "slow"],
+  );
 });
 
 test("backends that cannot open the format are not candidates", () => {

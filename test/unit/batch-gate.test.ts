@@ -36,7 +36,10 @@ test("fair share: a long prompt cannot starve single-token sequences, and leftov
   assert.equal(amounts.get(a), 1);
   assert.equal(amounts.get(b), 1);
   assert.equal(amounts.get(prompt), 510, "the prompt takes the rest of the batch");
-  assert.equal(result.reduce((s, r) => s + r.processAmount, 0), 512);
+  assert.equal(
+    result.reduce((s, r) => s + r.processAmount, 0),
+    512,
+  );
 });
 
 test("fair share gives leftovers to higher priority first", () => {

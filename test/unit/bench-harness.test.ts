@@ -36,7 +36,10 @@ const near = (actual: number | null, expected: number, tolerance: number, what: 
 };
 
 test("TTFT, inter-token latency, end-to-end latency and tok/s match the fake's known timings", async () => {
-  const report = await runBenchmark([{ label: "A", url: fake.url, model: "fake-model", apiKey: null, adminKey: null }], workload({ concurrency: [1, 4], requests: 8 }));
+  const report = await runBenchmark(
+    [{ label: "A", url: fake.url, model: "fake-model", apiKey: null, adminKey: null }],
+    workload({ concurrency: [1, 4], requests: 8 }),
+  );
   const [one, four] = report.targets[0]!.levels;
   assert.ok(one && four);
   for (const level of [one, four]) {
@@ -63,7 +66,10 @@ test("TTFT, inter-token latency, end-to-end latency and tok/s match the fake's k
 test("concurrency is respected: never more requests in flight than the level asks", async () => {
   const local = await startFakeOpenAi({ ttftMs: 20, itlMs: 2 });
   try {
-    const report = await runBenchmark([{ label: "A", url: local.url, model: null, apiKey: null, adminKey: null }], workload({ concurrency: [3], requests: 9, maxTokens: 8 }));
+    const report = await runBenchmark(
+      [{ label: "A", url: local.url, model: null, apiKey: null, adminKey: null }],
+      workload({ concurrency: [3], requests: 9, maxTokens: 8 }),
+    );
     assert.equal(local.maxInFlight, 3);
     assert.equal(report.targets[0]!.model, "fake-model", "the model defaults to the first one listed");
     assert.equal(report.targets[0]!.levels[0]!.requests, 9);
@@ -73,9 +79,17 @@ test("concurrency is respected: never more requests in flight than the level ask
 });
 
 test("500s are counted as errors and left out of the latencies; ignore_eos refused → sent no more", async () => {
-  const local = await startFakeOpenAi({ ttftMs: 20, itlMs: 2, rejectFields: ["ignore_eos"], failWhen: ({ stream }) => stream !== null && stream % 3 === 0 });
+  const local = await startFakeOpenAi({
+    ttftMs: 20,
+    itlMs: 2,
+    rejectFields: ["ignore_eos"],
+    failWhen: ({ stream }) => stream !== null && stream % 3 === 0,
+  });
   try {
-    const report = await runBenchmark([{ label: "A", url: local.url, model: "fake-model", apiKey: null, adminKey: null }], workload({ concurrency: [2], requests: 9, maxTokens: 5 }));
+    const report = await runBenchmark(
+      [{ label: "A", url: local.url, model: "fake-model", apiKey: null, adminKey: null }],
+      workload({ concurrency: [2], requests: 9, maxTokens: 5 }),
+    );
     const level = report.targets[0]!.levels[0]!;
     assert.equal(level.errors, 3);
     assert.equal(level.requests, 9);

@@ -67,7 +67,11 @@ test("a level summary: aggregate tok/s over wall time, latencies from successful
   assert.deepEqual(level.finish_reasons, { length: 2 });
   const noSpec = summarizeLevel(1, [sample({})], 100);
   assert.equal(noSpec.spec_accept_rate, null, "no speculative decoding reported: null, not 0");
-  assert.equal(summarizeLevel(1, [sample({ completionTokens: null, contentChunks: 7 })], 1000).completion_tokens, 7, "without usage the received chunks count");
+  assert.equal(
+    summarizeLevel(1, [sample({ completionTokens: null, contentChunks: 7 })], 1000).completion_tokens,
+    7,
+    "without usage the received chunks count",
+  );
 });
 
 test("rounds: counts add up, rates are medians", () => {
@@ -86,7 +90,19 @@ test("prompts: cut from the fixed text at word boundaries, unique per request fr
 });
 
 test("the gate: within the threshold passes, beyond fails, no baseline and failed requests have their own exit codes", () => {
-  const baseline = { id: 7, created_at: "2025-01-01T00:00:00Z", model: "m", backend: "b", backend_version: null, settings: "{}", git_commit: "abc", source: "cli", baseline: true, avg_tok_s: 100, report: "{}" };
+  const baseline = {
+    id: 7,
+    created_at: "2025-01-01T00:00:00Z",
+    model: "m",
+    backend: "b",
+    backend_version: null,
+    settings: "{}",
+    git_commit: "abc",
+    source: "cli",
+    baseline: true,
+    avg_tok_s: 100,
+    report: "{}",
+  };
   const pass = evaluateGate(90, 0, baseline, 15);
   assert.equal(pass.status, "pass");
   assert.equal(exitCodeFor(pass), BENCH_EXIT.ok);
@@ -106,7 +122,17 @@ test("the store: canonical settings, newest baseline per model and settings, WAL
   try {
     const store = BenchStore.open(path.join(dir, "lmx.db"));
     const row = (avg: number, baseline: boolean, settings = '{"x":1}', model = "m") =>
-      store.record({ model, backend: "llama.cpp", backend_version: "v", settings, git_commit: "c", source: "cli", baseline, avg_tok_s: avg, report: { avg } });
+      store.record({
+        model,
+        backend: "llama.cpp",
+        backend_version: "v",
+        settings,
+        git_commit: "c",
+        source: "cli",
+        baseline,
+        avg_tok_s: avg,
+        report: { avg },
+      });
     assert.equal(store.baseline("m", '{"x":1}'), null);
     row(100, true);
     const newest = row(120, true);

@@ -13,7 +13,10 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 const build = () => spawnSync(process.execPath, [path.join(PROJECT_ROOT, "scripts", "build-if-stale.mjs"), dir], { encoding: "utf8" });
 
 test("the first start builds, the next ones do not, a changed source builds again", () => {
-  writeFileSync(path.join(dir, "tsconfig.json"), JSON.stringify({ compilerOptions: { outDir: "dist", rootDir: ".", module: "NodeNext", target: "ES2022", types: [] }, include: ["src/**/*.ts"] }));
+  writeFileSync(
+    path.join(dir, "tsconfig.json"),
+    JSON.stringify({ compilerOptions: { outDir: "dist", rootDir: ".", module: "NodeNext", target: "ES2022", types: [] }, include: ["src/**/*.ts"] }),
+  );
   writeFileSync(path.join(dir, "package.json"), JSON.stringify({ type: "module" }));
   mkdirSync(path.join(dir, "src"));
   const source = path.join(dir, "src", "a.ts");
@@ -39,7 +42,10 @@ test("the first start builds, the next ones do not, a changed source builds agai
 
 test("a failed build is not stamped: the next start tries again", () => {
   const broken = mkdtempSync(path.join(dir, "broken-"));
-  writeFileSync(path.join(broken, "tsconfig.json"), JSON.stringify({ compilerOptions: { outDir: "dist", rootDir: ".", types: [], strict: true }, include: ["src/**/*.ts"] }));
+  writeFileSync(
+    path.join(broken, "tsconfig.json"),
+    JSON.stringify({ compilerOptions: { outDir: "dist", rootDir: ".", types: [], strict: true }, include: ["src/**/*.ts"] }),
+  );
   mkdirSync(path.join(broken, "src"));
   writeFileSync(path.join(broken, "src", "b.ts"), "export const b: number = 'not a number';\n");
   const run = () => spawnSync(process.execPath, [path.join(PROJECT_ROOT, "scripts", "build-if-stale.mjs"), broken], { encoding: "utf8" });

@@ -28,11 +28,24 @@ test("ninja's [done/total] lines give steps of total", () => {
   assert.equal(tracker.total, 200);
 });
 
-const at = (elapsedMs: number, percent: number): BuildProgress => ({ phase: "building", percent, compiled: percent, total: null, elapsedMs, etaMs: 60_000 });
+const at = (elapsedMs: number, percent: number): BuildProgress => ({
+  phase: "building",
+  percent,
+  compiled: percent,
+  total: null,
+  elapsedMs,
+  etaMs: 60_000,
+});
 
 test("the progress line says percent, files, elapsed and time left", () => {
-  assert.equal(buildProgressLine({ ...at(190_000, 42), compiled: 118, etaMs: 260_000 }), "llama-server: compiling 42% (118 files), 3m10s elapsed, about 4m20s left");
-  assert.match(buildProgressLine({ ...at(5_000, 3), phase: "waiting", etaMs: null, total: 200 }), /^llama-server: waiting for another process's build: 3% \(3 of 200 steps\), 5s elapsed$/);
+  assert.equal(
+    buildProgressLine({ ...at(190_000, 42), compiled: 118, etaMs: 260_000 }),
+    "llama-server: compiling 42% (118 files), 3m10s elapsed, about 4m20s left",
+  );
+  assert.match(
+    buildProgressLine({ ...at(5_000, 3), phase: "waiting", etaMs: null, total: 200 }),
+    /^llama-server: waiting for another process's build: 3% \(3 of 200 steps\), 5s elapsed$/,
+  );
 });
 
 test("on a terminal one line is redrawn; elsewhere a plain line at most every interval", () => {
@@ -50,7 +63,10 @@ test("on a terminal one line is redrawn; elsewhere a plain line at most every in
   for (let s = 0; s <= 90; s++) inLog.progress(at(s * 1000, s));
   inLog.done();
   assert.deepEqual(
-    plain.trim().split("\n").map((l) => /(\d+)s elapsed|(\d+)m(\d+)s elapsed/.exec(l)?.[0]),
+    plain
+      .trim()
+      .split("\n")
+      .map((l) => /(\d+)s elapsed|(\d+)m(\d+)s elapsed/.exec(l)?.[0]),
     ["0s elapsed", "30s elapsed", "1m00s elapsed", "1m30s elapsed"],
   );
   assert.ok(!plain.includes("\r"));

@@ -48,9 +48,18 @@ test(".ci/run installs git, cmake, make, g++, python3, tmux, prometheus (promtoo
 
 test("every tool the llama-server build script checks for is one .ci/run installs", () => {
   const table = readFileSync(path.join(PROJECT_ROOT, ".ci", "debian-packages"), "utf8");
-  const tools = new Set(table.split("\n").filter((l) => l.trim() && !l.startsWith("#")).map((l) => l.split(/\s+/)[0]));
+  const tools = new Set(
+    table
+      .split("\n")
+      .filter((l) => l.trim() && !l.startsWith("#"))
+      .map((l) => l.split(/\s+/)[0]),
+  );
   const script = readFileSync(path.join(PROJECT_ROOT, "scripts", "build-llama-server.sh"), "utf8");
-  const checked = /for tool in ([^;]+); do/.exec(script)?.[1]?.split(/\s+/).map((t) => (t === '"$generator_tool"' ? "make" : t)) ?? [];
+  const checked =
+    /for tool in ([^;]+); do/
+      .exec(script)?.[1]
+      ?.split(/\s+/)
+      .map((t) => (t === '"$generator_tool"' ? "make" : t)) ?? [];
   assert.ok(checked.length >= 4, script);
   for (const tool of checked) assert.ok(tools.has(tool), `${tool} is checked by build-llama-server.sh but not installed by .ci/run`);
 });

@@ -26,7 +26,16 @@ test("threads: auto is fine (with a note about node-llama-cpp's own default on s
   assert.equal(small.status, "ok");
   assert.match(small.detail, /node-llama-cpp's own default would run 4 threads on these 2 cores/);
   assert.doesNotMatch(threadsCheck(16, config()).detail, /own default/);
-  const over = threadsCheck(2, config({ defaults: { threads: 8 }, models: [{ id: "m", path: "/m.gguf", threads: 2 }, { id: "big", path: "/b.gguf", threads: 6 }] }));
+  const over = threadsCheck(
+    2,
+    config({
+      defaults: { threads: 8 },
+      models: [
+        { id: "m", path: "/m.gguf", threads: 2 },
+        { id: "big", path: "/b.gguf", threads: 6 },
+      ],
+    }),
+  );
   assert.equal(over.status, "warn");
   assert.match(over.detail, /defaults\.threads is 8, threads of model big is 6 but this machine has 2 core/);
   assert.equal(over.fix, "set threads: auto (= 2 here)");
@@ -101,12 +110,21 @@ test("GPU: a driver older than the prebuilt CUDA toolkit warns with the build-fr
   assert.ok(mismatch!.fix?.includes(BUILD_CUDA_FROM_SOURCE));
   assert.equal(BUILD_CUDA_FROM_SOURCE, "npx --no node-llama-cpp source download --gpu cuda");
   // a local build for this driver, or a new enough driver, is fine
-  assert.equal(gpuChecks(gpu({ supported: ["cuda", false], nvidiaSmi: smi, prebuiltCudaToolkit: "13.1", localCudaBuild: true }), "auto")[0]!.status, "ok");
-  assert.equal(gpuChecks(gpu({ supported: ["cuda", false], nvidiaSmi: { ...smi, cudaVersion: "13.2" }, prebuiltCudaToolkit: "13.1" }), "auto")[0]!.status, "ok");
+  assert.equal(
+    gpuChecks(gpu({ supported: ["cuda", false], nvidiaSmi: smi, prebuiltCudaToolkit: "13.1", localCudaBuild: true }), "auto")[0]!.status,
+    "ok",
+  );
+  assert.equal(
+    gpuChecks(gpu({ supported: ["cuda", false], nvidiaSmi: { ...smi, cudaVersion: "13.2" }, prebuiltCudaToolkit: "13.1" }), "auto")[0]!.status,
+    "ok",
+  );
 });
 
 test("GPU: no GPU is fine; an NVIDIA card CUDA cannot use warns; asking for a missing backend fails", () => {
-  assert.deepEqual(gpuChecks(gpu({}), "auto").map((c) => [c.status, c.detail]), [["ok", "no GPU found: models run on the CPU"]]);
+  assert.deepEqual(
+    gpuChecks(gpu({}), "auto").map((c) => [c.status, c.detail]),
+    [["ok", "no GPU found: models run on the CPU"]],
+  );
   const unusable = gpuChecks(gpu({ nvidiaSmi: { found: true, driverVersion: "550.1", cudaVersion: "12.4", error: null } }), "auto");
   assert.equal(unusable[0]!.status, "warn");
   assert.match(unusable[0]!.fix ?? "", /source download --gpu cuda/);
@@ -116,7 +134,10 @@ test("GPU: no GPU is fine; an NVIDIA card CUDA cannot use warns; asking for a mi
 });
 
 test("nvidia-smi's header and the toolkit marker nvcc leaves in a binary are read (even across read chunks)", async () => {
-  assert.deepEqual(parseNvidiaSmi("| NVIDIA-SMI 535.104.05   Driver Version: 535.104.05   CUDA Version: 12.2     |"), { driverVersion: "535.104.05", cudaVersion: "12.2" });
+  assert.deepEqual(parseNvidiaSmi("| NVIDIA-SMI 535.104.05   Driver Version: 535.104.05   CUDA Version: 12.2     |"), {
+    driverVersion: "535.104.05",
+    cudaVersion: "12.2",
+  });
   assert.equal(compareVersions("12.10", "12.9"), 1);
   assert.equal(compareVersions("12.2", "13.1"), -1);
   const dir = mkdtempSync(path.join(os.tmpdir(), "lmx-cuda-"));
@@ -143,9 +164,15 @@ test("access: beyond loopback without admin_key fails; without api_keys warns", 
 });
 
 test("llama-server engine: missing → WARN with the build command (--cuda on an NVIDIA machine); CPU-only build on a GPU machine → WARN", () => {
-  const missing = llamaServerCheck(null, "auto", false, ["/state/engines/llama-server/bin/llama-server", "/home/u/.cache/opta-lmx/llama-server/bin/llama-server"]);
+  const missing = llamaServerCheck(null, "auto", false, [
+    "/state/engines/llama-server/bin/llama-server",
+    "/home/u/.cache/opta-lmx/llama-server/bin/llama-server",
+  ]);
   assert.equal(missing.status, "warn");
-  assert.match(missing.detail, /looked at \/state\/engines\/llama-server\/bin\/llama-server, \/home\/u\/\.cache\/opta-lmx\/llama-server\/bin\/llama-server/);
+  assert.match(
+    missing.detail,
+    /looked at \/state\/engines\/llama-server\/bin\/llama-server, \/home\/u\/\.cache\/opta-lmx\/llama-server\/bin\/llama-server/,
+  );
   assert.equal(missing.fix?.startsWith("lmx engines build llama-server "), true);
   assert.match(llamaServerCheck(null, "auto", true, ["/d"]).fix ?? "", /build llama-server --cuda/);
   const cpuBuild = { path: "/x/llama-server", version: "llama-server 1 (commit abc1234)", devices: [] };

@@ -22,7 +22,13 @@ test("a 401 on an admin route is an auth error that names the admin setting, and
   const none = httpError(401, openAiError("unauthorized", "this route needs the admin key"), "admin", target(), "/admin/status");
   assert.equal(none.exitCode, EXIT.auth);
   assert.equal(none.fix, "set LMX_ADMIN_KEY or --admin-key to the server's admin_key");
-  const sent = httpError(401, openAiError("unauthorized", "wrong"), "admin", target({ adminKey: "x", from: { url: "--url", adminKey: "LMX_ADMIN_KEY", apiKey: null } }), "/admin/status");
+  const sent = httpError(
+    401,
+    openAiError("unauthorized", "wrong"),
+    "admin",
+    target({ adminKey: "x", from: { url: "--url", adminKey: "LMX_ADMIN_KEY", apiKey: null } }),
+    "/admin/status",
+  );
   assert.match(sent.fix ?? "", /^the admin key from LMX_ADMIN_KEY was refused: set LMX_ADMIN_KEY/);
   const api = httpError(401, openAiError("invalid_api_key", "needs a key"), "v1", target(), "/v1/models");
   assert.equal(api.exitCode, EXIT.auth);
@@ -58,7 +64,10 @@ test("a closed port is 'nothing listens' with exit 3; a server that hangs times 
   await new Promise((r) => silent.once("listening", r));
   try {
     const hanging = new LmxClient(target({ url: `http://127.0.0.1:${(silent.address() as net.AddressInfo).port}` }));
-    await assert.rejects(hanging.get("/healthz", "open", { timeoutMs: 300 }), (e: unknown) => e instanceof CliError && e.exitCode === EXIT.unreachable && /did not answer within/.test(e.message));
+    await assert.rejects(
+      hanging.get("/healthz", "open", { timeoutMs: 300 }),
+      (e: unknown) => e instanceof CliError && e.exitCode === EXIT.unreachable && /did not answer within/.test(e.message),
+    );
     await hanging.close();
   } finally {
     silent.close();

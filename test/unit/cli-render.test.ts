@@ -25,13 +25,16 @@ const loaded: LoadedModel[] = [
 
 test("on-disk and loaded models merge into one table: loaded first, problems explained below", () => {
   const rows = mergeModels(available, loaded);
-  assert.deepEqual(rows.map((r) => [r.id, r.status, r.backend]), [
-    ["qwen", "loaded", "llama.cpp"],
-    ["gone", "loaded", "llama.cpp"],
-    ["embed", "available", null],
-    ["org/half-GGUF", "incomplete", null],
-    ["org/mlx", "unsupported", null],
-  ]);
+  assert.deepEqual(
+    rows.map((r) => [r.id, r.status, r.backend]),
+    [
+      ["qwen", "loaded", "llama.cpp"],
+      ["gone", "loaded", "llama.cpp"],
+      ["embed", "available", null],
+      ["org/half-GGUF", "incomplete", null],
+      ["org/mlx", "unsupported", null],
+    ],
+  );
   const text = renderModels(rows, plain);
   const lines = text.split("\n");
   assert.match(lines[0]!, /^ID\s+TYPE\s+FORMAT\s+SIZE\s+QUANT\s+STATUS\s+BACKEND\s+MEMORY$/);
@@ -43,11 +46,24 @@ test("on-disk and loaded models merge into one table: loaded first, problems exp
 });
 
 test("the default chat model: loaded first, else the first available; never embeddings", () => {
-  assert.deepEqual(pickChatModel([{ id: "e", type: "embedding", status: "loaded" }, { id: "a", type: "chat", status: "available" }, { id: "b", type: "chat", status: "loaded" }]), {
-    id: "b",
-    reason: "the first loaded chat model",
-  });
-  assert.equal(pickChatModel([{ id: "e", type: "embedding", status: "loaded" }, { id: "a", type: "chat", status: "available" }])?.id, "a");
+  assert.deepEqual(
+    pickChatModel([
+      { id: "e", type: "embedding", status: "loaded" },
+      { id: "a", type: "chat", status: "available" },
+      { id: "b", type: "chat", status: "loaded" },
+    ]),
+    {
+      id: "b",
+      reason: "the first loaded chat model",
+    },
+  );
+  assert.equal(
+    pickChatModel([
+      { id: "e", type: "embedding", status: "loaded" },
+      { id: "a", type: "chat", status: "available" },
+    ])?.id,
+    "a",
+  );
   assert.equal(pickChatModel([{ id: "c", type: "completion", status: "loaded" }]), null);
 });
 
@@ -60,7 +76,18 @@ test("status shows readiness, memory budget, loaded models, degraded storage and
       queue: { running: 1, waiting: 2 },
       memory: { total_bytes: 16 * 1024 ** 3, available_bytes: 8 * 1024 ** 3, budget_bytes: 14.4 * 1024 ** 3, used_bytes: 5 * 1024 ** 3 },
       models_available: 3,
-      models_loaded: [{ id: "qwen", backend: "llama.cpp", context_size: 4096, parallel: 4, reserved_bytes: 5 * 1024 ** 3, pid: 42, requests_served: 7, idle_sec: 5 }],
+      models_loaded: [
+        {
+          id: "qwen",
+          backend: "llama.cpp",
+          context_size: 4096,
+          parallel: 4,
+          reserved_bytes: 5 * 1024 ** 3,
+          pid: 42,
+          requests_served: 7,
+          idle_sec: 5,
+        },
+      ],
       quarantined: [{ model_id: "bad", backend: "llama.cpp", last_reasons: ["model_loader_crashed"] }],
       storage: { file: null, degraded: true, problems: [{ component: "registry", error: "SQLITE_FULL", at: "now" }] },
       disk: [{ path: "/state", free_bytes: 1024 ** 3, total_bytes: 2 * 1024 ** 3 }],
@@ -83,7 +110,17 @@ test("probe table and recommendation", () => {
     {
       model_id: "qwen",
       recommended_backend: null,
-      results: [{ backend: "llama.cpp", backend_version: "3.22.1", outcome: "failure", reason: "model_loader_crashed", message: "SIGABRT", load_ms: null, canary_tokens_per_sec: null }],
+      results: [
+        {
+          backend: "llama.cpp",
+          backend_version: "3.22.1",
+          outcome: "failure",
+          reason: "model_loader_crashed",
+          message: "SIGABRT",
+          load_ms: null,
+          canary_tokens_per_sec: null,
+        },
+      ],
     },
     plain,
   );
@@ -92,7 +129,15 @@ test("probe table and recommendation", () => {
 });
 
 test("progress: a bar for terminals, plain lines for logs", () => {
-  const snapshot = { id: "1", repo: "org/x", status: "running", bytes_total: 200 * 1024 * 1024, bytes_done: 50 * 1024 * 1024, bytes_per_sec: 10 * 1024 * 1024, eta_sec: 15 };
+  const snapshot = {
+    id: "1",
+    repo: "org/x",
+    status: "running",
+    bytes_total: 200 * 1024 * 1024,
+    bytes_done: 50 * 1024 * 1024,
+    bytes_per_sec: 10 * 1024 * 1024,
+    eta_sec: 15,
+  };
   assert.equal(progressBar(snapshot, 20), "[#####---------------]  25%  50.0 MiB / 200 MiB  10.0 MiB/s  ETA 15s");
   assert.equal(progressLine(snapshot), "org/x: 25% (50.0 MiB of 200 MiB) 10.0 MiB/s  ETA 15s");
   assert.equal(progressLine({ ...snapshot, status: "queued" }), "org/x: queued");

@@ -49,7 +49,10 @@ test("URLs are normalized: scheme added, trailing slash and /v1 dropped; IPv6 br
   assert.equal(normalizeUrl("http://h:1/v1/", "--url"), "http://h:1");
   assert.equal(normalizeUrl("https://h/prefix/", "--url"), "https://h/prefix");
   assert.equal(urlForListenAddress("::", 1234), "http://[::1]:1234");
-  assert.throws(() => normalizeUrl("ftp://h", "--url"), (e: unknown) => e instanceof CliError && e.exitCode === EXIT.usage);
+  assert.throws(
+    () => normalizeUrl("ftp://h", "--url"),
+    (e: unknown) => e instanceof CliError && e.exitCode === EXIT.usage,
+  );
 });
 
 test("a broken config file is a usage error naming the file", () => {

@@ -49,7 +49,10 @@ test("invalid settings fail with a message naming the setting", () => {
     () => loadConfig({ configPath: p, env: {} }),
     (e: Error) => e instanceof ConfigError && /port/.test(e.message) && /parallel/.test(e.message) && /bogus/.test(e.message),
   );
-  assert.throws(() => loadConfig({ env: { LMX_JIT_LOAD: "maybe" } }), (e: Error) => e instanceof ConfigError && /jit_load/.test(e.message));
+  assert.throws(
+    () => loadConfig({ env: { LMX_JIT_LOAD: "maybe" } }),
+    (e: Error) => e instanceof ConfigError && /jit_load/.test(e.message),
+  );
   assert.throws(() => loadConfig({ configPath: file("c.yaml", "- a\n- b\n"), env: {} }), /mapping/);
   assert.throws(() => loadConfig({ configPath: file("d.yaml", "port: [\n"), env: {} }), /not valid YAML/);
   assert.throws(() => loadConfig({ configPath: path.join(dir, "missing.yaml"), env: {} }), /cannot read/);

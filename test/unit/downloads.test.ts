@@ -78,9 +78,12 @@ test("downloads a repo into the HF cache layout that huggingface_hub tools read"
   assert.equal(result.status, "completed");
   assert.equal(result.bytesTotal, ggufF32.length + CONFIG.length + README.length);
   assert.equal(result.bytesDone, result.bytesTotal);
-  assert.deepEqual(result.files.map((f) => f.status), ["completed", "completed", "completed"]);
+  assert.deepEqual(
+    result.files.map((f) => f.status),
+    ["completed", "completed", "completed"],
+  );
   const root = repoRoot(dir);
-  const commit = (await readFile(path.join(root, "refs", "main"), "utf8"));
+  const commit = await readFile(path.join(root, "refs", "main"), "utf8");
   assert.match(commit, /^[0-9a-f]{40}$/, "refs/main holds the bare commit");
   assert.equal(result.commit, commit);
   assert.equal(result.localPath, path.join(root, "snapshots", commit));
@@ -93,7 +96,10 @@ test("downloads a repo into the HF cache layout that huggingface_hub tools read"
   assert.equal(await readlink(path.join(result.localPath!, "docs/nested/README.md")), `../../../../blobs/${gitOid(README)}`);
   assert.deepEqual(await readFile(path.join(result.localPath!, "tiny-llama-f32.gguf")), ggufF32);
   assert.deepEqual(await readFile(path.join(result.localPath!, "docs/nested/README.md")), README);
-  assert.deepEqual((await readdir(path.join(root, "blobs"))).filter((n) => n.endsWith(".incomplete")), []);
+  assert.deepEqual(
+    (await readdir(path.join(root, "blobs"))).filter((n) => n.endsWith(".incomplete")),
+    [],
+  );
 
   const scanned = await scanCacheDir(dir);
   assert.deepEqual(scanned.warnings, []);
@@ -114,7 +120,10 @@ test("downloads a repo into the HF cache layout that huggingface_hub tools read"
   const again = await m.start({ repo: REPO }).done;
   assert.equal(again.status, "completed");
   assert.equal(again.bytesDone, again.bytesTotal);
-  assert.deepEqual(h.requests.slice(before).filter((r) => r.includes("/resolve/") || r.includes("/__cdn/")), []);
+  assert.deepEqual(
+    h.requests.slice(before).filter((r) => r.includes("/resolve/") || r.includes("/__cdn/")),
+    [],
+  );
 });
 
 test("a quantization pattern fetches only the matching GGUF; explicit files with sha256 work too", async () => {
@@ -124,13 +133,19 @@ test("a quantization pattern fetches only the matching GGUF; explicit files with
   const dir = await cacheDir();
   const m = manager(dir, h);
   const result = await m.start({ repo: REPO, include: ["*Q4_0*.gguf"] }).done;
-  assert.deepEqual(result.files.map((f) => f.path), ["tiny-Q4_0.gguf"]);
+  assert.deepEqual(
+    result.files.map((f) => f.path),
+    ["tiny-Q4_0.gguf"],
+  );
   assert.equal(result.bytesTotal, ggufQ4.length);
   assert.deepEqual(await readdir(result.localPath!), ["tiny-Q4_0.gguf"]);
   assert.deepEqual(await readdir(path.join(repoRoot(dir), "blobs")), [sha256Hex(ggufQ4)]);
   const fetched = h.requests.filter((r) => r.includes("/resolve/"));
   assert.equal(fetched.length, 1);
-  assert.ok(h.requests.some((r) => r.includes("/tree/") && r.includes("cursor=2")), "listing was paged");
+  assert.ok(
+    h.requests.some((r) => r.includes("/tree/") && r.includes("cursor=2")),
+    "listing was paged",
+  );
 
   const explicit = await m.start({ repo: REPO, files: ["config.json", { path: "tiny-Q8_0.gguf", sha256: sha256Hex(ggufQ8).toUpperCase() }] }).done;
   assert.deepEqual(explicit.files.map((f) => f.path).sort(), ["config.json", "tiny-Q8_0.gguf"]);
@@ -173,7 +188,10 @@ test("retries resume a cut within one job; a server that ignores Range restarts 
   const dir = await cacheDir();
   const retried = await manager(dir, h, { retries: 1 }).start({ repo: REPO }).done;
   assert.equal(retried.status, "completed");
-  assert.ok(h.requests.some((r) => /range=bytes=[1-9]\d*-$/.test(r)), "the retry resumed");
+  assert.ok(
+    h.requests.some((r) => /range=bytes=[1-9]\d*-$/.test(r)),
+    "the retry resumed",
+  );
   assert.equal(sha256Hex(await readFile(path.join(retried.localPath!, "model.gguf"))), sha256Hex(ggufQ8));
 
   const dir2 = await cacheDir();
@@ -248,7 +266,10 @@ test("too little disk fails with insufficient_disk before any file is requested"
     assert.deepEqual({ needed: e.details?.["neededBytes"], free: e.details?.["freeBytes"] }, { needed, free: needed + 1000 });
     return true;
   });
-  assert.deepEqual(h.requests.filter((r) => r.includes("/resolve/") || r.includes("/__cdn/")), []);
+  assert.deepEqual(
+    h.requests.filter((r) => r.includes("/resolve/") || r.includes("/__cdn/")),
+    [],
+  );
 
   // Bytes already on disk (a partial file) count against what is needed.
   const partial = 200_000;
@@ -275,7 +296,10 @@ test("one download per repo: same-process starts join, a live foreign lock refus
   assert.equal(c.snapshot().status, "queued");
   assert.equal((await a.done).status, "completed");
   assert.equal((await c.done).status, "completed");
-  assert.deepEqual(m.list().map((j) => j.id), [a.id, c.id]);
+  assert.deepEqual(
+    m.list().map((j) => j.id),
+    [a.id, c.id],
+  );
   assert.equal(m.get(a.id), a);
 
   const lockFile = path.join(dir, ".locks", `models--${REPO.split("/").join("--")}.lock`);
@@ -314,9 +338,15 @@ test("progress counts up while bytes stream; cancel() stops and leaves a resumab
   }
   const final = await job.done;
   const done = seen.map((s) => s.bytesDone);
-  assert.ok(done.every((v, i) => i === 0 || v >= done[i - 1]!), "bytesDone never decreases");
+  assert.ok(
+    done.every((v, i) => i === 0 || v >= done[i - 1]!),
+    "bytesDone never decreases",
+  );
   assert.ok(new Set(done.filter((v) => v > 0 && v < ggufF32.length)).size >= 3, `intermediate progress seen: ${done.join(",")}`);
-  assert.ok(seen.some((s) => s.status === "running" && s.bytesPerSec > 0 && s.etaSec !== null), "rate and eta while running");
+  assert.ok(
+    seen.some((s) => s.status === "running" && s.bytesPerSec > 0 && s.etaSec !== null),
+    "rate and eta while running",
+  );
   assert.equal(final.bytesDone, final.bytesTotal);
   assert.equal(final.bytesTotal, ggufF32.length);
   assert.equal(final.etaSec, 0);
@@ -371,7 +401,10 @@ test("cleanupIncomplete removes stale partial blobs and reports the bytes freed"
   const result = await m.cleanupIncomplete();
   assert.deepEqual(result.removed, [{ repo: REPO, path: stale, bytes: 12_345 }]);
   assert.equal(result.bytesFreed, 12_345);
-  assert.deepEqual(result.skipped.map((s) => [s.path, s.reason]), [[fresh, "modified recently"]]);
+  assert.deepEqual(
+    result.skipped.map((s) => [s.path, s.reason]),
+    [[fresh, "modified recently"]],
+  );
   assert.ok(!existsSync(stale));
   assert.ok(existsSync(fresh));
 

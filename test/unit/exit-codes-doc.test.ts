@@ -13,7 +13,11 @@ function table(): Map<number, string[]> {
   const rows = new Map<number, string[]>();
   for (const line of section.split("\n")) {
     const cells = /^\| (\d+) \|(.*)\|$/.exec(line);
-    if (cells) rows.set(Number(cells[1]), cells[2]!.split(" | ").map((c) => c.trim()));
+    if (cells)
+      rows.set(
+        Number(cells[1]),
+        cells[2]!.split(" | ").map((c) => c.trim()),
+      );
   }
   return rows;
 }
@@ -21,9 +25,15 @@ function table(): Map<number, string[]> {
 test("every client and bench exit code is in docs/cli.md's table, in its column, and nothing else is", () => {
   const rows = table();
   const client = [...rows].filter(([, cells]) => cells[0] !== "—").map(([code]) => code);
-  assert.deepEqual(client.sort((a, b) => a - b), Object.values(EXIT).sort((a, b) => a - b));
+  assert.deepEqual(
+    client.sort((a, b) => a - b),
+    Object.values(EXIT).sort((a, b) => a - b),
+  );
   const bench = [...rows].filter(([, cells]) => cells[1] !== "—").map(([code]) => code);
-  assert.deepEqual(bench.sort((a, b) => a - b), Object.values(BENCH_EXIT).sort((a, b) => a - b));
+  assert.deepEqual(
+    bench.sort((a, b) => a - b),
+    Object.values(BENCH_EXIT).sort((a, b) => a - b),
+  );
   assert.match(rows.get(BENCH_EXIT.regression)![1]!, /slower than the baseline/);
   assert.match(rows.get(BENCH_EXIT.noBaseline)![1]!, /no baseline/);
   assert.match(rows.get(EXIT.unreachable)![0]!, /Cannot reach the server/);

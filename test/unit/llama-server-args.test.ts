@@ -4,7 +4,17 @@ import { llamaServerArgs } from "../../src/engines/llama-server/args.js";
 import { parsePrometheus } from "../../src/engines/llama-server/prometheus.js";
 import type { ResolvedRunnerSettings } from "../../src/runner/protocol.js";
 
-const settings: ResolvedRunnerSettings = { contextSize: 1024, parallel: 8, threads: 2, batchSize: 512, gpuLayers: "auto", flashAttention: "auto", gpu: "auto", draftModel: null, draftMax: null };
+const settings: ResolvedRunnerSettings = {
+  contextSize: 1024,
+  parallel: 8,
+  threads: 2,
+  batchSize: 512,
+  gpuLayers: "auto",
+  flashAttention: "auto",
+  gpu: "auto",
+  draftModel: null,
+  draftMax: null,
+};
 
 function flag(args: string[], name: string): string | undefined {
   const at = args.indexOf(name);

@@ -18,7 +18,6 @@ const ALERTS = path.join(PROJECT_ROOT, "ops", "prometheus", "alerts.yaml");
 const ALERT_TESTS = path.join(PROJECT_ROOT, "ops", "prometheus", "alerts.test.yaml");
 const DASHBOARD = path.join(PROJECT_ROOT, "ops", "grafana", "lmx-dashboard.json");
 
-
 interface AlertRule {
   alert?: string;
   record?: string;
@@ -75,7 +74,13 @@ function metricNames(expr: string): string[] {
     const word = match[0];
     const before = bare[match.index - 1] ?? " ";
     if (/[0-9.]/.test(before)) continue; // the unit of a duration or the exponent of a number
-    if (bare.slice(match.index + word.length).trimStart().startsWith("(")) continue; // a function
+    if (
+      bare
+        .slice(match.index + word.length)
+        .trimStart()
+        .startsWith("(")
+    )
+      continue; // a function
     if (KEYWORDS.has(word.toLowerCase())) continue;
     names.push(word);
   }
@@ -99,7 +104,9 @@ describe("alert rules", () => {
     const tests = parseYaml(readFileSync(ALERT_TESTS, "utf8")) as {
       tests: Array<{ alert_rule_test?: Array<{ alertname: string; exp_alerts?: unknown[] }> }>;
     };
-    const firing = new Set(tests.tests.flatMap((c) => (c.alert_rule_test ?? []).filter((a) => (a.exp_alerts ?? []).length > 0).map((a) => a.alertname)));
+    const firing = new Set(
+      tests.tests.flatMap((c) => (c.alert_rule_test ?? []).filter((a) => (a.exp_alerts ?? []).length > 0).map((a) => a.alertname)),
+    );
     const alerts = alertRules().flatMap((r) => (r.alert ? [r.alert] : []));
     assert.ok(alerts.length >= 7, "queue, TTFT, errors, memory, crash loop, quarantine and disk alerts");
     for (const alert of alerts) assert.ok(firing.has(alert), `alerts.test.yaml has no case in which ${alert} fires`);
@@ -109,7 +116,10 @@ describe("alert rules", () => {
     const exported = await exportedNames();
     for (const rule of alertRules()) {
       const names = metricNames(rule.expr);
-      assert.ok(names.some((n) => n.startsWith("lmx:")), `${rule.alert} queries no lmx: metric`);
+      assert.ok(
+        names.some((n) => n.startsWith("lmx:")),
+        `${rule.alert} queries no lmx: metric`,
+      );
       for (const name of names) assert.ok(exported.has(name), `${rule.alert} uses ${name}, which the server does not export`);
     }
   });
@@ -181,7 +191,9 @@ describe("Grafana dashboard", () => {
 
   test("the name extraction itself sees metrics and only metrics", () => {
     assert.deepEqual(
-      metricNames('histogram_quantile(0.95, sum by (model, le) (rate(lmx:a_bucket{model=~"$model", x="y"}[$__rate_interval] offset 1d))) > 2 * lmx:b / on (instance) lmx:c and 1e9 < 5'),
+      metricNames(
+        'histogram_quantile(0.95, sum by (model, le) (rate(lmx:a_bucket{model=~"$model", x="y"}[$__rate_interval] offset 1d))) > 2 * lmx:b / on (instance) lmx:c and 1e9 < 5',
+      ),
       ["lmx:a_bucket", "lmx:b", "lmx:c"],
     );
   });

@@ -2,7 +2,14 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { decidePlacement, type PlacementSnapshot, type Resident } from "../../src/scheduler/placement.js";
 
-const resident = (model: string, bytes: number, over: Partial<Resident> = {}): Resident => ({ model, bytes, pinned: false, busy: false, lastUsed: 0, ...over });
+const resident = (model: string, bytes: number, over: Partial<Resident> = {}): Resident => ({
+  model,
+  bytes,
+  pinned: false,
+  busy: false,
+  lastUsed: 0,
+  ...over,
+});
 const snapshot = (residents: Resident[], over: Partial<PlacementSnapshot> = {}): PlacementSnapshot => ({
   budgetBytes: 100,
   usedBytes: residents.reduce((sum, r) => sum + r.bytes, 0),
@@ -17,17 +24,25 @@ test("fits as things are: nothing evicted", () => {
 });
 
 test("evicts idle models least recently used first, only as many as needed", () => {
-  const decision = decidePlacement(snapshot([resident("old", 30, { lastUsed: 1 }), resident("older", 30, { lastUsed: 0 }), resident("new", 30, { lastUsed: 5 })]), {
-    model: "x",
-    needBytes: 50,
-  });
+  const decision = decidePlacement(
+    snapshot([resident("old", 30, { lastUsed: 1 }), resident("older", 30, { lastUsed: 0 }), resident("new", 30, { lastUsed: 5 })]),
+    {
+      model: "x",
+      needBytes: 50,
+    },
+  );
   assert.deepEqual(decision, { kind: "fits", evict: ["older", "old"] });
 });
 
 test("never evicts a busy or pinned model; refuses with the numbers when nothing idle is left", () => {
-  const decision = decidePlacement(snapshot([resident("busy", 50, { busy: true }), resident("pinned", 40, { pinned: true })]), { model: "x", needBytes: 30 });
+  const decision = decidePlacement(snapshot([resident("busy", 50, { busy: true }), resident("pinned", 40, { pinned: true })]), {
+    model: "x",
+    needBytes: 30,
+  });
   assert.equal(decision.kind, "refused");
-  assert.ok(decision.kind === "refused" && !decision.never && /30 MiB|1 MiB/.test(decision.reason) && /no idle, unpinned model/.test(decision.reason));
+  assert.ok(
+    decision.kind === "refused" && !decision.never && /30 MiB|1 MiB/.test(decision.reason) && /no idle, unpinned model/.test(decision.reason),
+  );
 });
 
 test("more than the whole budget is refused as never fitting, without evicting anyone", () => {

@@ -37,7 +37,13 @@ test("records attempts and answers list, latest and summary queries", () => {
   assert.equal(registry.list({ outcome: "failure" }).length, 2);
   assert.equal(registry.list({ backend: "llama.cpp-cpu" })[0]?.metadata["canary"] !== undefined, true);
   assert.equal(registry.list({ limit: 1 }).length, 1);
-  assert.deepEqual(registry.latest("m").map((r) => [r.backend, r.outcome]), [["llama.cpp", "failure"], ["llama.cpp-cpu", "success"]]);
+  assert.deepEqual(
+    registry.latest("m").map((r) => [r.backend, r.outcome]),
+    [
+      ["llama.cpp", "failure"],
+      ["llama.cpp-cpu", "success"],
+    ],
+  );
   const summary = registry.summary().find((s) => s.modelId === "m");
   assert.deepEqual([summary?.attempts, summary?.successes, summary?.failures], [2, 1, 1]);
 });

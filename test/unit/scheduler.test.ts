@@ -101,7 +101,10 @@ test("a backend's failure falls through to the next backend; a memory refusal do
   const { s: s2, registry } = scheduler([big, next]);
   await assert.rejects(s2.acquire(fakeModel("huge")), (e: LmxError) => e.code === "insufficient_memory");
   assert.equal(next.starts, 0, "memory is not the backend's fault: no other backend is tried");
-  assert.deepEqual(registry.list({ modelId: "huge" }).map((r) => r.outcome), ["refused"]);
+  assert.deepEqual(
+    registry.list({ modelId: "huge" }).map((r) => r.outcome),
+    ["refused"],
+  );
   await s.stopAll(0);
   await s2.stopAll(0);
 });
@@ -215,7 +218,11 @@ test("jit_load off: an unloaded model is refused with model_not_loaded, a loaded
 test("affinity: a load blocked by a busy model waits for it instead of answering 507, and the swap follows", async () => {
   const backend = new FakeBackend("fake", () => ({ estimateBytes: 100 * MiB }));
   const said: string[] = [];
-  const { s, transitions } = scheduler([backend], { affinity: { maxWaitMs: 5_000, minResidentMs: 0 }, log: (_level, message) => said.push(message) }, 150);
+  const { s, transitions } = scheduler(
+    [backend],
+    { affinity: { maxWaitMs: 5_000, minResidentMs: 0 }, log: (_level, message) => said.push(message) },
+    150,
+  );
   const a = fakeModel("a");
   const leaseA = await s.acquire(a);
   const waitingB = s.acquire(fakeModel("b"));

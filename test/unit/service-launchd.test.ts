@@ -137,8 +137,15 @@ test("the writer escapes markup and refuses what XML cannot carry", () => {
   assert.equal(escapeXml(`<a href="x">&'</a>`), "&lt;a href=&quot;x&quot;&gt;&amp;&apos;&lt;/a&gt;");
   assert.throws(() => escapeXml("bell\u0007"), ServiceError);
   assert.throws(() => renderPlist({ Ratio: 0.5 }), ServiceError);
-  assert.deepEqual(parsePlist(renderPlist({ Empty: "", List: [], Nested: { Deep: [1, true, "x"] } })), { Empty: "", List: [], Nested: { Deep: [1, true, "x"] } });
-  assert.throws(() => parsePlist(renderPlist({ A: "x" }).replace("<string>x</string>", "<string>x & y</string>")), "the parser is strict about bare &");
+  assert.deepEqual(parsePlist(renderPlist({ Empty: "", List: [], Nested: { Deep: [1, true, "x"] } })), {
+    Empty: "",
+    List: [],
+    Nested: { Deep: [1, true, "x"] },
+  });
+  assert.throws(
+    () => parsePlist(renderPlist({ A: "x" }).replace("<string>x</string>", "<string>x & y</string>")),
+    "the parser is strict about bare &",
+  );
 });
 
 test("the system daemon logs to /Library/Logs", () => {

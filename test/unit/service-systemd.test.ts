@@ -97,7 +97,13 @@ test("the user unit has the three sections, the exact command line, restart poli
   const unit = parseUnit(renderSystemdUnit(spec));
   assert.deepEqual([...unit.keys()], ["Unit", "Service", "Install"]);
   assert.deepEqual(execWords(single(unit, "Service", "ExecStart")), programArguments(spec));
-  assert.deepEqual(programArguments(spec), ["/opt/node js/bin/node", "/srv/lmx 100%/$HOME/dist/src/cli/main.js", "serve", "--config", `/etc/lmx/it's "quoted" 50%.yaml`]);
+  assert.deepEqual(programArguments(spec), [
+    "/opt/node js/bin/node",
+    "/srv/lmx 100%/$HOME/dist/src/cli/main.js",
+    "serve",
+    "--config",
+    `/etc/lmx/it's "quoted" 50%.yaml`,
+  ]);
   assert.equal(single(unit, "Service", "Restart"), "on-failure");
   assert.equal(single(unit, "Service", "RestartPreventExitStatus"), "2");
   assert.equal(single(unit, "Service", "TimeoutStopSec"), "40");
@@ -156,7 +162,10 @@ test("systemd-analyze verify accepts the generated units (and flags a broken one
       assert.deepEqual(result.problems, [], result.all);
     }
     const broken = verify(renderSystemdUnit(buildServiceSpec(real)).replace("Restart=on-failure", "Restart=sometimes"));
-    assert.ok(broken.problems.some((l) => /Restart|restart/.test(l)), `the check notices a bad setting: ${broken.all}`);
+    assert.ok(
+      broken.problems.some((l) => /Restart|restart/.test(l)),
+      `the check notices a bad setting: ${broken.all}`,
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -44,14 +44,23 @@ test("a freed slot goes to exactly one waiter, in arrival order; the next freed 
   // one release, two waiters: before the fix both waiters were handed this slot and decoded into one KV cache
   pool.release(a);
   await c;
-  assert.deepEqual(granted.map(([who, l]) => [who, l.slot.index]), [["c", a.slot.index]]);
+  assert.deepEqual(
+    granted.map(([who, l]) => [who, l.slot.index]),
+    [["c", a.slot.index]],
+  );
   assert.equal(pool.waiting, 1);
   pool.release(a); // a second release of the same lease changes nothing
   assert.equal(pool.waiting, 1);
   assert.equal(a.slot.owner, granted[0]![1]);
   pool.release(b);
   await d;
-  assert.deepEqual(granted.map(([who, l]) => [who, l.slot.index]), [["c", a.slot.index], ["d", b.slot.index]]);
+  assert.deepEqual(
+    granted.map(([who, l]) => [who, l.slot.index]),
+    [
+      ["c", a.slot.index],
+      ["d", b.slot.index],
+    ],
+  );
   assert.equal(pool.busy, 2);
 });
 

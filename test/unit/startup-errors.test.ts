@@ -33,15 +33,19 @@ test("the holder of a port is found in /proc on Linux", { skip: process.platform
   }
 });
 
-test("makeDirSync makes nested folders, accepts existing ones, and ends with an error where mkdir -p would loop", { skip: process.platform !== "linux" && "needs /proc" }, () => {
-  const dir = mkdtempSync(path.join(os.tmpdir(), "lmx-mkdir-"));
-  try {
-    makeDirSync(path.join(dir, "a", "b", "c"));
-    makeDirSync(path.join(dir, "a", "b", "c"));
-    writeFileSync(path.join(dir, "file"), "x");
-    assert.throws(() => makeDirSync(path.join(dir, "file", "sub")), { code: "ENOTDIR" });
-    assert.throws(() => makeDirSync(`/proc/lmx-unit-${process.pid}/x`), { code: "ENOENT" });
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+test(
+  "makeDirSync makes nested folders, accepts existing ones, and ends with an error where mkdir -p would loop",
+  { skip: process.platform !== "linux" && "needs /proc" },
+  () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "lmx-mkdir-"));
+    try {
+      makeDirSync(path.join(dir, "a", "b", "c"));
+      makeDirSync(path.join(dir, "a", "b", "c"));
+      writeFileSync(path.join(dir, "file"), "x");
+      assert.throws(() => makeDirSync(path.join(dir, "file", "sub")), { code: "ENOTDIR" });
+      assert.throws(() => makeDirSync(`/proc/lmx-unit-${process.pid}/x`), { code: "ENOENT" });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+);

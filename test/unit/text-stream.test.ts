@@ -10,7 +10,10 @@ test("multi-byte characters are held until complete", () => {
   const bytes = [...Buffer.from("añ€😀!")];
   const out = bytes.map((b) => d.push(b));
   assert.equal(out.join("") + d.flush(), "añ€😀!");
-  assert.ok(out.every((piece) => !piece.includes("\uFFFD")), "no half characters were emitted");
+  assert.ok(
+    out.every((piece) => !piece.includes("\uFFFD")),
+    "no half characters were emitted",
+  );
   assert.equal(out.filter((p) => p !== "").length, 5, "one piece per character");
 });
 

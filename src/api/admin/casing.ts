@@ -8,7 +8,10 @@
 const MAP_FIELDS = new Set(["per_model", "models", "details", "metadata", "labels"]);
 
 export function snakeCase(key: string): string {
-  return key.replace(/([a-z0-9])([A-Z])/g, "$1_$2").replace(/([A-Z])([A-Z][a-z])/g, "$1_$2").toLowerCase();
+  return key
+    .replace(/([a-z0-9])([A-Z])/g, "$1_$2")
+    .replace(/([A-Z])([A-Z][a-z])/g, "$1_$2")
+    .toLowerCase();
 }
 
 export function snakeCaseKeys(value: unknown, keepKeys = false): unknown {

@@ -44,9 +44,7 @@ export const chatCompletionRequestSchema = z.strictObject({
   messages: z.array(chatMessage).min(1, "messages must contain at least one message"),
   max_completion_tokens: z.number().int().min(1).nullable().optional(),
   logprobs: z.literal(false, { message: "logprobs are not supported" }).nullable().optional(),
-  response_format: z
-    .strictObject({ type: z.literal("text", { message: "only response_format {type: \"text\"} is supported" }) })
-    .optional(),
+  response_format: z.strictObject({ type: z.literal("text", { message: 'only response_format {type: "text"} is supported' }) }).optional(),
 });
 export type ChatCompletionRequest = z.output<typeof chatCompletionRequestSchema>;
 export type ChatMessage = z.output<typeof chatMessage>;

@@ -75,7 +75,8 @@ async function chat(options: GenerationOptions, io: Io): Promise<number> {
         }
         history.pop();
         const code = reportError(error, io);
-        if (error instanceof CliError && error.code === "context_length_exceeded") io.err("  the conversation no longer fits the model's context: /reset starts over\n");
+        if (error instanceof CliError && error.code === "context_length_exceeded")
+          io.err("  the conversation no longer fits the model's context: /reset starts over\n");
         // without a server or with a refused key no later turn can work: end with that code
         if (error instanceof CliError && (error.exitCode === EXIT.unreachable || error.exitCode === EXIT.auth)) {
           exitCode = code;
@@ -121,6 +122,7 @@ async function chat(options: GenerationOptions, io: Io): Promise<number> {
 }
 
 export function registerChatCommand(program: Command): void {
-  withConnection(addGenerationOptions(program.command("chat").description("interactive chat that keeps the conversation; /exit or Ctrl-D ends")))
-    .action((options: GenerationOptions) => run((io) => chat(options, io)));
+  withConnection(
+    addGenerationOptions(program.command("chat").description("interactive chat that keeps the conversation; /exit or Ctrl-D ends")),
+  ).action((options: GenerationOptions) => run((io) => chat(options, io)));
 }

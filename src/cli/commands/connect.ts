@@ -41,7 +41,13 @@ export async function connectChecks(client: LmxClient): Promise<{ checks: Check[
   }
   const healthBody = (await readJson(health)) as { status?: string } | null;
   if (health.status !== 200 || healthBody?.status !== "ok") {
-    checks.push(fail("reachable", `${target.url}/healthz answered HTTP ${health.status}, not an Opta LMX health answer`, "something else listens there: check the port in --url (or LMX_URL)"));
+    checks.push(
+      fail(
+        "reachable",
+        `${target.url}/healthz answered HTTP ${health.status}, not an Opta LMX health answer`,
+        "something else listens there: check the port in --url (or LMX_URL)",
+      ),
+    );
     return { checks, exitCode: EXIT.failed };
   }
   checks.push(ok("reachable", `${target.url} answers /healthz (address from ${target.from.url})`));
@@ -51,7 +57,14 @@ export async function connectChecks(client: LmxClient): Promise<{ checks: Check[
     const body = (await readJson(ready)) as { status?: string; models_loaded?: number } | null;
     if (ready.status === 200) checks.push(ok("ready", `ready, ${body?.models_loaded ?? 0} model(s) loaded`));
     else if (body?.status === "shutting_down") checks.push(warn("ready", "the server is shutting down", "wait for it to come back (or restart it)"));
-    else checks.push(warn("ready", `not ready yet (${body?.status ?? `HTTP ${ready.status}`}): start-up loads are running`, "wait a moment; `lmx status` shows progress"));
+    else
+      checks.push(
+        warn(
+          "ready",
+          `not ready yet (${body?.status ?? `HTTP ${ready.status}`}): start-up loads are running`,
+          "wait a moment; `lmx status` shows progress",
+        ),
+      );
   } catch (error) {
     checks.push(failed("ready", error));
   }
@@ -73,7 +86,13 @@ export async function connectChecks(client: LmxClient): Promise<{ checks: Check[
     checks.push(failed("api", error));
   }
 
-  const exitCode = codes.includes(EXIT.unreachable) ? EXIT.unreachable : codes.includes(EXIT.auth) ? EXIT.auth : codes.length > 0 ? EXIT.failed : EXIT.ok;
+  const exitCode = codes.includes(EXIT.unreachable)
+    ? EXIT.unreachable
+    : codes.includes(EXIT.auth)
+      ? EXIT.auth
+      : codes.length > 0
+        ? EXIT.failed
+        : EXIT.ok;
   return { checks, exitCode };
 }
 
@@ -87,7 +106,12 @@ async function connect(url: string | undefined, options: ConnectOptions, io: Io)
 }
 
 export function registerConnectCommand(program: Command): void {
-  withConnection(program.command("connect").argument("[url]", "server URL (same as --url)").description("check that a server is reachable and that the keys work; says exactly what is wrong"))
+  withConnection(
+    program
+      .command("connect")
+      .argument("[url]", "server URL (same as --url)")
+      .description("check that a server is reachable and that the keys work; says exactly what is wrong"),
+  )
     .option("--json", "print the checks as JSON")
     .action((url: string | undefined, options: ConnectOptions) => run((io) => connect(url, options, io)));
 }

@@ -41,7 +41,10 @@ async function doPrompt(words: string[], options: DoOptions, io: Io): Promise<nu
   const client = clientFor(options);
   const model = await chooseModel(client, options.model);
   if (model.reason !== "--model") io.err(io.errStyle.dim(`lmx: using ${model.id} (${model.reason})\n`));
-  const messages: ChatMessage[] = [...(options.system ? [{ role: "system" as const, content: options.system }] : []), { role: "user", content: prompt }];
+  const messages: ChatMessage[] = [
+    ...(options.system ? [{ role: "system" as const, content: options.system }] : []),
+    { role: "user", content: prompt },
+  ];
   const request = { model: model.id, messages, maxTokens: options.maxTokens, temperature: options.temperature };
 
   if (options.json) {
@@ -83,7 +86,11 @@ async function doPrompt(words: string[], options: DoOptions, io: Io): Promise<nu
 }
 
 export function registerDoCommand(program: Command): void {
-  withConnection(addGenerationOptions(program.command("do").argument("[prompt...]", "the prompt (or pipe it on stdin)").description("one-shot chat: stream the answer to stdout")))
+  withConnection(
+    addGenerationOptions(
+      program.command("do").argument("[prompt...]", "the prompt (or pipe it on stdin)").description("one-shot chat: stream the answer to stdout"),
+    ),
+  )
     .option("--json", "no streaming: print the final chat.completion object as JSON")
     .action((prompt: string[], options: DoOptions) => run((io) => doPrompt(prompt, options, io)));
 }

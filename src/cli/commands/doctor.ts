@@ -66,7 +66,11 @@ async function modelFacts(config: ServerConfig): Promise<ModelFacts> {
   const inventory = new Inventory(config, isGguf);
   const all = await inventory.available().catch(() => []);
   return {
-    dirs: config.model_dirs.map((dir) => ({ path: dir, exists: existsSync(dir), ggufModels: existsSync(dir) ? scanGgufFolder(dir, "model_dir").length : 0 })),
+    dirs: config.model_dirs.map((dir) => ({
+      path: dir,
+      exists: existsSync(dir),
+      ggufModels: existsSync(dir) ? scanGgufFolder(dir, "model_dir").length : 0,
+    })),
     configured: config.models.map((m) => ({ id: m.id, path: m.path, exists: existsSync(m.path) })),
     discovery: inventory.locations().filter((l) => l.source !== "model_dir" && l.exists),
     problems: all
@@ -93,7 +97,9 @@ async function portState(host: string, port: number): Promise<{ state: PortState
   try {
     const res = await fetch(`${urlForListenAddress(host, port)}/healthz`, { signal: AbortSignal.timeout(2_000) });
     const body = (await res.json().catch(() => null)) as { status?: string } | null;
-    return res.status === 200 && body?.status === "ok" ? { state: "lmx", detail: null } : { state: "in_use", detail: `it answers HTTP ${res.status} on /healthz` };
+    return res.status === 200 && body?.status === "ok"
+      ? { state: "lmx", detail: null }
+      : { state: "in_use", detail: `it answers HTTP ${res.status} on /healthz` };
   } catch {
     return { state: "in_use", detail: "it does not speak HTTP" };
   }

@@ -58,7 +58,9 @@ async function list(options: EnginesOptions, io: Io): Promise<number> {
   }
   for (const e of engines) {
     const state = e.available ? io.style.green("available") : io.style.yellow("not built");
-    io.out(`${e.name.padEnd(14)} ${state}  ${e.version ?? ""}${e.path ? `  ${e.path}` : ""}${e.devices.length ? `  devices: ${e.devices.join("; ")}` : ""}\n`);
+    io.out(
+      `${e.name.padEnd(14)} ${state}  ${e.version ?? ""}${e.path ? `  ${e.path}` : ""}${e.devices.length ? `  devices: ${e.devices.join("; ")}` : ""}\n`,
+    );
     if (e.how) io.out(`${"".padEnd(14)} looked at: ${e.lookedAt.join(", ")}\n${"".padEnd(14)} build it: ${e.how}\n`);
   }
   return EXIT.ok;

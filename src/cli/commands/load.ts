@@ -55,7 +55,11 @@ export function settingsFrom(options: LoadOptions): Record<string, unknown> {
 async function load(model: string, options: LoadOptions, io: Io): Promise<number> {
   const client = clientFor(options);
   const settings = settingsFrom(options);
-  const body = { model_id: model, ...(Object.keys(settings).length > 0 ? { settings } : {}), ...(options.autoDownload ? { auto_download: true } : {}) };
+  const body = {
+    model_id: model,
+    ...(Object.keys(settings).length > 0 ? { settings } : {}),
+    ...(options.autoDownload ? { auto_download: true } : {}),
+  };
   // a load may download, estimate and start a runner: bounded by the server's own loader_timeout_sec, not here
   const { status, body: answer } = await client.post<LoadAnswer>("/admin/models/load", "admin", body, { timeoutMs: null, accept: [202] });
   if (options.json) printJson(io, answer);
@@ -86,7 +90,12 @@ async function unload(model: string, options: UnloadOptions, io: Io): Promise<nu
 }
 
 export function registerLoadCommands(program: Command): void {
-  withConnection(program.command("load").argument("<model>", "model id or alias (see `lmx models`)").description("load a model (replacing its runner when the settings differ)"))
+  withConnection(
+    program
+      .command("load")
+      .argument("<model>", "model id or alias (see `lmx models`)")
+      .description("load a model (replacing its runner when the settings differ)"),
+  )
     .option("--ctx <tokens>", "context size per sequence", positiveInt)
     .option("--parallel <n>", "sequences decoded together (requests served at once)", positiveInt)
     .option("--threads <n>", "CPU threads, or auto (the real core count)", threadsValue)

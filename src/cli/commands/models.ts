@@ -75,12 +75,21 @@ export function mergeModels(available: readonly AvailableModel[], loaded: readon
     });
   }
   const rank = (r: ModelRow) => (r.status === "loaded" ? 0 : r.status === "loading" ? 1 : 2);
-  return rows.map((row, i) => ({ row, i })).sort((a, b) => rank(a.row) - rank(b.row) || a.i - b.i).map(({ row }) => row);
+  return rows
+    .map((row, i) => ({ row, i }))
+    .sort((a, b) => rank(a.row) - rank(b.row) || a.i - b.i)
+    .map(({ row }) => row);
 }
 
 export function renderModels(rows: readonly ModelRow[], style: Style): string {
   const statusColor = (row: ModelRow, text: string) =>
-    row.status === "loaded" ? style.green(text) : row.status === "loading" ? style.cyan(text) : row.status === "available" ? text : style.yellow(text);
+    row.status === "loaded"
+      ? style.green(text)
+      : row.status === "loading"
+        ? style.cyan(text)
+        : row.status === "available"
+          ? text
+          : style.yellow(text);
   const columns: Array<Column<ModelRow>> = [
     { header: "ID", value: (r) => r.id },
     { header: "TYPE", value: (r) => r.type ?? "-" },
@@ -117,7 +126,9 @@ export async function listModels(options: ModelsOptions, io: Io): Promise<number
   if (rows.length === 0) {
     // an empty table would hide why: say where the server looked
     io.out(`no models found. The server looked in:\n${describeLocations(locations)}`);
-    io.out(`${io.style.dim("fix:")} put GGUF files in one of these folders, add model_dirs or models to the server's config, or \`lmx pull org/repo\`\n`);
+    io.out(
+      `${io.style.dim("fix:")} put GGUF files in one of these folders, add model_dirs or models to the server's config, or \`lmx pull org/repo\`\n`,
+    );
     return EXIT.ok;
   }
   io.out(renderModels(rows, io.style));

@@ -31,7 +31,11 @@ function repoOf(spec: string): string {
 
 function validateSpec(spec: string): void {
   const repo = repoOf(spec);
-  if (!/^[A-Za-z0-9][\w.-]*\/[\w.-]+$/.test(repo)) throw usageError(`'${spec}' is not a hub repo`, "write it as org/name, or org/name:QUANT for one quantization (e.g. bartowski/Qwen2.5-7B-Instruct-GGUF:Q4_K_M)");
+  if (!/^[A-Za-z0-9][\w.-]*\/[\w.-]+$/.test(repo))
+    throw usageError(
+      `'${spec}' is not a hub repo`,
+      "write it as org/name, or org/name:QUANT for one quantization (e.g. bartowski/Qwen2.5-7B-Instruct-GGUF:Q4_K_M)",
+    );
 }
 
 async function cancel(client: LmxClient, spec: string, options: PullOptions, io: Io): Promise<number> {
@@ -39,10 +43,17 @@ async function cancel(client: LmxClient, spec: string, options: PullOptions, io:
   const { body } = await client.get<{ data: DownloadSnapshot[] }>("/admin/models/downloads", "admin");
   const running = body.data.filter((d) => d.repo === repo && (d.status === "queued" || d.status === "running"));
   const cancelled: DownloadSnapshot[] = [];
-  for (const job of running) cancelled.push((await client.json<DownloadSnapshot>("DELETE", `/admin/models/downloads/${encodeURIComponent(job.id)}`, "admin", { timeoutMs: 60_000 })).body);
+  for (const job of running)
+    cancelled.push(
+      (await client.json<DownloadSnapshot>("DELETE", `/admin/models/downloads/${encodeURIComponent(job.id)}`, "admin", { timeoutMs: 60_000 })).body,
+    );
   if (options.json) printJson(io, { object: "list", data: cancelled });
   else if (cancelled.length === 0) io.out(`no download of ${repo} is running\n`);
-  else for (const job of cancelled) io.out(`cancelled ${job.repo} at ${formatBytes(job.bytes_done)} of ${formatBytes(job.bytes_total)}; the partial file stays: \`lmx pull ${spec}\` resumes it\n`);
+  else
+    for (const job of cancelled)
+      io.out(
+        `cancelled ${job.repo} at ${formatBytes(job.bytes_done)} of ${formatBytes(job.bytes_total)}; the partial file stays: \`lmx pull ${spec}\` resumes it\n`,
+      );
   return EXIT.ok;
 }
 
@@ -62,7 +73,12 @@ async function pull(spec: string, options: PullOptions, io: Io): Promise<number>
   const client = clientFor(options);
   if (options.cancel) return cancel(client, spec, options, io);
 
-  const started = await client.post<DownloadSnapshot>("/admin/models/download", "admin", { repo: spec, ...(options.revision ? { revision: options.revision } : {}) }, { timeoutMs: 120_000 });
+  const started = await client.post<DownloadSnapshot>(
+    "/admin/models/download",
+    "admin",
+    { repo: spec, ...(options.revision ? { revision: options.revision } : {}) },
+    { timeoutMs: 120_000 },
+  );
   let job = started.body;
   if (options.detach) {
     if (options.json) printJson(io, job);
@@ -98,7 +114,9 @@ async function pull(spec: string, options: PullOptions, io: Io): Promise<number>
 
   if (interrupted) {
     io.err(`\nstopped watching at ${formatBytes(job.bytes_done)} of ${formatBytes(job.bytes_total)}. The download continues on the server:\n`);
-    io.err(`  \`lmx pull ${spec}\` watches it again; \`lmx pull --cancel ${spec}\` stops it (the partial file stays, and the next pull resumes it)\n`);
+    io.err(
+      `  \`lmx pull ${spec}\` watches it again; \`lmx pull --cancel ${spec}\` stops it (the partial file stays, and the next pull resumes it)\n`,
+    );
     return EXIT.interrupted;
   }
   if (options.json) printJson(io, job);
@@ -107,13 +125,17 @@ async function pull(spec: string, options: PullOptions, io: Io): Promise<number>
     throw new CliError(
       `${error.code}: ${error.message}`,
       EXIT.failed,
-      job.status === "cancelled" ? `\`lmx pull ${spec}\` resumes it` : `run \`lmx pull ${spec}\` again: the bytes already on disk are kept and resumed`,
+      job.status === "cancelled"
+        ? `\`lmx pull ${spec}\` resumes it`
+        : `run \`lmx pull ${spec}\` again: the bytes already on disk are kept and resumed`,
       error.code,
     );
   }
   if (!options.json) {
     const ids = await modelIdsIn(client, job.local_path);
-    io.out(`${io.style.green("done")} ${job.repo}: ${job.files?.length ?? 0} file(s), ${formatBytes(job.bytes_total)} in ${formatDuration((Date.now() - startedAt) / 1000)}\n`);
+    io.out(
+      `${io.style.green("done")} ${job.repo}: ${job.files?.length ?? 0} file(s), ${formatBytes(job.bytes_total)} in ${formatDuration((Date.now() - startedAt) / 1000)}\n`,
+    );
     if (job.local_path) io.out(`  in ${job.local_path}\n`);
     if (ids.length > 0) io.out(`  model id${ids.length > 1 ? "s" : ""}: ${ids.join(", ")} — \`lmx load ${ids[0]}\`\n`);
   }

@@ -42,7 +42,8 @@ interface Resolved {
 
 function resolveService(options: ServiceOptions, dryRunAllowed: boolean): Resolved {
   const platform = options.platform ?? process.platform;
-  if (platform !== "linux" && platform !== "darwin") throw usageError(`services are supported on Linux (systemd) and macOS (launchd), not ${platform}`);
+  if (platform !== "linux" && platform !== "darwin")
+    throw usageError(`services are supported on Linux (systemd) and macOS (launchd), not ${platform}`);
   if (platform !== process.platform && !(dryRunAllowed && options.dryRun)) throw usageError(`--platform ${platform} only previews: add --dry-run`);
   if (options.user && options.system) throw usageError("choose one of --user and --system");
   const scope = options.system ? "system" : "user";
@@ -96,7 +97,14 @@ function printPlan(plan: ServicePlan, io: Io): void {
 
 function describeStep(report: StepReport): string {
   const { step } = report;
-  const what = step.kind === "run" ? shellQuote(step.argv) : step.kind === "write" ? `wrote ${step.path}` : step.kind === "remove" ? `removed ${step.path}` : `mkdir -p ${step.path}`;
+  const what =
+    step.kind === "run"
+      ? shellQuote(step.argv)
+      : step.kind === "write"
+        ? `wrote ${step.path}`
+        : step.kind === "remove"
+          ? `removed ${step.path}`
+          : `mkdir -p ${step.path}`;
   const mark = report.ok ? "ok  " : step.kind === "run" && step.mayFail ? "skip" : "FAIL";
   const output = !report.ok && report.output ? ` — ${report.output.split("\n")[0]}` : "";
   return `${mark}  ${what}${output}\n`;
@@ -121,7 +129,15 @@ function apply(plan: ServicePlan, spec: ServiceSpec, io: Io): void {
     applyPlan(plan, (report) => io.out(describeStep(report)));
   } catch (error) {
     if (!(error instanceof ServiceError)) throw error;
-    throw new CliError(error.message, EXIT.failed, spec.scope === "system" ? "system services need root: run it with sudo" : spec.platform === "linux" ? "is systemd running for your user? (`systemctl --user status`)" : null);
+    throw new CliError(
+      error.message,
+      EXIT.failed,
+      spec.scope === "system"
+        ? "system services need root: run it with sudo"
+        : spec.platform === "linux"
+          ? "is systemd running for your user? (`systemctl --user status`)"
+          : null,
+    );
   }
 }
 
@@ -141,7 +157,11 @@ async function install(options: ServiceOptions, io: Io): Promise<number> {
     io.out(`${io.style.green("running:")} ${url} answers\n`);
     return EXIT.ok;
   }
-  throw new CliError(`the service is installed but ${url} does not answer after 15 s`, EXIT.failed, plan.notes[0] ? `read the ${plan.notes[0]}` : null);
+  throw new CliError(
+    `the service is installed but ${url} does not answer after 15 s`,
+    EXIT.failed,
+    plan.notes[0] ? `read the ${plan.notes[0]}` : null,
+  );
 }
 
 async function uninstall(options: ServiceOptions, io: Io): Promise<number> {
@@ -173,7 +193,10 @@ async function status(options: ServiceOptions, io: Io): Promise<number> {
   } else {
     const [enabled, active] = results;
     running = active!.stdout.trim() === "active";
-    detail = [`enabled: ${enabled!.error ?? (enabled!.stdout.trim() || "unknown")}`, `active: ${active!.error ?? (active!.stdout.trim() || "unknown")}`];
+    detail = [
+      `enabled: ${enabled!.error ?? (enabled!.stdout.trim() || "unknown")}`,
+      `active: ${active!.error ?? (active!.stdout.trim() || "unknown")}`,
+    ];
   }
   const serverUp = await answers(url, 0);
   if (options.json) printJson(io, { file, installed, running, manager: detail, url, answers: serverUp });
@@ -206,6 +229,7 @@ export function registerServiceCommand(program: Command): void {
   serviceOptions(service.command("uninstall").description("stop and disable the service, remove its file"))
     .option("--dry-run", "print the commands; change nothing")
     .action((options: ServiceOptions) => run((io) => uninstall({ ...options, env: [], wait: false }, io)));
-  serviceOptions(service.command("status").description("is the service installed, enabled, running, and does the server answer?"))
-    .action((options: ServiceOptions) => run((io) => status({ ...options, env: [], wait: false }, io)));
+  serviceOptions(service.command("status").description("is the service installed, enabled, running, and does the server answer?")).action(
+    (options: ServiceOptions) => run((io) => status({ ...options, env: [], wait: false }, io)),
+  );
 }

@@ -27,11 +27,19 @@ function loadedLine(m: LoadedModel): string {
 export function renderStatus(status: ServerStatus, url: string, style: Style): string {
   const pairs: Array<[string, string]> = [];
   const ready = status.ready === false ? style.yellow("starting (auto_load in progress)") : style.green("ready");
-  pairs.push(["server", [url, status.version ? `v${status.version}` : null, status.uptime_sec !== undefined ? `up ${formatDuration(status.uptime_sec)}` : null, ready].filter(Boolean).join(" · ")]);
+  pairs.push([
+    "server",
+    [url, status.version ? `v${status.version}` : null, status.uptime_sec !== undefined ? `up ${formatDuration(status.uptime_sec)}` : null, ready]
+      .filter(Boolean)
+      .join(" · "),
+  ]);
   const mem = status.memory;
   if (mem) {
     const share = mem.total_bytes > 0 ? ` (${Math.round((mem.budget_bytes / mem.total_bytes) * 100)}% of ${formatBytes(mem.total_bytes)} RAM)` : "";
-    pairs.push(["memory", `${formatBytes(mem.used_bytes)} used of a ${formatBytes(mem.budget_bytes)} budget${share} · ${formatBytes(mem.available_bytes)} free on the machine`]);
+    pairs.push([
+      "memory",
+      `${formatBytes(mem.used_bytes)} used of a ${formatBytes(mem.budget_bytes)} budget${share} · ${formatBytes(mem.available_bytes)} free on the machine`,
+    ]);
   }
   if (status.queue) pairs.push(["queue", `${status.queue.running} running · ${status.queue.waiting} waiting`]);
   const loaded = status.models_loaded ?? [];
@@ -41,7 +49,10 @@ export function renderStatus(status: ServerStatus, url: string, style: Style): s
   const quarantined = status.quarantined ?? [];
   if (quarantined.length === 0) pairs.push(["quarantined", style.dim("none")]);
   quarantined.forEach((q, i) =>
-    pairs.push([i === 0 ? "quarantined" : "", style.red(`${q.model_id} on ${q.backend}${q.last_reasons?.length ? ` (${q.last_reasons.join(", ")})` : ""}`)]),
+    pairs.push([
+      i === 0 ? "quarantined" : "",
+      style.red(`${q.model_id} on ${q.backend}${q.last_reasons?.length ? ` (${q.last_reasons.join(", ")})` : ""}`),
+    ]),
   );
   const storage = status.storage;
   if (storage) {
@@ -53,12 +64,18 @@ export function renderStatus(status: ServerStatus, url: string, style: Style): s
     }
   }
   (status.disk ?? []).forEach((d, i) =>
-    pairs.push([i === 0 ? "disk" : "", d.error ? style.yellow(`${d.path}: ${d.error}`) : `${d.path}  ${formatBytes(d.free_bytes)} free of ${formatBytes(d.total_bytes)}`]),
+    pairs.push([
+      i === 0 ? "disk" : "",
+      d.error ? style.yellow(`${d.path}: ${d.error}`) : `${d.path}  ${formatBytes(d.free_bytes)} free of ${formatBytes(d.total_bytes)}`,
+    ]),
   );
   const downloads = status.downloads ?? [];
   if (downloads.length === 0) pairs.push(["downloads", style.dim("none running")]);
   downloads.forEach((d, i) =>
-    pairs.push([i === 0 ? "downloads" : "", `${d.repo}  ${d.bytes_total > 0 ? Math.floor((d.bytes_done / d.bytes_total) * 100) : 0}% of ${formatBytes(d.bytes_total)}  (${d.status})`]),
+    pairs.push([
+      i === 0 ? "downloads" : "",
+      `${d.repo}  ${d.bytes_total > 0 ? Math.floor((d.bytes_done / d.bytes_total) * 100) : 0}% of ${formatBytes(d.bytes_total)}  (${d.status})`,
+    ]),
   );
   return renderPairs(pairs, style);
 }

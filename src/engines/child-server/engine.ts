@@ -57,7 +57,8 @@ export class ChildServerEngine {
     let exitedEarly: ((error: LmxError) => void) | null = null;
     const earlyExit = new Promise<never>((_, reject) => (exitedEarly = reject));
     earlyExit.catch(() => {});
-    const onEarlyExit = (code: number | null, signal: NodeJS.Signals | null) => exitedEarly?.(recipe.classifyLoadExit(code, signal, tail, init.modelPath));
+    const onEarlyExit = (code: number | null, signal: NodeJS.Signals | null) =>
+      exitedEarly?.(recipe.classifyLoadExit(code, signal, tail, init.modelPath));
     child.once("exit", onEarlyExit);
     try {
       await Promise.race([waitUntilHealthy(upstream, recipe.healthPath), earlyExit]);

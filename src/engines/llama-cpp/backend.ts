@@ -6,7 +6,6 @@ import type { ModelDescriptor } from "../../inventory/types.js";
 import { startModelRunner } from "../../supervisor/runner-process.js";
 import { BACKEND_NAME } from "./engine.js";
 
-
 /**
  * node-llama-cpp's exports map does not expose its package.json, so resolve the package's entry point and walk up
  * to the package.json that names it. The version is part of every compatibility key: "unknown" would mean an

@@ -49,9 +49,7 @@ export function fairShare(items: readonly BatchItem[], size: number): Prioritize
     result.push({ item, processAmount });
     free -= processAmount;
   }
-  const clipped = result
-    .filter((p) => p.processAmount < p.item.tokens.length)
-    .sort((a, b) => b.item.evaluationPriority - a.item.evaluationPriority);
+  const clipped = result.filter((p) => p.processAmount < p.item.tokens.length).sort((a, b) => b.item.evaluationPriority - a.item.evaluationPriority);
   for (const p of clipped) {
     if (free === 0) break;
     const more = Math.min(p.item.tokens.length - p.processAmount, free);

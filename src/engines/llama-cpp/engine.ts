@@ -285,7 +285,11 @@ export class LlamaCppEngine {
   private tokenizerThread: TokenizerThread | null = null;
 
   /** Inline for small texts; a large one in the tokenizer thread, or inline where that thread cannot run. */
-  private async tokenizeLarge(bytes: number, offThread: (thread: TokenizerThread) => Promise<Token[] | null>, inline: () => Token[]): Promise<Token[]> {
+  private async tokenizeLarge(
+    bytes: number,
+    offThread: (thread: TokenizerThread) => Promise<Token[] | null>,
+    inline: () => Token[],
+  ): Promise<Token[]> {
     if (bytes < OFF_THREAD_MIN_BYTES || !this.tokenizerThread) return inline();
     return (await offThread(this.tokenizerThread)) ?? inline();
   }
@@ -419,10 +423,7 @@ export class LlamaCppEngine {
       this.stats.promptTokensEvaluated += evaluateTokens.length;
       this.stats.promptTokensCached += reusable;
       const history: Token[] = promptTokens.slice(-PENALTY_LAST_N);
-      const detokenizer = new IncrementalDetokenizer<Token>(
-        (tokens, lastTokens) => this.model.detokenize(tokens, false, lastTokens),
-        promptTokens,
-      );
+      const detokenizer = new IncrementalDetokenizer<Token>((tokens, lastTokens) => this.model.detokenize(tokens, false, lastTokens), promptTokens);
       const matcher = new StopStringMatcher(prepared.stopStrings);
       const usePenalty = sampling.presencePenalty !== 0 || sampling.frequencyPenalty !== 0;
       const iterator = sequence.evaluate(evaluateTokens, {

@@ -37,7 +37,8 @@ async function main(): Promise<void> {
   } catch (error) {
     // node-llama-cpp's bad-magic error quotes the file's first bytes: never pass those on
     const message = (error as Error)?.message ?? String(error);
-    const lmx = error instanceof LmxError ? error : new LmxError("model_loader_crashed", /GGUF magic/i.test(message) ? "not a GGUF file (bad magic)" : message);
+    const lmx =
+      error instanceof LmxError ? error : new LmxError("model_loader_crashed", /GGUF magic/i.test(message) ? "not a GGUF file (bad magic)" : message);
     process.stdout.write(`${JSON.stringify({ ok: false, code: lmx.code, message: lmx.message })}\n`);
   }
   process.exit(0);

@@ -32,11 +32,7 @@ export function pickSlot(slots: readonly Slot[], promptTokens: readonly Token[])
     if (slot.owner !== null) continue;
     const shared = sharedPrefixLength(slot.sequence.contextTokens, promptTokens);
     const reusable = Math.min(shared, promptTokens.length - 1);
-    if (
-      best === null ||
-      reusable > best.reusable ||
-      (reusable === best.reusable && slot.lastUsed < best.slot.lastUsed)
-    ) {
+    if (best === null || reusable > best.reusable || (reusable === best.reusable && slot.lastUsed < best.slot.lastUsed)) {
       best = { slot, reusable: Math.max(0, reusable) };
     }
   }
@@ -66,7 +62,10 @@ export class SlotPool {
   /** FIFO: the earliest waiter chooses first. */
   private readonly waiters: Waiter[] = [];
 
-  constructor(readonly slots: readonly Slot[], private readonly waitMs: number) {}
+  constructor(
+    readonly slots: readonly Slot[],
+    private readonly waitMs: number,
+  ) {}
 
   get busy(): number {
     return this.slots.filter((s) => s.owner !== null).length;

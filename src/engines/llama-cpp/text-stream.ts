@@ -15,7 +15,10 @@ export class IncrementalDetokenizer<T = number> {
   private pending: T[] = [];
   private lastTokens: T[] = [];
 
-  constructor(private readonly detokenize: Detokenize<T>, initialContext: readonly T[] = []) {
+  constructor(
+    private readonly detokenize: Detokenize<T>,
+    initialContext: readonly T[] = [],
+  ) {
     this.lastTokens = initialContext.slice(-CONTEXT_TOKENS);
   }
 

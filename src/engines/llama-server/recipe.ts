@@ -48,7 +48,10 @@ export const llamaServerRecipe: ChildServerRecipe = {
     const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
     const text = tail.join("\n");
     const last = tail.slice(-5).join(" | ");
-    if (!signal && /failed to load model|invalid magic|gguf_init|failed to read|unknown model architecture|tensor .* data is not within/i.test(text)) {
+    if (
+      !signal &&
+      /failed to load model|invalid magic|gguf_init|failed to read|unknown model architecture|tensor .* data is not within/i.test(text)
+    ) {
       return new LmxError("model_file_invalid", `llama-server cannot load ${modelPath}: ${last}`);
     }
     return new LmxError("model_loader_crashed", `llama-server ${how} while loading ${modelPath}: ${last}`);
@@ -95,7 +98,20 @@ interface Props {
 /** Our validated request as llama-server reads it: same OpenAI names; nulls mean "default" and are dropped. */
 function commonFields(request: ChatCompletionRequest | CompletionRequest): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  const copy = ["model", "temperature", "top_p", "top_k", "min_p", "seed", "stop", "presence_penalty", "frequency_penalty", "stream", "stream_options", "ignore_eos"] as const;
+  const copy = [
+    "model",
+    "temperature",
+    "top_p",
+    "top_k",
+    "min_p",
+    "seed",
+    "stop",
+    "presence_penalty",
+    "frequency_penalty",
+    "stream",
+    "stream_options",
+    "ignore_eos",
+  ] as const;
   for (const key of copy) {
     const value = request[key];
     if (value !== null && value !== undefined) out[key] = value;
@@ -138,7 +154,14 @@ function checkContext(upstream: Upstream, info: RunnerInfo, url: string, body: R
   return countAndRefuse(upstream, contextSize, maxTokens, url, body, signal);
 }
 
-async function countAndRefuse(upstream: Upstream, contextSize: number, maxTokens: number, url: string, body: Record<string, unknown>, signal: AbortSignal): Promise<void> {
+async function countAndRefuse(
+  upstream: Upstream,
+  contextSize: number,
+  maxTokens: number,
+  url: string,
+  body: Record<string, unknown>,
+  signal: AbortSignal,
+): Promise<void> {
   let text: string;
   if (url === "/v1/chat/completions") {
     const rendered = await control(upstream, "/apply-template", { messages: body["messages"] }, signal);
@@ -214,17 +237,23 @@ async function runCanary(upstream: Upstream): Promise<RunnerInfo["canary"]> {
 /** The estimate from a short-lived node-llama-cpp process (see estimate-main.ts for why not in the runner). */
 function runEstimate(init: RunnerInitMessage, spec: ChildServerSpec): Promise<{ estimate: MemoryEstimate; trainContextSize: number }> {
   return new Promise((resolve, reject) => {
-    execFile(process.execPath, [ESTIMATE_ENTRY, JSON.stringify({ init, gpuOffload: spec.gpuOffload })], { maxBuffer: 1024 * 1024 }, (error, stdout) => {
-      const line = stdout.trim().split("\n").pop() ?? "";
-      let answer: { ok: boolean; estimate?: MemoryEstimate; trainContextSize?: number; code?: string; message?: string } | null = null;
-      try {
-        answer = JSON.parse(line);
-      } catch {
-        // handled below
-      }
-      if (answer?.ok && answer.estimate) return resolve({ estimate: answer.estimate, trainContextSize: answer.trainContextSize ?? 0 });
-      if (answer && !answer.ok) return reject(new LmxError((answer.code ?? "model_loader_crashed") as ErrorCode, answer.message ?? "estimate failed"));
-      reject(new LmxError("model_loader_crashed", `the memory estimate process failed: ${error?.message ?? line}`));
-    });
+    execFile(
+      process.execPath,
+      [ESTIMATE_ENTRY, JSON.stringify({ init, gpuOffload: spec.gpuOffload })],
+      { maxBuffer: 1024 * 1024 },
+      (error, stdout) => {
+        const line = stdout.trim().split("\n").pop() ?? "";
+        let answer: { ok: boolean; estimate?: MemoryEstimate; trainContextSize?: number; code?: string; message?: string } | null = null;
+        try {
+          answer = JSON.parse(line);
+        } catch {
+          // handled below
+        }
+        if (answer?.ok && answer.estimate) return resolve({ estimate: answer.estimate, trainContextSize: answer.trainContextSize ?? 0 });
+        if (answer && !answer.ok)
+          return reject(new LmxError((answer.code ?? "model_loader_crashed") as ErrorCode, answer.message ?? "estimate failed"));
+        reject(new LmxError("model_loader_crashed", `the memory estimate process failed: ${error?.message ?? line}`));
+      },
+    );
   });
 }

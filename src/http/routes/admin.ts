@@ -60,9 +60,7 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: GatewayContext): 
 
     admin.get("/admin/models/loaded", async () => {
       const loaded = ctx.scheduler.loaded();
-      const withStats = await Promise.all(
-        loaded.map(async (m) => ({ ...m, stats: (await ctx.scheduler.runnerFor(m.id)?.stats()) ?? null })),
-      );
+      const withStats = await Promise.all(loaded.map(async (m) => ({ ...m, stats: (await ctx.scheduler.runnerFor(m.id)?.stats()) ?? null })));
       return { object: "list", data: withStats };
     });
 
@@ -153,8 +151,18 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: GatewayContext): 
       ready: ctx.state.ready,
       queue: ctx.scheduler.queueSnapshot(),
       memory: ctx.memory.snapshot(),
-      disk: await diskReport([ctx.config.state_dir, ...ctx.config.model_dirs, ...ctx.inventory.locations().filter((l) => l.exists).map((l) => l.path)]),
-      downloads: ctx.downloads.list().map((j) => j.snapshot()).filter((s) => s.status === "queued" || s.status === "running"),
+      disk: await diskReport([
+        ctx.config.state_dir,
+        ...ctx.config.model_dirs,
+        ...ctx.inventory
+          .locations()
+          .filter((l) => l.exists)
+          .map((l) => l.path),
+      ]),
+      downloads: ctx.downloads
+        .list()
+        .map((j) => j.snapshot())
+        .filter((s) => s.status === "queued" || s.status === "running"),
       models_available: (await ctx.inventory.list()).length,
       models_loaded: ctx.scheduler.loaded(),
       quarantined: ctx.registry.quarantined(),

@@ -90,7 +90,12 @@ export function registerBenchmarkRoutes(admin: FastifyInstance, ctx: GatewayCont
         const store = BenchStore.open(benchDbPath(ctx.config.state_dir));
         try {
           if (body.gate) {
-            gate = evaluateGate(target.avg_output_tok_s, errors, store.baseline(target.model, settingsKey(workload, target)), body.threshold_pct ?? DEFAULT_GATE_THRESHOLD_PCT);
+            gate = evaluateGate(
+              target.avg_output_tok_s,
+              errors,
+              store.baseline(target.model, settingsKey(workload, target)),
+              body.threshold_pct ?? DEFAULT_GATE_THRESHOLD_PCT,
+            );
           }
           if (wantsStore) {
             const baselineFor = new Set(body.update_baseline && errors === 0 ? [target.label] : []);

@@ -2,12 +2,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { z } from "zod";
 import { LmxError } from "../../errors/codes.js";
-import {
-  chatCompletionRequestSchema,
-  completionRequestSchema,
-  embeddingRequestSchema,
-  parseRequest,
-} from "../../api/openai/schemas.js";
+import { chatCompletionRequestSchema, completionRequestSchema, embeddingRequestSchema, parseRequest } from "../../api/openai/schemas.js";
 import type { RequestRecorder } from "../../metrics/request.js";
 import { traceContextFor, type TraceContext } from "../../metrics/trace.js";
 import type { GatewayContext } from "../context.js";
@@ -79,7 +74,13 @@ export function registerGenerationRoutes(app: FastifyInstance, ctx: GatewayConte
 }
 
 /** Validates, hands the request to the generation use-case, and counts and logs how it ended. */
-async function serve(ctx: GatewayContext, endpoint: GenerationEndpoint, schema: BodySchema, request: FastifyRequest, reply: FastifyReply): Promise<void> {
+async function serve(
+  ctx: GatewayContext,
+  endpoint: GenerationEndpoint,
+  schema: BodySchema,
+  request: FastifyRequest,
+  reply: FastifyReply,
+): Promise<void> {
   const state = stateOf(ctx, request);
   const { recorder, trace } = state;
   const body = parseRequest(schema, request.body);
@@ -144,7 +145,9 @@ function priorityOf(ctx: GatewayContext, request: FastifyRequest): Priority {
   if (header !== undefined) {
     const value = Array.isArray(header) ? header[0] : header;
     if (!isPriority(value)) {
-      throw new LmxError("invalid_value", `x-priority must be one of ${PRIORITIES.join(", ")}; got '${String(value).slice(0, 40)}'`, { param: "x-priority" });
+      throw new LmxError("invalid_value", `x-priority must be one of ${PRIORITIES.join(", ")}; got '${String(value).slice(0, 40)}'`, {
+        param: "x-priority",
+      });
     }
     return value;
   }
@@ -159,7 +162,13 @@ function priorityOf(ctx: GatewayContext, request: FastifyRequest): Priority {
 const CLIENT_CLOSED = 499;
 const CLIENT_CLOSED_CODE = "client_closed";
 
-function logFinished(request: FastifyRequest, state: RequestState, status: number, completionId?: string, code: string | undefined = state.error?.code): void {
+function logFinished(
+  request: FastifyRequest,
+  state: RequestState,
+  status: number,
+  completionId?: string,
+  code: string | undefined = state.error?.code,
+): void {
   // per-request lines only at debug: a fleet of bots would otherwise drown the log
   request.log.debug(
     { model: state.recorder.model, status, code, completion_id: completionId, parent_span_id: state.trace.parentSpanId },

@@ -56,9 +56,7 @@ export function registerReliabilityRoutes(admin: FastifyInstance, ctx: GatewayCo
       timeoutMs: (body.timeout_sec ?? ctx.config.loader_timeout_sec) * 1000,
       allowUnsupported: body.allow_unsupported_runtime ?? false,
     });
-    const best = results
-      .filter((r) => r.outcome === "success")
-      .sort((a, b) => (b.canaryTokensPerSec ?? 0) - (a.canaryTokensPerSec ?? 0))[0];
+    const best = results.filter((r) => r.outcome === "success").sort((a, b) => (b.canaryTokensPerSec ?? 0) - (a.canaryTokensPerSec ?? 0))[0];
     return { model_id: model.id, results, recommended_backend: best?.backend ?? null };
   });
 }

@@ -373,8 +373,7 @@ export class DownloadJob {
     this.status = status;
     this.error = error;
     this.finishedAt = new Date();
-    for (const file of this.files)
-      if (file.status === "downloading") file.status = status === "failed" ? "failed" : "cancelled";
+    for (const file of this.files) if (file.status === "downloading") file.status = status === "failed" ? "failed" : "cancelled";
     if (error) this.rejectDone(error);
     else this.resolveDone(this.snapshot());
   }
@@ -388,8 +387,7 @@ export class DownloadJob {
         blob = { id: file.blobId, size: file.size, expectedSha256: [], downloaded: 0, complete: false, files: [] };
         blobs.set(file.blobId, blob);
       }
-      for (const expected of [file.sha256, sha256])
-        if (expected && !blob.expectedSha256.includes(expected)) blob.expectedSha256.push(expected);
+      for (const expected of [file.sha256, sha256]) if (expected && !blob.expectedSha256.includes(expected)) blob.expectedSha256.push(expected);
       const state: FileState = { path: file.path, size: file.size, status: "pending", blob };
       this.paths.snapshotFile(this.commit!, file.path); // throws for a path that would escape the snapshot
       blob.files.push(state);
@@ -506,7 +504,11 @@ export class DownloadJob {
     };
     const sink = new Writable({
       write: (chunk: Buffer, _encoding, callback) => write([chunk], callback),
-      writev: (chunks, callback) => write(chunks.map((c) => c.chunk as Buffer), callback),
+      writev: (chunks, callback) =>
+        write(
+          chunks.map((c) => c.chunk as Buffer),
+          callback,
+        ),
     });
     try {
       await pipeline(Readable.fromWeb(body), sink, { signal });

@@ -20,7 +20,11 @@ export function scanGgufFolder(root: string, source: ModelSource, idPrefix = "")
     const missing = missingSplitParts(file.path, present).map((p) => path.relative(root, p));
     const parts = split ? files.filter((f) => f.path.replace(SPLIT_GGUF, "") === file.path.replace(SPLIT_GGUF, "")) : [file];
     const stem = name.replace(SPLIT_GGUF, ".gguf").replace(/\.gguf$/i, "");
-    const relativeStem = path.relative(root, file.path).replace(/\\/g, "/").replace(SPLIT_GGUF, ".gguf").replace(/\.gguf$/i, "");
+    const relativeStem = path
+      .relative(root, file.path)
+      .replace(/\\/g, "/")
+      .replace(SPLIT_GGUF, ".gguf")
+      .replace(/\.gguf$/i, "");
     const id = idPrefix + (byId.has(stem) ? relativeStem : stem);
     byId.set(stem, (byId.get(stem) ?? 0) + 1);
     found.push({

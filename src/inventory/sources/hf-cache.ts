@@ -36,7 +36,17 @@ function scanRepo(cacheDir: string, folder: string): DiscoveredModel[] {
   const incompleteBlobs = listDir(path.join(repoDir, "blobs")).filter((b) => b.endsWith(".incomplete"));
   if (!snapshot) {
     if (incompleteBlobs.length === 0) return [];
-    return [entry(repo, repo, repoDir, repoDir, "unknown", 0, incompleteBlobs.map((b) => `blobs/${b}`))];
+    return [
+      entry(
+        repo,
+        repo,
+        repoDir,
+        repoDir,
+        "unknown",
+        0,
+        incompleteBlobs.map((b) => `blobs/${b}`),
+      ),
+    ];
   }
   const files = walkSnapshot(snapshot);
   const present = new Set(files.filter((f) => f.exists).map((f) => f.relative));
@@ -49,7 +59,12 @@ function scanRepo(cacheDir: string, folder: string): DiscoveredModel[] {
     return !split || split[1] === "00001";
   });
   if (firstParts.length > 0) {
-    const stems = firstParts.map((f) => path.basename(f.relative).replace(SPLIT_GGUF, ".gguf").replace(/\.gguf$/i, ""));
+    const stems = firstParts.map((f) =>
+      path
+        .basename(f.relative)
+        .replace(SPLIT_GGUF, ".gguf")
+        .replace(/\.gguf$/i, ""),
+    );
     const quants = stems.map(quantizationTag);
     for (const [index, file] of firstParts.entries()) {
       const stem = stems[index]!;
@@ -69,7 +84,12 @@ function scanRepo(cacheDir: string, folder: string): DiscoveredModel[] {
   }
   const safetensors = files.filter((f) => f.relative.endsWith(".safetensors"));
   const missing = [...dangling, ...downloading, ...missingFromIndex(snapshot, present)];
-  const format: ModelFormat = safetensors.length > 0 || missing.some((m) => m.endsWith(".safetensors")) ? (isMlx(repo, snapshot) ? "mlx-safetensors" : "safetensors") : "unknown";
+  const format: ModelFormat =
+    safetensors.length > 0 || missing.some((m) => m.endsWith(".safetensors"))
+      ? isMlx(repo, snapshot)
+        ? "mlx-safetensors"
+        : "safetensors"
+      : "unknown";
   const size = files.filter((f) => f.exists).reduce((sum, f) => sum + f.size, 0);
   return [entry(repo, repo, snapshot, snapshot, format, size, [...new Set(missing)])];
 }
@@ -80,7 +100,16 @@ export function quantizationTag(stem: string): string | null {
   return match?.[1] ? match[1].toUpperCase() : null;
 }
 
-function entry(id: string, _repo: string, file: string, localPath: string, format: ModelFormat, size: number, missing: string[], aliases: string[] = []): DiscoveredModel {
+function entry(
+  id: string,
+  _repo: string,
+  file: string,
+  localPath: string,
+  format: ModelFormat,
+  size: number,
+  missing: string[],
+  aliases: string[] = [],
+): DiscoveredModel {
   return { id, aliases, path: file, localPath, source: "hf_cache", format, sizeBytes: size, missing };
 }
 
