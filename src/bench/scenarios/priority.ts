@@ -6,6 +6,9 @@
  * makes ours FIFO too).
  */
 import { performance } from "node:perf_hooks";
+import { Agent, fetch } from "undici";
+
+const FRESH_CONNECTIONS = new Agent({ pipelining: 0 });
 
 export interface PriorityScenario {
   url: string;
@@ -43,7 +46,17 @@ export async function runPriorityScenario(s: PriorityScenario): Promise<Priority
         ...(s.priorityHeaders ? { "x-priority": priority } : {}),
         ...(s.apiKey ? { authorization: `Bearer ${s.apiKey}` } : {}),
       },
-      body: JSON.stringify({ model: s.model, prompt: PROMPT, max_tokens: maxTokens, stream: true, temperature: 0.7, ignore_eos: true }),
+      body: JSON.stringify({
+        model: s.model,
+        prompt: PROMPT,
+        max_tokens: maxTokens,
+        stream: true,
+        stream_options: { include_usage: true },
+        temperature: 0.7,
+        ignore_eos: true,
+      }),
+      // a fresh connection per request: llama-server closes kept-alive connections idle for 5 s
+      dispatcher: FRESH_CONNECTIONS,
     });
     if (res.status !== 200 || !res.body) {
       errors++;
@@ -51,28 +64,34 @@ export async function runPriorityScenario(s: PriorityScenario): Promise<Priority
       return { ttft: null, tokens: 0 };
     }
     let ttft: number | null = null;
-    let tokens = 0;
+    let tail = "";
     const decoder = new TextDecoder();
     for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-      const events = decoder
-        .decode(chunk, { stream: true })
-        .split("data: ")
-        .filter((e) => e.startsWith("{") && e.includes('"text"'));
-      if (events.length > 0 && ttft === null) ttft = performance.now() - started;
-      tokens += events.length;
+      const text = decoder.decode(chunk, { stream: true });
+      if (ttft === null && text.includes('"text"')) ttft = performance.now() - started;
+      // the usage arrives in the last event (stream_options.include_usage): keep only the end of the stream
+      tail = (tail + text).slice(-2048);
     }
+    const usage = /"completion_tokens":\s*(\d+)/.exec(tail.slice(tail.lastIndexOf('"usage"')));
+    const tokens = usage ? Number(usage[1]) : 0;
     return { ttft, tokens };
   };
   const ttfts = (values: Array<number | null>) => values.filter((v): v is number => v !== null);
 
+  // a warm-up request first: the first decode after a load is slower than any other and is not "idle" latency
+  await stream("interactive", s.interactiveTokens);
   const idle: Array<number | null> = [];
-  for (let i = 0; i < Math.max(4, Math.floor(s.interactive / 2)); i++) idle.push((await stream("interactive", s.interactiveTokens)).ttft);
+  for (let i = 0; i < Math.max(8, s.interactive); i++) idle.push((await stream("interactive", s.interactiveTokens)).ttft);
 
   let stop = false;
   let batchTokens = 0;
   const batchStart = performance.now();
   const workers = Array.from({ length: s.batchStreams }, async () => {
-    while (!stop) batchTokens += (await stream("batch", s.batchTokens)).tokens;
+    while (!stop) {
+      // awaited first: `total += await …` would read the total before the wait and lose the other streams' tokens
+      const { tokens } = await stream("batch", s.batchTokens);
+      batchTokens += tokens;
+    }
   });
   await new Promise((r) => setTimeout(r, Math.max(s.gapMs, 2000)));
   const loaded: Array<number | null> = [];

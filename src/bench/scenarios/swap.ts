@@ -6,6 +6,9 @@
  * server is ours — model loads per minute.
  */
 import { performance } from "node:perf_hooks";
+import { Agent, fetch } from "undici";
+
+const FRESH_CONNECTIONS = new Agent({ pipelining: 0 });
 
 export interface SwapScenario {
   url: string;
@@ -61,6 +64,8 @@ export async function runSwapScenario(s: SwapScenario): Promise<SwapReport> {
           method: "POST",
           headers: { "content-type": "application/json", ...(s.apiKey ? { authorization: `Bearer ${s.apiKey}` } : {}) },
           body: JSON.stringify({ model, prompt: "Once upon a time", max_tokens: s.maxTokens, temperature: 0.7 }),
+          // a fresh connection per request: llama-server closes kept-alive connections idle for 5 s
+          dispatcher: FRESH_CONNECTIONS,
         });
         await res.text();
         maxWaitMs = Math.max(maxWaitMs, performance.now() - t0);
