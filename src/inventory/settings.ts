@@ -1,5 +1,5 @@
 import type { RunnerSettingsInput } from "../config/schema.js";
-import type { GpuChoice, ResolvedRunnerSettings } from "../runner/protocol.js";
+import type { GpuChoice, ResolvedRunnerSettings } from "../config/runner-settings.js";
 import { realCoreCount } from "../util/cores.js";
 
 const BUILT_IN = { parallel: 4, batchSize: 512, gpuLayers: "auto", flashAttention: "auto" } as const;

@@ -1,5 +1,5 @@
 import type { ModelType } from "../config/schema.js";
-import type { ResolvedRunnerSettings } from "../runner/protocol.js";
+import type { ResolvedRunnerSettings } from "../config/runner-settings.js";
 
 import type { ModelFormat } from "./sources/types.js";
 

@@ -5,23 +5,11 @@
  */
 import type { ErrorCode } from "../errors/codes.js";
 import type { ModelType } from "../config/schema.js";
+import type { ResolvedRunnerSettings } from "../config/runner-settings.js";
+
+// the settings types live with the config they are resolved from; runners and the gateway both use them
+export type { GpuChoice, ResolvedRunnerSettings } from "../config/runner-settings.js";
 import type { ChildServerSpec } from "../engines/child-server/recipe.js";
-
-export type GpuChoice = "auto" | "cuda" | "metal" | "vulkan" | "cpu";
-
-/** Settings after defaults are applied: what a runner is actually started with. */
-export interface ResolvedRunnerSettings {
-  contextSize: number | null;
-  parallel: number;
-  threads: number;
-  batchSize: number;
-  gpuLayers: "auto" | "max" | number;
-  flashAttention: "auto" | boolean;
-  gpu: GpuChoice;
-  /** Speculative decoding's draft model (llama-server engine only), and tokens drafted per step. */
-  draftModel: string | null;
-  draftMax: number | null;
-}
 
 /**
  * What a runner process drives: llama.cpp inside it through node-llama-cpp (prebuilt binaries, works everywhere),
