@@ -132,18 +132,15 @@ export function toHttp(error: LmxError): { status: number; headers: Record<strin
  * Rebuilds an error that crossed a process boundary (runner → gateway) as an OpenAI body; `retryAfterSec` is
  * what the runner's Retry-After header said, which the body does not carry.
  */
-export function fromOpenAiBody(body: unknown, fallbackCode: ErrorCode, fallbackMessage: string, retryAfterSec?: number): LmxError {
+export function fromOpenAiBody(body: unknown, fallbackCode: ErrorCode, fallbackMessage: string): LmxError {
   if (typeof body === "object" && body !== null && "error" in body) {
     const inner = (body as { error: unknown }).error;
     if (typeof inner === "object" && inner !== null) {
       const { code, message, param } = inner as { code?: unknown; message?: unknown; param?: unknown };
       if (isErrorCode(code) && typeof message === "string") {
-        return new LmxError(code, message, {
-          param: typeof param === "string" ? param : null,
-          ...(retryAfterSec !== undefined ? { retryAfterSec } : {}),
-        });
+        return new LmxError(code, message, { param: typeof param === "string" ? param : null });
       }
     }
   }
-  return new LmxError(fallbackCode, fallbackMessage, retryAfterSec !== undefined ? { retryAfterSec } : {});
+  return new LmxError(fallbackCode, fallbackMessage);
 }

@@ -7,7 +7,7 @@ import { EventEmitter } from "node:events";
 import type { ModelTransition } from "../scheduler/lifecycle.js";
 
 export type LmxEvent =
-  | ({ type: "model" } & ModelTransitionWire)
+  | ({ type: "model" } & ModelTransition)
   | { type: "queue"; running: number; waiting: number; at: string }
   | {
       type: "download";
@@ -19,16 +19,6 @@ export type LmxEvent =
       bytes_per_sec: number;
       at: string;
     };
-
-export interface ModelTransitionWire {
-  model: string;
-  from: string;
-  to: string;
-  reason: string;
-  code: string | null;
-  backend: string | null;
-  at: string;
-}
 
 export interface SequencedEvent {
   seq: number;

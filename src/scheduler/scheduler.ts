@@ -192,7 +192,7 @@ export class Scheduler extends EventEmitter {
       const granted = await this.admission.acquire(descriptor.id, signal, priority);
       const runner = slot.runner;
       // the runner may have died between the grant and now: the next round reloads it
-      if (!runner || runner.exit || this.lifecycle.phase(descriptor.id) !== "ready") {
+      if (!runner || !this.isReady(slot)) {
         granted.release();
         if (attempt >= ACQUIRE_ATTEMPTS)
           throw new LmxError("model_crashed", `the runner for '${descriptor.id}' kept exiting before the request could start`, { retryAfterSec: 1 });

@@ -28,6 +28,8 @@ interface RequestState {
   error: LmxError | null;
   /** The handler counts the request itself once the runner answered (the reply is hijacked from then on). */
   countedByHandler: boolean;
+  /** Its class, once the body was read; named in the lines this request logs. */
+  priority: Priority | null;
 }
 
 const states = new WeakMap<FastifyRequest, RequestState>();
@@ -37,7 +39,7 @@ function stateOf(ctx: GatewayContext, request: FastifyRequest): RequestState {
   let state = states.get(request);
   if (!state) {
     const trace = traceContextFor(request.headers);
-    state = { trace, recorder: ctx.metrics.startRequest(performance.now()), error: null, countedByHandler: false };
+    state = { trace, recorder: ctx.metrics.startRequest(performance.now()), error: null, countedByHandler: false, priority: null };
     states.set(request, state);
     // every line this request logs (the error handler's too) names its trace and, through Fastify, its request id
     request.log = request.log.child({ trace_id: trace.traceId, span_id: trace.spanId, traceparent: trace.traceparent });
@@ -86,8 +88,8 @@ async function serve(
   const body = parseRequest(schema, request.body);
   checkPromptSize(body, ctx.config.max_prompt_bytes);
   const priority = priorityOf(ctx, request);
-  // every line this request logs from here on names its class
-  request.log = request.log.child({ priority });
+  // named in this request's log lines (a field, not a third child logger per request on the hot path)
+  state.priority = priority;
   // A client that goes away must stop its generation in the runner and free its place in the queue.
   const abort = new AbortController();
   reply.raw.on("close", () => {
@@ -111,7 +113,7 @@ async function serve(
         ms: ctx.config.stream_write_timeout_sec * 1000,
         onTimeout: (model) => {
           ctx.metrics.streamWriteTimeouts.inc({ model });
-          request.log.warn({ model }, "client left the answer unread for stream_write_timeout_sec: cut, sequence freed");
+          request.log.warn({ model, priority }, "client left the answer unread for stream_write_timeout_sec: cut, sequence freed");
         },
       },
     });
@@ -130,7 +132,10 @@ async function serve(
   if (outcome.kind === "failed") {
     // the 200 went out before the runner broke: count the request with the status its error stands for
     state.error = outcome.error;
-    request.log.warn({ code: outcome.error.code, completion_id: outcome.completionId }, `generation failed mid-answer: ${outcome.error.message}`);
+    request.log.warn(
+      { code: outcome.error.code, completion_id: outcome.completionId, priority },
+      `generation failed mid-answer: ${outcome.error.message}`,
+    );
     recorder.finish(outcome.error.status, outcome.error.code, performance.now());
     logFinished(request, state, outcome.error.status, outcome.completionId);
     return;
@@ -171,7 +176,7 @@ function logFinished(
 ): void {
   // per-request lines only at debug: a fleet of bots would otherwise drown the log
   request.log.debug(
-    { model: state.recorder.model, status, code, completion_id: completionId, parent_span_id: state.trace.parentSpanId },
+    { model: state.recorder.model, status, code, priority: state.priority, completion_id: completionId, parent_span_id: state.trace.parentSpanId },
     "generation request finished",
   );
 }
