@@ -26,7 +26,9 @@ export { checkEnforceable } from "./enforceable.js";
 /** The JSON value grammar every schema builds on; shared by name so composed grammars define them once. */
 const PRIMITIVES: Readonly<Record<string, string>> = {
   ws: `" "?`,
-  "json-char": String.raw`[^"\\\x7F\x00-\x1F] | [\\] (["\\/bfnrt] | "u" ([0-9a-cA-Ce-fE-F] [0-9a-fA-F]{3} | [dD] [0-7] [0-9a-fA-F]{2}))`,
+  // Unicode scalar values only: llama.cpp decodes surrogates and code points past U+10FFFF from invalid UTF-8,
+  // which would come out as several U+FFFD and break maxLength.
+  "json-char": String.raw`[\x20\x21\x23-\x5B\x5D-\x7E\x80-\uD7FF\uE000-\U0010FFFF] | [\\] (["\\/bfnrt] | "u" ([0-9a-cA-Ce-fE-F] [0-9a-fA-F]{3} | [dD] [0-7] [0-9a-fA-F]{2}))`,
   "json-string": String.raw`"\"" json-char* "\""`,
   "json-number": `"-"? ("0" | [1-9] [0-9]{0,14}) ("." [0-9]{1,15})? ([eE] [-+]? [0-9]{1,2})?`,
   "json-integer": `"0" | "-"? [1-9] [0-9]{0,14}`,
