@@ -386,7 +386,12 @@ export class LlamaCppEngine {
   }
 
   private readonly grammars = new GrammarCache((grammar) => this.llama.createGrammar({ grammar }));
-  private readonly tokenProbabilities = new TokenProbabilities((token) => this.model.detokenize([token], true));
+  // a token's piece as llama-server shows it: detokenized after BOS, so a leading space is kept (alone, the first
+  // piece of a text loses it)
+  private readonly tokenProbabilities = new TokenProbabilities((token) => {
+    const bos = this.model.tokens.bos;
+    return this.model.detokenize([token], true, bos !== null ? [bos] : undefined);
+  });
 
   /**
    * llama-server's `/completion`: the prompt is tokenized with special-token text parsed as special tokens, BOS
