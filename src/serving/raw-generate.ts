@@ -141,6 +141,8 @@ export async function* rawGenerate(
     try {
       for await (const bytes of upstream.body) {
         for (const data of events.push(bytes as Buffer)) {
+          // events already received in the same read are not handed out after an abort
+          if (signal.aborted) return;
           const event = parseJson(data) as (CompletionPartial | CompletionFinal | { error: unknown }) | null;
           if (event === null || typeof event !== "object")
             throw new LmxError("internal_error", `the runner sent an unreadable event: ${data.slice(0, 200)}`);
