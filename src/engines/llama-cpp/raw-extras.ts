@@ -43,6 +43,11 @@ export class GrammarCache {
 /**
  * One generated token's entry: its probability and the top N of the distribution node-llama-cpp sampled from
  * (a Map sorted from the most to the least probable). Token texts are rendered with special tokens as text.
+ *
+ * Semantics differ from llama-server's (which takes the softmax of the raw logits, before any sampler):
+ * node-llama-cpp 3.22 computes probabilities from the candidates after its sampler chain — repeat penalties, the
+ * grammar (masked tokens get 0, the rest renormalized), and at temperature > 0 top-k/top-p/min-p and the
+ * temperature. Under greedy sampling with no grammar and no penalties the two are the same distribution.
  */
 export class TokenProbabilities {
   private readonly pieces = new Map<Token, { token: string; bytes: number[] }>();
