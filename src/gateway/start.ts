@@ -19,6 +19,7 @@ import { EventHub } from "../events/hub.js";
 import { LmxMetrics } from "../metrics/metrics.js";
 import { openStateDatabase } from "../state/database.js";
 import { CompatibilityRegistry } from "../state/compatibility-registry.js";
+import { ChatConformanceRegistry } from "../state/chat-conformance.js";
 import type { Backend } from "../engines/backend.js";
 import { buildApp } from "../http/app.js";
 import type { GatewayContext } from "../http/context.js";
@@ -118,6 +119,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   scheduler.admission.on("depth", (depth) => events.queueChanged(depth));
   const ctx: GatewayContext = {
     storage: state,
+    conformance: new ChatConformanceRegistry(state),
     events,
     registry,
     memory,

@@ -9,6 +9,7 @@ import type { CompatibilityRegistry } from "../state/compatibility-registry.js";
 import type { Scheduler } from "../scheduler/scheduler.js";
 import type { EventHub } from "../events/hub.js";
 import type { ServingContext } from "../serving/context.js";
+import type { ChatConformanceRegistry } from "../state/chat-conformance.js";
 
 /** What routes need from the rest of the server; passed explicitly so each route file stays testable. */
 export interface GatewayContext extends ServingContext {
@@ -18,6 +19,8 @@ export interface GatewayContext extends ServingContext {
   memory: MemoryBudget;
   storage: StateDatabase;
   registry: CompatibilityRegistry;
+  /** Tool-calling and structured-output outcomes per model × template family × backend. */
+  conformance: ChatConformanceRegistry;
   downloads: DownloadManager;
   /** Lifecycle transitions, download progress and queue depth, for GET /admin/events. */
   events: EventHub;

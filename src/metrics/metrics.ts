@@ -76,6 +76,8 @@ export class LmxMetrics {
   readonly modelUnloads: Counter<"model" | "reason">;
   readonly modelLoadDuration: Histogram<"model" | "outcome">;
   readonly streamWriteTimeouts: Counter<"model">;
+  readonly toolCalls: Counter<"model" | "family" | "outcome">;
+  readonly structuredOutputs: Counter<"model" | "outcome">;
 
   private runnerStatsCache: { at: number; stats: Promise<Map<string, RunnerStats>> } | null = null;
   /** bytesDone last seen per download job, for lmx:download_bytes_total. */
@@ -136,6 +138,16 @@ export class LmxMetrics {
       "lmx:stream_write_timeouts_total",
       "Answers cut because the client left written bytes unread for stream_write_timeout_sec (its sequence was freed).",
       ["model"],
+    );
+    this.toolCalls = counter(
+      "lmx:tool_calls_total",
+      "Answers to requests with tools, by how tool calling went: forced (the grammar wrote the call), parsed (the model wrote a call that parsed), fell_back (call markup that did not parse, returned as content), none (no call).",
+      ["model", "family", "outcome"],
+    );
+    this.structuredOutputs = counter(
+      "lmx:structured_outputs_total",
+      "Answers with response_format json_object/json_schema, by whether the text parsed and validated (invalid: cut by max_tokens).",
+      ["model", "outcome"],
     );
     this.modelLoadDuration = histogram("lmx:model_load_duration_seconds", "Time model loads took, by outcome.", ["model", "outcome"], LOAD_BUCKETS);
 

@@ -11,6 +11,12 @@ import type { ModelLease } from "../scheduler/scheduler.js";
 import type { Priority } from "../scheduler/priority.js";
 import type { ServingContext } from "./context.js";
 import { forwardToRunner, type ForwardOutcome, type ResponseSink } from "./relay.js";
+import type { ChatCompletionRequest } from "../api/openai/schemas.js";
+import { chatJobFrom, needsChatLayer } from "../chat/request.js";
+import { answerChatCompletion } from "./chat-completion.js";
+import type { CompletionRequest } from "../api/openai/schemas.js";
+import { answerTextCompletion, needsRawCompletion } from "./text-completion.js";
+import type { ChatOutcomeSink } from "./chat.js";
 
 export type GenerationPath = "/v1/chat/completions" | "/v1/completions" | "/v1/embeddings";
 
@@ -58,6 +64,8 @@ export interface GenerateInput {
   priority: Priority;
   /** How long a client may leave written bytes unread before the answer is cut and its sequence freed. */
   writeDeadline?: { ms: number; onTimeout: (model: string) => void };
+  /** Where tool-calling and JSON outcomes are counted (metrics, conformance registry). */
+  chatOutcomes?: ChatOutcomeSink | null;
 }
 
 export type GenerateOutcome =
@@ -66,6 +74,10 @@ export type GenerateOutcome =
 export async function generate(ctx: ServingContext, input: GenerateInput): Promise<GenerateOutcome> {
   const { endpoint, body, signal, recorder } = input;
   if (ctx.state.shuttingDown) throw new LmxError("server_shutting_down", "the server is shutting down", { retryAfterSec: 5 });
+  // tools, JSON output, logprobs and n go through the chat layer; everything it refuses is refused before a load
+  const chatBody = endpoint.path === "/v1/chat/completions" ? (body as ChatCompletionRequest) : null;
+  const chatJob = chatBody && needsChatLayer(chatBody) ? chatJobFrom(chatBody) : null;
+  const rawCompletion = endpoint.path === "/v1/completions" && needsRawCompletion(body as CompletionRequest);
   const requested = await ctx.inventory.resolve(body.model);
   // an MLX/safetensors repo no backend here opens may be served by a local GGUF of the same model, if allowed
   const equivalent =
@@ -78,6 +90,22 @@ export async function generate(ctx: ServingContext, input: GenerateInput): Promi
   const unservable = ctx.scheduler.unservableReason(model);
   const refusal = (unservable?.code === "model_file_invalid" ? null : unservable) ?? endpoint.accepts(model);
   if (refusal) throw refusal;
+  if (chatJob || rawCompletion) {
+    try {
+      if (!chatJob) return await answerTextCompletion(ctx, input, model);
+      return await answerChatCompletion(
+        ctx,
+        input,
+        model,
+        chatJob,
+        input.chatOutcomes ?? null,
+        equivalent ? { "x-lmx-served-model": equivalent.id } : {},
+      );
+    } catch (error) {
+      if (signal.aborted) return { kind: "client_left" };
+      throw error;
+    }
+  }
 
   const waitStart = performance.now();
   let lease: ModelLease;

@@ -52,12 +52,19 @@ function cases(): Case[] {
     stop: [1, [1], {}, "", [""], Array.from({ length: 40 }, (_, i) => `s${i}`)],
     presence_penalty: [-3, 3, "x"],
     frequency_penalty: [-3, 3, "x"],
-    n: [2, 0, -1, "1"],
+    n: [0, -1, "1", 17, 1.5],
     stream: ["yes", 1, {}],
     stream_options: ["x", 1, { include_usage: "yes" }, { unknown: true }],
     user: [1, {}],
-    logprobs: [true, "x"],
-    response_format: [{ type: "json_object" }, "json", 1],
+    logprobs: ["x", 1],
+    top_logprobs: [21, -1, "5"],
+    response_format: [{ type: "json" }, "json", 1, { type: "json_schema" }, { type: "json_schema", json_schema: { name: "a b" } }],
+    tools: [1, "x", [{ type: "function" }], [{ type: "web_search" }], [{ type: "function", function: { name: "has space" } }]],
+    tool_choice: ["always", 1, { type: "function" }, { type: "function", function: { name: "missing" } }],
+    parallel_tool_calls: ["yes"],
+    metadata: ["x", { k: 1 }],
+    service_tier: ["fastest"],
+    reasoning_effort: ["extreme"],
   };
   for (const [field, values] of Object.entries(wrongTypes)) {
     for (const value of values) chat(`${field}=${json(value)?.slice(0, 40)}`, { model: "chat", messages: goodMessages, [field]: value });
@@ -74,12 +81,32 @@ function cases(): Case[] {
     [{ role: "user", content: "hi", extra: 1 }],
     [{ role: "system", content: null }],
     [{ role: "tool", content: "x", tool_call_id: "1" }],
+    [{ role: "tool", content: "x" }],
+    [{ role: "assistant", content: null, tool_calls: [{ id: "c1", type: "function", function: { name: "f", arguments: "not json" } }] }],
+    [{ role: "assistant", tool_calls: [{ id: "c1", type: "function", function: { name: "f" } }] }],
   ];
   badMessages.forEach((messages, i) => chat(`bad messages #${i}`, { model: "chat", messages }));
   // unknown and unsupported fields
-  for (const field of ["foo", "tools", "functions", "logit_bias", "__proto__x", "constructor", "prompt"]) {
+  for (const field of ["foo", "functions", "logit_bias", "__proto__x", "constructor", "prompt"]) {
     chat(`unknown field ${field}`, { model: "chat", messages: goodMessages, [field]: 1 });
   }
+  // tool schemas that are not JSON Schema, or that a grammar cannot enforce where one applies
+  const tool = (parameters: unknown) => [{ type: "function", function: { name: "f", parameters } }];
+  chat("tool schema with a bad type", { model: "chat", messages: goodMessages, tools: tool({ type: "strng" }) });
+  chat("tool schema required not a list", { model: "chat", messages: goodMessages, tools: tool({ type: "object", required: "a" }) });
+  chat("forced tool with a pattern", {
+    model: "chat",
+    messages: goodMessages,
+    tools: tool({ type: "object", properties: { a: { type: "string", pattern: "^x$" } } }),
+    tool_choice: "required",
+  });
+  chat("json_schema with not", {
+    model: "chat",
+    messages: goodMessages,
+    response_format: { type: "json_schema", json_schema: { name: "x", schema: { not: { type: "string" } } } },
+  });
+  chat("two tools of one name", { model: "chat", messages: goodMessages, tools: [...tool({}), ...tool({})] });
+  chat("top_logprobs without logprobs", { model: "chat", messages: goodMessages, top_logprobs: 2 });
   // missing pieces
   chat("missing model", { messages: goodMessages });
   chat("missing messages", { model: "chat" });

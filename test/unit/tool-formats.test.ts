@@ -136,7 +136,7 @@ describe("hermes and generic", () => {
 });
 
 describe("thinking blocks", () => {
-  const thinking = { thinking: { open: false } };
+  const thinking = { thinking: true };
   test("a closed block is reasoning, then the call", () => {
     const text = `<think>\nThe user wants weather.\n</think>\n\n<tool_call>\n{"name": "get_weather", "arguments": ${WEATHER}}\n</tool_call>`;
     expectCalls(parseEveryWay("hermes", text, thinking), [reasoning("The user wants weather."), ...call(0, "get_weather", WEATHER)], "parsed");
@@ -152,7 +152,7 @@ describe("thinking blocks", () => {
 
   test("a block the prompt opened", () => {
     expectCalls(
-      parseEveryWay("generic", "Hmm, easy.\n</think>\n\nHello!", { thinking: { open: true } }),
+      parseEveryWay("generic", "Hmm, easy.\n</think>\n\nHello!", { thinking: "open" as const }),
       [reasoning("Hmm, easy."), content("Hello!")],
       "none",
     );

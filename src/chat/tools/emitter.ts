@@ -11,10 +11,10 @@ export interface ParserOptions {
   forced: boolean;
   newId: () => string;
   /**
-   * The model writes a `<think>` block first (`open`: the prompt already opened it). Families with their own
-   * reasoning syntax (harmony) ignore it.
+   * The model may write a `<think>` block first; `"open"`: the prompt already opened it (it ends with `<think>`).
+   * Families with their own reasoning syntax (harmony) ignore it.
    */
-  thinking?: { open: boolean } | undefined;
+  thinking?: boolean | "open" | undefined;
 }
 
 /** A call that parsed: its tool name and the arguments object's JSON text as the model wrote it. */

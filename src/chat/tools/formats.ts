@@ -36,9 +36,9 @@ export interface ToolFormat {
   /** A fresh streaming parser for one answer. */
   parser(options: ParserOptions): OutputParser;
   /** Marker strings the engine must render as text (they are special tokens in the family's vocabularies). */
-  readonly preservedTokens: readonly string[];
+  readonly preservedTokens: string[];
   /** Strings that end generation (beyond the model's end-of-generation tokens). */
-  readonly stops: readonly string[];
+  readonly stops: string[];
 }
 
 const THINK_TOKENS = [THINK_OPEN, THINK_CLOSE];
@@ -53,13 +53,14 @@ function thinkingFamily(
   calls: (b: GbnfBuilder, tools: readonly ToolDefinition[], parallel: boolean) => string,
   inner: (options: ParserOptions) => OutputParser,
   markers: readonly string[],
-  stops: readonly string[],
+  stops: string[],
 ): ToolFormat {
   return {
     family,
     grammar: (b, tools, choice, parallel, opts) => seq(thinkingGrammar(b, opts), calls(b, allowedTools(tools, choice), parallel)),
     jsonGrammar: (b, schema, opts) => seq(thinkingGrammar(b, opts), jsonValue(b, schema)),
-    parser: (options) => (options.thinking === undefined ? inner(options) : withThinking(inner(options), options.thinking.open)),
+    parser: (options) =>
+      options.thinking === undefined || options.thinking === false ? inner(options) : withThinking(inner(options), options.thinking === "open"),
     preservedTokens: [...markers, ...THINK_TOKENS],
     stops,
   };

@@ -11,10 +11,11 @@ export const THINK_OPEN = "<think>";
 export const THINK_CLOSE = "</think>";
 
 export interface GrammarOptions {
-  /** The model may write a thinking block before the answer. */
-  thinking: boolean;
-  /** The prompt ends inside an opened block: the output must close it first. */
-  thinkingOpen?: boolean | undefined;
+  /**
+   * The model may write a thinking block before the answer; `"open"`: the prompt ends inside an opened block,
+   * so the output must close it first.
+   */
+  thinking: boolean | "open";
   /** Bound on the block's length in characters, so that any weights finish (default 1024). */
   maxThinkingChars?: number | undefined;
 }
@@ -27,11 +28,11 @@ export const DEFAULT_MAX_THINKING_CHARS = 1024;
  * then `</think>\n\n`. Returns "" without thinking.
  */
 export function thinkingGrammar(b: GbnfBuilder, opts: GrammarOptions): string {
-  if (!opts.thinking && opts.thinkingOpen !== true) return "";
+  if (opts.thinking === false) return "";
   const item = b.rule("think-char", `[^<] | "<" [^/<]`);
   const body = b.rule("think-body", `${item}{0,${boundedCount(opts.maxThinkingChars)}}`);
   const close = b.literal(`${THINK_CLOSE}\n\n`);
-  if (opts.thinkingOpen === true) return `${body} ${close}`;
+  if (opts.thinking === "open") return `${body} ${close}`;
   return `( ${b.literal(`${THINK_OPEN}\n`)} ${body} ${close} )?`;
 }
 

@@ -124,7 +124,7 @@ function chatBody(request: ChatCompletionRequest): Record<string, unknown> {
   // templates know system/user/assistant; "developer" is OpenAI's newer name for system
   out["messages"] = request.messages.map((m) => ({
     role: m.role === "developer" ? "system" : m.role,
-    content: m.content === null ? "" : messageText(m.content),
+    content: messageText(m.content),
   }));
   const maxTokens = request.max_completion_tokens ?? request.max_tokens;
   if (maxTokens !== null && maxTokens !== undefined) out["max_tokens"] = maxTokens;

@@ -66,6 +66,7 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: GatewayContext): 
 
     admin.get("/admin/models/available", async () => {
       const all = await ctx.inventory.available();
+      const conformance = ctx.conformance.all();
       return {
         object: "list",
         locations: ctx.inventory.locations(),
@@ -88,6 +89,13 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: GatewayContext): 
           servable: ctx.scheduler.unservableReason(m) === null,
           quarantined: ctx.scheduler.unservableReason(m) === null ? ctx.scheduler.quarantineOf(m).quarantined : false,
           status: ctx.scheduler.unservableReason(m) ? "unavailable" : ctx.scheduler.status(m.id),
+          // how tool calling and structured output went with this model, per template family and backend
+          tool_conformance: (conformance.get(m.id) ?? []).map((entry) => ({
+            family: entry.family,
+            backend: entry.backend,
+            ...entry.counts,
+            last_at: entry.lastAt,
+          })),
         })),
       };
     });

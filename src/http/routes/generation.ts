@@ -10,6 +10,7 @@ import { asLmxError } from "../errors.js";
 import { bearerToken, sameKey } from "../auth.js";
 import { isPriority, PRIORITIES, type Priority } from "../../scheduler/priority.js";
 import { checkPromptSize } from "../../serving/prompt-size.js";
+import type { ChatOutcomeSink } from "../../serving/chat.js";
 import { generate, GENERATION_ENDPOINTS, type GenerateOutcome, type GenerationEndpoint } from "../../serving/generate.js";
 
 const ROUTES = [
@@ -109,6 +110,7 @@ async function serve(
       runnerHeaders: trace.tracestate ? { traceparent: trace.traceparent, tracestate: trace.tracestate } : { traceparent: trace.traceparent },
       recorder,
       priority,
+      chatOutcomes: chatOutcomeSink(ctx),
       writeDeadline: {
         ms: ctx.config.stream_write_timeout_sec * 1000,
         onTimeout: (model) => {
@@ -142,6 +144,20 @@ async function serve(
   }
   recorder.finish(200, "", performance.now());
   logFinished(request, state, 200, outcome.completionId);
+}
+
+/** Tool-calling and JSON outcomes go to the metrics and the conformance registry. */
+function chatOutcomeSink(ctx: GatewayContext): ChatOutcomeSink {
+  return {
+    record(model, backend, plan, outcome) {
+      if (outcome === "json_valid" || outcome === "json_invalid") {
+        ctx.metrics.structuredOutputs.inc({ model, outcome: outcome === "json_valid" ? "valid" : "invalid" });
+      } else {
+        ctx.metrics.toolCalls.inc({ model, family: plan.family, outcome });
+      }
+      ctx.conformance.record(model, plan.family, backend, outcome);
+    },
+  };
 }
 
 /** `x-priority`, else the class of the request's API key, else the configured default; anything else is a 400. */

@@ -1,0 +1,135 @@
+/**
+ * /v1/chat/completions through the chat layer: starts the run (src/serving/chat.ts) and writes OpenAI's answer,
+ * streamed as chunks or whole. A refusal before the first generated text is thrown, as on the relayed path.
+ */
+import { randomBytes } from "node:crypto";
+import type { ChatCompletionRequest } from "../api/openai/schemas.js";
+import { stopList } from "../api/openai/messages.js";
+import { ChoiceCollector, chunkFor, roleChunk, sumUsage, usageChunk, type ChatAnswerMeta } from "../api/openai/chat-wire.js";
+import { toOpenAiBody, type LmxError } from "../errors/codes.js";
+import type { ModelDescriptor } from "../inventory/types.js";
+import type { ChatJob } from "../chat/request.js";
+import type { ServingContext } from "./context.js";
+import { startChatRun, type ChatOutcomeSink, type ChoiceUsage } from "./chat.js";
+import type { GenerateInput, GenerateOutcome } from "./generate.js";
+import { drainWithin } from "./write-deadline.js";
+
+const NO_DEADLINE_MS = 2 ** 31 - 1;
+
+export async function answerChatCompletion(
+  ctx: ServingContext,
+  input: GenerateInput,
+  model: ModelDescriptor,
+  job: ChatJob,
+  outcomes: ChatOutcomeSink | null,
+  servedAs: Record<string, string>,
+): Promise<GenerateOutcome> {
+  const body = input.body as ChatCompletionRequest;
+  const { signal } = input;
+  const run = await startChatRun(
+    ctx,
+    {
+      model,
+      job,
+      sampling: {
+        maxTokens: body.max_completion_tokens ?? body.max_tokens ?? null,
+        temperature: body.temperature,
+        topP: body.top_p,
+        topK: body.top_k,
+        minP: body.min_p,
+        seed: body.seed,
+        presencePenalty: body.presence_penalty,
+        frequencyPenalty: body.frequency_penalty,
+        stop: stopList(body.stop),
+        ignoreEos: body.ignore_eos ?? false,
+      },
+      signal,
+      priority: input.priority,
+      recorder: input.recorder,
+      runnerHeaders: { ...input.runnerHeaders, "x-lmx-priority": input.priority },
+    },
+    outcomes,
+  );
+  const completionId = `chatcmpl-${randomBytes(12).toString("hex")}`;
+  const meta: ChatAnswerMeta = { id: completionId, model: model.id, created: Math.floor(Date.now() / 1000), topLogprobs: job.logprobs };
+  const raw = input.response.raw;
+  input.response.hijack();
+  const stream = body.stream === true;
+  raw.writeHead(200, {
+    ...input.headers,
+    ...run.runnerHeaders,
+    ...servedAs,
+    "content-type": stream ? "text/event-stream; charset=utf-8" : "application/json",
+    "cache-control": "no-cache",
+    ...(stream ? { connection: "keep-alive", "x-accel-buffering": "no" } : {}),
+  });
+  const usages: ChoiceUsage[] = [];
+  let failure: LmxError | null = null;
+  if (!stream) {
+    const collectors = Array.from({ length: job.choices }, (_, i) => new ChoiceCollector(i));
+    for await (const event of run.events) {
+      if (event.type === "error") {
+        failure ??= event.error;
+        continue;
+      }
+      collectors[event.choice]?.add(event);
+      if (event.type === "finish") usages[event.choice] = event.usage;
+    }
+    if (signal.aborted) return { kind: "client_left" };
+    if (failure) {
+      // headers are gone already; a cut connection is the only honest signal left
+      raw.destroy(failure);
+      return { kind: "failed", completionId, error: failure };
+    }
+    raw.end(
+      JSON.stringify({
+        id: completionId,
+        object: "chat.completion",
+        created: meta.created,
+        model: model.id,
+        system_fingerprint: null,
+        choices: collectors.map((c) => c.toChoice(job.logprobs)),
+        usage: openAiUsageOf(sumUsage(usages.filter(Boolean))),
+      }),
+    );
+    return { kind: "answered", completionId };
+  }
+  const deadlineMs = input.writeDeadline?.ms ?? NO_DEADLINE_MS;
+  const write = async (value: unknown): Promise<boolean> => {
+    if (raw.write(`data: ${JSON.stringify(value)}\n\n`)) return true;
+    const drained = await drainWithin(raw, signal, deadlineMs);
+    if (drained === "timed_out") {
+      input.writeDeadline?.onTimeout(model.id);
+      raw.destroy();
+      return false;
+    }
+    return drained === "drained";
+  };
+  for (let i = 0; i < job.choices; i++) if (!(await write(roleChunk(meta, i)))) return { kind: "client_left" };
+  for await (const event of run.events) {
+    if (event.type === "error") {
+      failure ??= event.error;
+      continue;
+    }
+    if (event.type === "finish") usages[event.choice] = event.usage;
+    const chunk = chunkFor(meta, event);
+    if (chunk && !(await write(chunk))) return { kind: "client_left" };
+  }
+  if (signal.aborted) return { kind: "client_left" };
+  if (failure) {
+    raw.end(`data: ${JSON.stringify(toOpenAiBody(failure))}\n\ndata: [DONE]\n\n`);
+    return { kind: "failed", completionId, error: failure };
+  }
+  if (body.stream_options?.include_usage) await write(usageChunk(meta, sumUsage(usages.filter(Boolean))));
+  raw.end("data: [DONE]\n\n");
+  return { kind: "answered", completionId };
+}
+
+function openAiUsageOf(usage: ChoiceUsage) {
+  return {
+    prompt_tokens: usage.promptTokens,
+    completion_tokens: usage.completionTokens,
+    total_tokens: usage.promptTokens + usage.completionTokens,
+    prompt_tokens_details: { cached_tokens: usage.cachedTokens },
+  };
+}
