@@ -71,7 +71,9 @@ export interface ChatOutcomeSink {
 
 export async function startChatRun(ctx: ServingContext, input: ChatRunInput, outcomes: ChatOutcomeSink | null): Promise<ChatRun> {
   const { model, job, signal } = input;
+  const waitStart = performance.now();
   const firstLease = await ctx.scheduler.acquire(model, signal, input.priority);
+  input.recorder?.queued(performance.now() - waitStart);
   let plan: ChatPlan;
   let first: PrimedGeneration;
   try {
