@@ -360,4 +360,32 @@ describe("skills", { timeout: 180_000 }, () => {
     );
     await assert.rejects(run(NODE, [CLI, "skills", "run", "add", "{not json", "--url", server.url]), (error: { code: number }) => error.code === 2);
   });
+
+  test("with api_keys set, /v1/skills* need a key, and the audit row names the key by digest", async () => {
+    const key = "skills-test-key";
+    const keyed = await startTestServer({ demo_model: false, api_keys: [key] });
+    try {
+      assert.equal((await fetch(`${keyed.url}/v1/skills`)).status, 401);
+      assert.equal((await fetch(`${keyed.url}/v1/skills/mcp/tools`)).status, 401);
+      const denied = await fetch(`${keyed.url}/v1/skills/add/execute`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: '{"arguments":{"left":2,"right":5}}',
+      });
+      assert.equal(denied.status, 401);
+      const allowedCall = await fetch(`${keyed.url}/v1/skills/add/execute`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json", Authorization: `Bearer ${key}` },
+        body: '{"arguments":{"left":2,"right":5}}',
+      });
+      assert.equal(((await allowedCall.json()) as { result: number }).result, 7);
+      const rows = keyed.ctx.storage.db.prepare("SELECT caller FROM skill_audit").all() as Array<{ caller: string }>;
+      assert.deepEqual(
+        rows.map((r) => r.caller),
+        [`key:${createHash("sha256").update(key).digest("hex").slice(0, 12)}`],
+      );
+    } finally {
+      await keyed.stop();
+    }
+  });
 });
