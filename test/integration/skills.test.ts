@@ -12,6 +12,7 @@ import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { promisify } from "node:util";
+import { NO_LLAMA_SERVER, testLlamaServerBinary } from "../helpers/llama-server.js";
 import { alive } from "../helpers/processes.js";
 import { PROJECT_ROOT, testModel } from "../helpers/models.js";
 import { showLogsOnFailure, startTestServer, waitFor, type TestServer } from "../helpers/server.js";
@@ -388,4 +389,54 @@ describe("skills", { timeout: 180_000 }, () => {
       await keyed.stop();
     }
   });
+});
+
+describe("count_tokens on the llama-server engine", { timeout: 120_000 }, () => {
+  const binary = testLlamaServerBinary();
+
+  test(
+    "the same counts as the node-llama-cpp runner's /tokenize, straight to llama-server and through the runner",
+    { skip: binary ? false : NO_LLAMA_SERVER },
+    async () => {
+      const model = await testModel("stories260K.gguf");
+      const texts = ["Once upon a time", "", "a b c d e f g"];
+      const counts = async (config: Parameters<typeof startTestServer>[0]) => {
+        const server = await startTestServer({
+          demo_model: false,
+          models: [{ id: "tiny", path: model.path, context_size: 256, parallel: 1 }],
+          ...config,
+        });
+        try {
+          const out: Array<[number, number]> = [];
+          for (const text of texts) {
+            const pair: number[] = [];
+            for (const addSpecial of [false, true]) {
+              const res = await fetch(`${server.url}/v1/skills/count_tokens/execute`, {
+                method: "POST",
+                headers: { "Content-Type": "application/json" },
+                body: JSON.stringify({ arguments: { model: "tiny", text, add_special: addSpecial } }),
+              });
+              const body = (await res.json()) as { result: { tokens: number } };
+              assert.equal(res.status, 200, JSON.stringify(body));
+              pair.push(body.result.tokens);
+            }
+            out.push([pair[0]!, pair[1]!]);
+          }
+          const backend = (await (await fetch(`${server.url}/admin/models/loaded`)).json()) as { data: Array<{ backend: string }> };
+          return { out, backend: backend.data[0]?.backend };
+        } finally {
+          await server.stop();
+        }
+      };
+      const nodeLlama = await counts({ backends: { llama_server: false } });
+      const direct = await counts({ backends: { llama_server: binary!, cpu_fallback: false, child_path: "direct" } });
+      const viaRunner = await counts({ backends: { llama_server: binary!, cpu_fallback: false, child_path: "runner" } });
+      assert.equal(direct.backend, "llama-server");
+      assert.equal(viaRunner.backend, "llama-server");
+      assert.notEqual(nodeLlama.backend, "llama-server");
+      assert.deepEqual(direct.out, nodeLlama.out);
+      assert.deepEqual(viaRunner.out, nodeLlama.out);
+      assert.equal(nodeLlama.out[1]![0], 0, "an empty text has no tokens");
+    },
+  );
 });
