@@ -60,6 +60,8 @@ export class SkillRegistry {
   private readonly sources: SourceEntry[] = [];
   private byName = new Map<string, Skill>();
   private readonly events = new EventEmitter();
+  /** Calls in flight, aborted at close: a gateway that stops must not leave a skill's processes behind. */
+  private readonly running = new Set<AbortController>();
   private closed = false;
 
   constructor(private readonly options: SkillRegistryOptions) {}
@@ -145,7 +147,9 @@ export class SkillRegistry {
     const problem = validationProblem(skill.parameters, args);
     if (problem) return refuse("invalid", new LmxError("invalid_value", `arguments of '${name}': ${problem.message}`, { param: problem.param }));
 
+    if (this.closed) return refuse("aborted", new LmxError("server_shutting_down", "the server is shutting down", { retryAfterSec: 5 }));
     const controller = new AbortController();
+    this.running.add(controller);
     const outer = options.signal;
     const onOuterAbort = () => controller.abort(new LmxError("skill_failed", `the caller of '${name}' went away`));
     if (outer?.aborted) onOuterAbort();
@@ -171,9 +175,10 @@ export class SkillRegistry {
       value = checkedResult(skill, value);
     } catch (thrown) {
       error = asLmxError(thrown, name);
-      outcome = error.code === "skill_timeout" ? "timeout" : outer?.aborted ? "aborted" : "error";
+      outcome = error.code === "skill_timeout" ? "timeout" : outer?.aborted || error.code === "server_shutting_down" ? "aborted" : "error";
     } finally {
       clearTimeout(timer);
+      this.running.delete(controller);
       outer?.removeEventListener("abort", onOuterAbort);
       // handlers free what they hold (a process group, a socket) on abort, whatever the outcome
       if (!controller.signal.aborted) controller.abort(new LmxError("skill_failed", "the call ended"));
@@ -186,8 +191,11 @@ export class SkillRegistry {
     return { name, ok: true, value, durationMs };
   }
 
+  /** Aborts every call in flight (their handlers stop their processes) and closes the sources. */
   async close(): Promise<void> {
     this.closed = true;
+    for (const controller of this.running)
+      controller.abort(new LmxError("server_shutting_down", "the server is shutting down", { retryAfterSec: 5 }));
     await Promise.all(this.sources.map((entry) => entry.source.close?.().catch(() => undefined)));
   }
 

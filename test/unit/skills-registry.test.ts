@@ -128,6 +128,30 @@ describe("SkillRegistry", () => {
     assert.equal(gone.error?.code, "skill_failed");
   });
 
+  test("close aborts calls in flight and refuses new ones", async () => {
+    const r = registry();
+    let aborted = false;
+    await r.addSource(
+      new ListSource("s", [
+        skill(
+          "hang",
+          (_args, context) =>
+            new Promise(() => {
+              context.signal.addEventListener("abort", () => (aborted = true));
+            }),
+          { timeoutMs: 60_000 },
+        ),
+      ]),
+    );
+    const pending = r.execute("hang", {}, { caller: "test" });
+    await new Promise((resolve) => setImmediate(resolve));
+    await r.close();
+    const result = await pending;
+    assert.equal(aborted, true);
+    assert.equal(result.error?.code, "server_shutting_down");
+    await refused(r.execute("hang", {}, { caller: "test" }), "server_shutting_down");
+  });
+
   test("the first source keeps a name; bad definitions are skipped and reported; changes re-list", async () => {
     const r = registry();
     const first = new ListSource("first", [skill("same", async () => 1)]);
