@@ -3,10 +3,11 @@ import http from "node:http";
 import type { Duplex } from "node:stream";
 import { LmxError, toHttp } from "../errors/codes.js";
 import type { GatewayContext } from "./context.js";
-import { bearerToken, matchesAny } from "./auth.js";
+import { apiKeyOf, matchesAny } from "./auth.js";
 import { sendError } from "./errors.js";
 import { createSecurityPolicy, enforceSecurity } from "./security.js";
 import { registerAdminRoutes } from "./routes/admin.js";
+import { registerAnthropicRoutes } from "./routes/anthropic.js";
 import { registerGenerationRoutes } from "./routes/generation.js";
 import { registerHealthRoutes } from "./routes/health.js";
 import { registerMetricsRoutes } from "./routes/metrics.js";
@@ -74,19 +75,20 @@ export function buildApp(ctx: GatewayContext): FastifyInstance {
   app.register(async (openai) => {
     if (ctx.config.api_keys.length > 0) {
       openai.addHook("onRequest", async (request) => {
-        const key = bearerToken(request);
+        const key = apiKeyOf(request);
         if (!key || !matchesAny(key, ctx.config.api_keys)) {
           throw new LmxError(
             "invalid_api_key",
             key
               ? "incorrect API key provided; it must be one of api_keys (LMX_API_KEYS)"
-              : "this server needs an API key: send Authorization: Bearer <key> with one of api_keys (LMX_API_KEYS)",
+              : "this server needs an API key: send Authorization: Bearer <key> (or x-api-key: <key>) with one of api_keys (LMX_API_KEYS)",
           );
         }
       });
     }
     registerModelRoutes(openai, ctx);
     registerGenerationRoutes(openai, ctx);
+    registerAnthropicRoutes(openai, ctx);
   });
   registerAdminRoutes(app, ctx);
   return app;

@@ -1,4 +1,4 @@
-/** Key checks for the admin and OpenAI routes, in constant time. */
+/** Key checks for the admin and API routes (OpenAI's and Anthropic's), in constant time. */
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { FastifyRequest } from "fastify";
 import { LmxError } from "../errors/codes.js";
@@ -13,6 +13,17 @@ export function sameKey(a: string, b: string): boolean {
 export function bearerToken(request: FastifyRequest): string | null {
   const auth = request.headers.authorization;
   return typeof auth === "string" && auth.startsWith("Bearer ") ? auth.slice(7).trim() : null;
+}
+
+/**
+ * The API key a client sent: `Authorization: Bearer` (OpenAI's clients) or `x-api-key` (Anthropic's). A bearer
+ * token wins when both are present, so an OpenAI client behind a proxy that adds x-api-key is judged by its own.
+ */
+export function apiKeyOf(request: FastifyRequest): string | null {
+  const bearer = bearerToken(request);
+  if (bearer) return bearer;
+  const header = request.headers["x-api-key"];
+  return typeof header === "string" && header.trim() !== "" ? header.trim() : null;
 }
 
 /** True when `key` matches one of `keys`; every key is compared so timing does not reveal which. */

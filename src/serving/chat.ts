@@ -40,7 +40,16 @@ export interface ChoiceUsage {
 /** One thing that happened in one choice; `tokens` are the log-probabilities of the text that produced it. */
 export type ChoiceEvent =
   | (OutputEvent & { choice: number; tokens?: RawToken[] | undefined })
-  | { type: "finish"; choice: number; reason: FinishReason; outcome: ToolOutcome; usage: ChoiceUsage; tokens?: RawToken[] | undefined }
+  | {
+      type: "finish";
+      choice: number;
+      reason: FinishReason;
+      /** The stop string that ended the answer (Anthropic's stop_sequence), when one did. */
+      stoppingWord?: string | null | undefined;
+      outcome: ToolOutcome;
+      usage: ChoiceUsage;
+      tokens?: RawToken[] | undefined;
+    }
   | { type: "error"; choice: number; error: LmxError };
 
 export interface ChatRunInput {
@@ -214,6 +223,7 @@ async function consume(
           type: "finish",
           choice,
           reason,
+          stoppingWord: chunk.stoppingWord,
           outcome: end.outcome,
           usage,
           ...(pending.length > 0 ? { tokens: pending } : {}),
