@@ -44,7 +44,9 @@ export async function countPromptTokens(runner: RunnerHandle, prompt: string, si
     // an unreadable answer is reported below
   }
   if (status !== 200) {
-    throw direct ? direct.mapError(status, json, text) : fromOpenAiBody(json, "internal_error", `runner answered HTTP ${status}: ${text.slice(0, 300)}`);
+    throw direct
+      ? direct.mapError(status, json, text)
+      : fromOpenAiBody(json, "internal_error", `runner answered HTTP ${status}: ${text.slice(0, 300)}`);
   }
   const tokens = (json as { tokens?: unknown } | null)?.tokens;
   if (!Array.isArray(tokens)) throw new LmxError("internal_error", `the runner's /tokenize answer has no tokens: ${text.slice(0, 200)}`);

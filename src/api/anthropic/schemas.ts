@@ -12,7 +12,10 @@ const MAX_STOP_SEQUENCES = 16;
 const MAX_TOOLS = 128;
 
 /** Prompt caching is automatic in llama.cpp: the markers are accepted and change nothing. */
-const cacheControl = z.strictObject({ type: z.literal("ephemeral"), ttl: z.enum(["5m", "1h"]).optional() }).nullable().optional();
+const cacheControl = z
+  .strictObject({ type: z.literal("ephemeral"), ttl: z.enum(["5m", "1h"]).optional() })
+  .nullable()
+  .optional();
 
 const textBlock = z.strictObject({
   type: z.literal("text"),
@@ -150,9 +153,13 @@ export function refuseUnsupported(body: unknown): void {
   if (Array.isArray(tools)) {
     tools.forEach((tool, index) => {
       if (isRecord(tool) && typeof tool["type"] === "string" && tool["type"] !== "custom") {
-        throw new LmxError("unsupported_parameter", `tool type '${tool["type"]}' is an Anthropic-hosted tool, not supported here; define a custom tool`, {
-          param: `tools[${index}].type`,
-        });
+        throw new LmxError(
+          "unsupported_parameter",
+          `tool type '${tool["type"]}' is an Anthropic-hosted tool, not supported here; define a custom tool`,
+          {
+            param: `tools[${index}].type`,
+          },
+        );
       }
     });
   }

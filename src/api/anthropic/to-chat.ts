@@ -69,7 +69,8 @@ function toolChoiceOf(body: MessagesRequest | CountTokensRequest, tools: ToolDef
   const choice = body.tool_choice;
   if (choice === undefined) return { kind: tools.length > 0 ? "auto" : "none" };
   if (choice.type === "none") return { kind: "none" };
-  if (tools.length === 0) throw new LmxError("invalid_value", `tool_choice '${choice.type}' needs at least one tool in 'tools'`, { param: "tool_choice" });
+  if (tools.length === 0)
+    throw new LmxError("invalid_value", `tool_choice '${choice.type}' needs at least one tool in 'tools'`, { param: "tool_choice" });
   if (choice.type === "auto") return { kind: "auto" };
   if (choice.type === "any") return { kind: "required" };
   if (!tools.some((tool) => tool.name === choice.name)) {

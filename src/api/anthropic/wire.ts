@@ -128,7 +128,16 @@ export class MessageStreamEncoder {
 
   start(): string {
     const usage: AnthropicUsage = { input_tokens: 0, output_tokens: 0, cache_creation_input_tokens: 0, cache_read_input_tokens: 0 };
-    const message = { id: this.meta.id, type: "message", role: "assistant", model: this.meta.model, content: [], stop_reason: null, stop_sequence: null, usage };
+    const message = {
+      id: this.meta.id,
+      type: "message",
+      role: "assistant",
+      model: this.meta.model,
+      content: [],
+      stop_reason: null,
+      stop_sequence: null,
+      usage,
+    };
     return sse("message_start", { message });
   }
 
@@ -137,7 +146,9 @@ export class MessageStreamEncoder {
     switch (event.type) {
       case "content":
         if (event.text === "") return "";
-        return (this.open === "text" ? "" : this.openBlock({ type: "text", text: "" })) + this.delta(this.index, { type: "text_delta", text: event.text });
+        return (
+          (this.open === "text" ? "" : this.openBlock({ type: "text", text: "" })) + this.delta(this.index, { type: "text_delta", text: event.text })
+        );
       case "tool_call_start": {
         const out = this.openBlock({ type: "tool_use", id: toolUseId(event.id), name: event.name, input: {} });
         this.toolBlocks.set(event.index, this.index);

@@ -26,6 +26,11 @@ export function registerAnthropicRoutes(app: FastifyInstance, ctx: GatewayContex
     reply.raw.on("close", () => {
       if (!reply.raw.writableFinished) abort.abort();
     });
-    return countMessageTokens(ctx, { body, signal: abort.signal, priority: priorityOf(ctx, request), recorder: ctx.metrics.startRequest(performance.now()) });
+    return countMessageTokens(ctx, {
+      body,
+      signal: abort.signal,
+      priority: priorityOf(ctx, request),
+      recorder: ctx.metrics.startRequest(performance.now()),
+    });
   });
 }
