@@ -148,7 +148,7 @@ function renderBench(rows) {
   if (!benchChart) {
     benchChart = new uPlot(
       {
-        width: Math.max(280, benchChartEl.clientWidth - 8),
+        width: Math.max(200, benchChartEl.clientWidth - 8),
         height: 180,
         series: [{}, { label: "avg output tok/s", stroke: "#0b5cad", width: 2, points: { show: true, size: 6 } }],
         axes: [{}, { size: 60 }],
@@ -158,6 +158,10 @@ function renderBench(rows) {
     );
   } else benchChart.setData(data);
 }
+
+window.addEventListener("resize", () => {
+  if (benchChart && !compatibilityPage.el?.hidden) benchChart.setSize({ width: Math.max(200, benchChartEl.clientWidth - 8), height: 180 });
+});
 
 export const compatibilityPage = {
   id: "compatibility",
@@ -195,6 +199,7 @@ export const compatibilityPage = {
     );
   },
   show() {
+    benchChart?.setSize({ width: Math.max(200, benchChartEl.clientWidth - 8), height: 180 });
     void refresh();
   },
 };

@@ -21,7 +21,7 @@ let memoryEl;
 let queueNow = { running: 0, waiting: 0 };
 
 function chart(el, title, labels, colors, unit) {
-  const width = Math.max(280, el.clientWidth - 8);
+  const width = Math.max(200, el.clientWidth - 8);
   const opts = {
     title,
     width,
@@ -118,6 +118,14 @@ async function memory() {
   );
 }
 
+/** uPlot draws at a fixed width: follow the cards when the window changes size. */
+function fit() {
+  charts.forEach((c, i) => c.setSize({ width: Math.max(200, livePage.cards[i].clientWidth - 8), height: 180 }));
+}
+window.addEventListener("resize", () => {
+  if (!livePage.el?.hidden) fit();
+});
+
 export const livePage = {
   id: "live",
   title: "Live",
@@ -144,6 +152,7 @@ export const livePage = {
     on("snapshot", (snap) => (queueNow = { running: snap.queue.running, waiting: snap.queue.waiting }));
   },
   show() {
+    fit();
     // uPlot measures its container: build the charts once the page is visible
     if (charts.length === 0) {
       charts = [
