@@ -188,6 +188,16 @@ test("the live page charts throughput, latency and queue, and shows memory per m
     await page.waitForSelector('#live-memory:has-text("stories:")', WAIT);
     // two samples make the first point of every chart
     await page.locator("#page-live .u-legend").nth(2).waitFor(WAIT);
+    // traffic while the page samples: requests until a sample with generated tokens is drawn
+    const traffic = page.locator('#page-live .chart[data-traffic="true"]');
+    while ((await traffic.count()) === 0) {
+      const res = await fetch(`${server.url}/v1/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${API_KEY}` },
+        body: JSON.stringify({ model: "stories", prompt: "Once upon a time", max_tokens: 32 }),
+      });
+      assert.equal(res.status, 200, await res.text());
+    }
     await screenshot("live");
   }),
 );

@@ -144,13 +144,14 @@ function renderBench(rows) {
     ),
   );
   const ordered = [...rows].reverse().filter((r) => r.avg_tok_s !== null);
-  const data = [ordered.map((r) => Date.parse(r.created_at) / 1000), ordered.map((r) => r.avg_tok_s)];
+  const data = [ordered.map((_r, i) => i + 1), ordered.map((r) => r.avg_tok_s)];
   if (!benchChart) {
     benchChart = new uPlot(
       {
         width: Math.max(200, benchChartEl.clientWidth - 8),
         height: 180,
-        series: [{}, { label: "avg output tok/s", stroke: "#0b5cad", width: 2, points: { show: true, size: 6 } }],
+        scales: { x: { time: false } },
+        series: [{ label: "run" }, { label: "avg output tok/s", stroke: "#0b5cad", width: 2, points: { show: true, size: 6 } }],
         axes: [{}, { size: 60 }],
       },
       data,

@@ -36,7 +36,8 @@ function chart(el, title, labels, colors, unit) {
       })),
     ],
     axes: [{}, { size: 60 }],
-    scales: { x: { time: true } },
+    // a fixed window ending now: uPlot would otherwise stretch one sample over years of axis
+    scales: { x: { time: true, range: (_u, _min, max) => [max - (KEEP * POLL_MS) / 1000, max] } },
   };
   return new uPlot(opts, [[], ...labels.map(() => [])], el);
 }
@@ -79,6 +80,8 @@ async function sample() {
 }
 
 function draw() {
+  // for tests and screenshots: has a sample with generated tokens been drawn?
+  if (series.tokps.some((v) => v > 0)) livePage.cards[0].dataset.traffic = "true";
   if (charts.length === 0) return;
   charts[0].setData([series.t, series.tokps]);
   charts[1].setData([series.t, series.ttft, series.itl]);

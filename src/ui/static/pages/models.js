@@ -128,7 +128,7 @@ function render() {
               ),
             ),
           )
-        : "";
+        : null;
       const memory = run ? run.reserved_bytes || run.memory?.rss_bytes || null : null;
       return h(
         "tr",
@@ -191,7 +191,7 @@ function render() {
         "Backend",
         "Memory",
         "Context",
-        "Slots (busy/all)",
+        "Slots busy",
         "Idle",
         "Keep-alive",
         "Pinned",
