@@ -10,6 +10,10 @@
 #   env: MODEL (default /tmp/lmxbench/models/rand-500m-q8_0.gguf), LLAMA_SERVER (default ~/.cache/opta-lmx/llama-server/bin/llama-server),
 #        THREADS (default 2), PARALLEL (default 4), CTX (tokens per slot, default 1024), MAX_TOKENS (default 64),
 #        REQUESTS (per level, default 4), CONCURRENCY (default 1,4), FORMAT (default json_schema), EXTRA (more bench flags)
+#   ignore_eos is NOT sent (--no-ignore-eos): a grammar that completes leaves only end-of-generation allowed, and
+#   with ignore_eos llama.cpp then fails the request ("Unexpected empty grammar stack") while node-llama-cpp decodes
+#   hidden end tokens to max_tokens. Without it both stop where the grammar (or the model) ends; tok/req shows how
+#   far requests got (on random weights the {"story": ...} string is rarely closed, so nearly all reach max_tokens).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 engine="${1:-llama-server}"
@@ -63,4 +67,4 @@ curl -sf "$url/v1/chat/completions" -H 'content-type: application/json' \
 echo "# engine $engine, model $model, threads $threads, parallel $parallel, ctx/slot $ctx, max_tokens $max_tokens" >&2
 node "$root/dist/src/cli/main.js" bench --url "$url" --compare "$url" --endpoint chat \
   --response-format "$format" --compare-response-format text --model "$id" --rounds "$rounds" \
-  --concurrency "$concurrency" --requests "$requests" --prompt-tokens 128 --max-tokens "$max_tokens" --warmup 2 ${EXTRA:-}
+  --concurrency "$concurrency" --requests "$requests" --prompt-tokens 128 --max-tokens "$max_tokens" --warmup 2 --no-ignore-eos ${EXTRA:-}
