@@ -11,6 +11,7 @@ import { registerGenerationRoutes } from "./routes/generation.js";
 import { registerHealthRoutes } from "./routes/health.js";
 import { registerMetricsRoutes } from "./routes/metrics.js";
 import { registerModelRoutes } from "./routes/models.js";
+import { registerResponsesRoutes } from "./routes/responses.js";
 
 /**
  * Errors Node's HTTP parser raises before Fastify sees a request (oversized headers, stalled uploads, garbage)
@@ -87,6 +88,7 @@ export function buildApp(ctx: GatewayContext): FastifyInstance {
     }
     registerModelRoutes(openai, ctx);
     registerGenerationRoutes(openai, ctx);
+    registerResponsesRoutes(openai, ctx);
   });
   registerAdminRoutes(app, ctx);
   return app;
