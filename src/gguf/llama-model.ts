@@ -49,8 +49,38 @@ export interface WriteLlamaModelOptions {
   readonly seed: number;
   /** general.name */
   readonly name: string;
-  /** Adds a ChatML Jinja template and makes `<|im_end|>` the EOS token. */
-  readonly chatTemplate?: "chatml";
+  /**
+   * `"chatml"` adds a ChatML Jinja template and makes `<|im_end|>` the EOS token. A family template adds its own
+   * special tokens to the vocabulary (see {@link FamilyChatTemplate}).
+   */
+  readonly chatTemplate?: "chatml" | FamilyChatTemplate;
+}
+
+/**
+ * A chat template with the tokens its markers need. Each special token becomes ONE vocabulary entry (the last ids
+ * of the vocabulary, replacing the rarest word pieces, so the ids of everything else stay as in the plain model).
+ */
+export interface FamilyChatTemplate {
+  readonly jinja: string;
+  /** Marker tokens, added as control tokens (llama.cpp parses them only as special text and does not print them). */
+  readonly specialTokens: readonly string[];
+  /**
+   * Marker tokens added as user-defined tokens: one id each, and always printed, as real models ship some markers
+   * (Qwen's `<tool_call>` and `<think>`).
+   */
+  readonly textTokens?: readonly string[] | undefined;
+  /** The EOS token: one of the special tokens (or a built-in one). */
+  readonly eosToken: string;
+  /**
+   * More tokens that end generation. llama.cpp has no metadata list of them: it recognises known texts
+   * (`<|eot_id|>`, `<|eom_id|>`, `<|call|>`, `<|return|>`, `<|im_end|>`, ...); `tokenizer.ggml.eom_token_id` and
+   * `tokenizer.ggml.eot_token_id` name one more each, and the writer uses them (at most one `<|eom_id|>` and one other).
+   */
+  readonly extraEogTokens?: readonly string[] | undefined;
+  /** The BOS token; `<s>` when not given. */
+  readonly bosToken?: string | undefined;
+  /** tokenizer.ggml.add_bos_token; true when not given (as for the plain model). */
+  readonly addBos?: boolean | undefined;
 }
 
 /** Standard ChatML template, as shipped by many HF models; node-llama-cpp recognises it. */
@@ -79,7 +109,8 @@ export function llamaParamCount(shape: LlamaShape): number {
 
 export async function writeLlamaModel(path: string, options: WriteLlamaModelOptions): Promise<{ bytes: number; paramCount: number }> {
   validateShape(options.shape, options.weightType);
-  const vocab = buildLlamaVocab(options.shape.nVocab);
+  const family = typeof options.chatTemplate === "object" ? options.chatTemplate : null;
+  const vocab = buildLlamaVocab(options.shape.nVocab, family ? familyTokens(family) : undefined);
   const { bytes } = await writeGgufFile(path, {
     metadata: llamaMetadata(options, vocab),
     tensors: llamaTensors(options),
@@ -147,6 +178,7 @@ function normTensor(name: string, width: number): GgufTensorSpec {
 function llamaMetadata(options: WriteLlamaModelOptions, vocab: LlamaVocab): GgufMetadata {
   const { shape } = options;
   const chat = options.chatTemplate === "chatml";
+  const family = typeof options.chatTemplate === "object" ? options.chatTemplate : null;
   const quantized = options.weightType === "q8_0" || options.weightType === "q4_0";
   return {
     "general.architecture": gv.str("llama"),
@@ -167,13 +199,48 @@ function llamaMetadata(options: WriteLlamaModelOptions, vocab: LlamaVocab): Gguf
     "tokenizer.ggml.tokens": gv.strings(vocab.tokens),
     "tokenizer.ggml.scores": gv.numbers("f32", vocab.scores),
     "tokenizer.ggml.token_type": gv.numbers("i32", vocab.types),
-    "tokenizer.ggml.bos_token_id": gv.u32(SPECIAL_IDS.bos),
-    "tokenizer.ggml.eos_token_id": gv.u32(chat ? SPECIAL_IDS.imEnd : SPECIAL_IDS.eos),
+    "tokenizer.ggml.bos_token_id": gv.u32(family ? tokenId(vocab, family.bosToken ?? "<s>") : SPECIAL_IDS.bos),
+    "tokenizer.ggml.eos_token_id": gv.u32(family ? tokenId(vocab, family.eosToken) : chat ? SPECIAL_IDS.imEnd : SPECIAL_IDS.eos),
     "tokenizer.ggml.unknown_token_id": gv.u32(SPECIAL_IDS.unk),
-    "tokenizer.ggml.add_bos_token": gv.bool(true),
+    "tokenizer.ggml.add_bos_token": gv.bool(family?.addBos ?? true),
     "tokenizer.ggml.add_eos_token": gv.bool(false),
     ...(chat ? { "tokenizer.chat_template": gv.str(CHATML_TEMPLATE) } : {}),
+    ...(family ? familyMetadata(family, vocab) : {}),
   };
+}
+
+function familyMetadata(family: FamilyChatTemplate, vocab: LlamaVocab): GgufMetadata {
+  const extras = family.extraEogTokens ?? [];
+  const eom = extras.filter((text) => text === "<|eom_id|>");
+  const eot = extras.filter((text) => text !== "<|eom_id|>");
+  if (eot.length > 1) throw new Error(`llama.cpp reads one eot token id; got extra end-of-generation tokens ${eot.join(", ")}`);
+  return {
+    "tokenizer.chat_template": gv.str(family.jinja),
+    ...(eot[0] === undefined ? {} : { "tokenizer.ggml.eot_token_id": gv.u32(tokenId(vocab, eot[0])) }),
+    ...(eom[0] === undefined ? {} : { "tokenizer.ggml.eom_token_id": gv.u32(tokenId(vocab, eom[0])) }),
+  };
+}
+
+function tokenId(vocab: LlamaVocab, text: string): number {
+  const id = vocab.tokens.indexOf(text);
+  if (id < 0) throw new Error(`token ${JSON.stringify(text)} is not in the vocabulary`);
+  return id;
+}
+
+/** The family's marker tokens not already among the built-in specials, with their token types. */
+function familyTokens(family: FamilyChatTemplate): ExtraToken[] {
+  const builtin = new Set(SPECIAL_TOKENS.map(([text]) => text));
+  const seen = new Set<string>();
+  const extra: ExtraToken[] = [];
+  const add = (text: string, type: number): void => {
+    if (builtin.has(text) || seen.has(text)) return;
+    if (text.length === 0) throw new Error("a special token cannot be empty");
+    seen.add(text);
+    extra.push({ text, type });
+  };
+  for (const text of family.specialTokens) add(text, TOKEN_TYPE.control);
+  for (const text of family.textTokens ?? []) add(text, TOKEN_TYPE.userDefined);
+  return extra;
 }
 
 // ---------------------------------------------------------------------------
@@ -181,7 +248,7 @@ function llamaMetadata(options: WriteLlamaModelOptions, vocab: LlamaVocab): Gguf
 // ---------------------------------------------------------------------------
 
 /** llama_token_type values. */
-export const TOKEN_TYPE = { normal: 1, unknown: 2, control: 3, byte: 6 } as const;
+export const TOKEN_TYPE = { normal: 1, unknown: 2, control: 3, userDefined: 4, byte: 6 } as const;
 
 /**
  * Fixed ids. The ChatML tokens exist in every vocabulary so that chat and
@@ -298,7 +365,7 @@ export interface LlamaVocab {
  * so a prefix-closed vocabulary guarantees a known word always merges into one
  * token, whatever order the other merges happen in.
  */
-export function buildLlamaVocab(nVocab: number): LlamaVocab {
+export function buildLlamaVocab(nVocab: number, extra: readonly ExtraToken[] = []): LlamaVocab {
   const tokens = SPECIAL_TOKENS.map(([text]) => text);
   const types = SPECIAL_TOKENS.map(([, type]) => type);
   for (let byte = 0; byte < 256; byte++) {
@@ -306,12 +373,27 @@ export function buildLlamaVocab(nVocab: number): LlamaVocab {
     types.push(TOKEN_TYPE.byte);
   }
   const firstPiece = tokens.length;
-  const pieces = collectPieces(nVocab - firstPiece);
+  // Extra tokens take the last ids: the pieces they displace are the rarest ones, and the set stays
+  // prefix-closed because a piece's prefixes always come before it.
+  const pieces = collectPieces(nVocab - firstPiece - extra.length);
   tokens.push(...pieces);
   for (let i = 0; i < pieces.length; i++) types.push(TOKEN_TYPE.normal);
+  const firstExtra = tokens.length;
+  for (const token of extra) {
+    if (pieces.includes(token.text)) throw new Error(`special token ${JSON.stringify(token.text)} collides with a word piece`);
+    tokens.push(token.text);
+    types.push(token.type);
+  }
   // Earlier pieces merge first: scores fall with rank, like SentencePiece log-probs.
-  const scores = Float32Array.from(tokens, (_, id) => (id < firstPiece ? 0 : firstPiece - id));
+  const scores = Float32Array.from(tokens, (_, id) => (id < firstPiece || id >= firstExtra ? 0 : firstPiece - id));
   return { tokens, scores, types: Int32Array.from(types) };
+}
+
+/** A token added to the vocabulary whole (a chat template's marker). */
+export interface ExtraToken {
+  readonly text: string;
+  /** A {@link TOKEN_TYPE} value: control or user-defined. */
+  readonly type: number;
 }
 
 function collectPieces(budget: number): string[] {

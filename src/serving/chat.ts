@@ -48,6 +48,8 @@ export type ChoiceEvent =
 export interface ChatRunInput {
   model: ModelDescriptor;
   job: ChatJob;
+  /** How the job meets the model's template; planChat unless the caller has its own (a raw text completion). */
+  plan?: (template: TemplateInfo) => ChatPlan;
   sampling: SamplingRequest;
   signal: AbortSignal;
   priority: Priority;
@@ -76,7 +78,7 @@ export async function startChatRun(ctx: ServingContext, input: ChatRunInput, out
   let first: PrimedGeneration;
   try {
     const template = (firstLease.runner.info as { template?: TemplateInfo }).template ?? NO_TEMPLATE;
-    plan = planChat(job, template);
+    plan = input.plan ? input.plan(template) : planChat(job, template);
     first = await prime(firstLease, rawRequest(plan, job, input.sampling, 0), input);
   } catch (error) {
     firstLease.release();

@@ -14,6 +14,8 @@ import { forwardToRunner, type ForwardOutcome, type ResponseSink } from "./relay
 import type { ChatCompletionRequest } from "../api/openai/schemas.js";
 import { chatJobFrom, needsChatLayer } from "../chat/request.js";
 import { answerChatCompletion } from "./chat-completion.js";
+import type { CompletionRequest } from "../api/openai/schemas.js";
+import { answerTextCompletion, needsRawCompletion } from "./text-completion.js";
 import type { ChatOutcomeSink } from "./chat.js";
 
 export type GenerationPath = "/v1/chat/completions" | "/v1/completions" | "/v1/embeddings";
@@ -97,9 +99,11 @@ export async function generate(ctx: ServingContext, input: GenerateInput): Promi
   // tools, JSON output, logprobs and n go through the chat layer; everything it refuses is refused before a load
   const chatBody = endpoint.path === "/v1/chat/completions" ? (body as ChatCompletionRequest) : null;
   const chatJob = chatBody && needsChatLayer(chatBody) ? chatJobFrom(chatBody) : null;
+  const rawCompletion = endpoint.path === "/v1/completions" && needsRawCompletion(body as CompletionRequest);
   const { model, equivalent } = await resolveServable(ctx, body.model, endpoint.accepts, recorder);
-  if (chatJob) {
+  if (chatJob || rawCompletion) {
     try {
+      if (!chatJob) return await answerTextCompletion(ctx, input, model);
       return await answerChatCompletion(
         ctx,
         input,
