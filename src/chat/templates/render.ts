@@ -33,6 +33,8 @@ export interface RenderOptions {
    * Default true; false renders the conversation without them (past tool turns are still rewritten as text).
    */
   genericToolInstructions?: boolean;
+  /** The request's reasoning_effort, for templates that read `reasoning_effort` (gpt-oss's Harmony). */
+  reasoningEffort?: string | null;
 }
 
 /** A message as HF chat templates read it. */
@@ -82,6 +84,7 @@ export function renderPrompt(
     add_generation_prompt: true,
     bos_token: info.bosToken ?? "",
     eos_token: info.eosToken ?? "",
+    ...(opts.reasoningEffort ? { reasoning_effort: opts.reasoningEffort } : {}),
     // raise_exception and strftime_now are @huggingface/jinja built-ins (redefining them throws).
   };
   let prompt: string;
