@@ -16,6 +16,12 @@ import { generationRouteHooks, serveCounted } from "./generation.js";
 
 const idParams = z.strictObject({ id: z.string().min(1).max(256) });
 
+const retrieveQuery = z.strictObject({
+  stream: z.enum(["false"], { message: "replaying a stored response as a stream is not supported; retrieve it whole" }).optional(),
+  include: z.union([z.string(), z.array(z.string())]).optional(),
+  include_obfuscation: z.string().optional(),
+});
+
 const inputItemsQuery = z.strictObject({
   limit: z.coerce.number().int().min(1).max(100).optional(),
   order: z.enum(["asc", "desc"]).optional(),
@@ -34,6 +40,7 @@ export function registerResponsesRoutes(app: FastifyInstance, ctx: GatewayContex
 
   app.get("/v1/responses/:id", async (request) => {
     const { id } = idParams.parse(request.params);
+    parseRequest(retrieveQuery, request.query ?? {});
     return storedOrNotFound(store, id).response;
   });
 

@@ -1,0 +1,259 @@
+/**
+ * POST /v1/responses and the stored responses, through the official openai client, against a real gateway and
+ * real runners on both engines (the shared stories260K ChatML model): whole and streamed answers, a forced
+ * function call and a JSON Schema answer (grammars make them well-formed whatever the weights), a conversation
+ * continued with previous_response_id across a restart on the same state directory, GET / DELETE, refusals.
+ */
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { after, before, describe, test } from "node:test";
+import OpenAI from "openai";
+import { Ajv } from "ajv";
+import type { ModelEntryInput } from "../../src/config/schema.js";
+import { NO_LLAMA_SERVER, testLlamaServerBinary } from "../helpers/llama-server.js";
+import { testModel } from "../helpers/models.js";
+import { getJson, startTestServer, type TestServer } from "../helpers/server.js";
+
+const binary = testLlamaServerBinary();
+const ajv = new Ajv({ strict: false });
+
+const addTool = {
+  type: "function" as const,
+  name: "add",
+  description: "Adds two small integers",
+  strict: true,
+  parameters: {
+    type: "object",
+    properties: { left: { type: "integer", minimum: 0, maximum: 9 }, right: { type: "integer", minimum: 0, maximum: 9 } },
+    required: ["left", "right"],
+    additionalProperties: false,
+  },
+};
+const verdictSchema = {
+  type: "object",
+  properties: { answer: { type: "string", enum: ["yes", "no"] }, confidence: { type: "integer", minimum: 0, maximum: 10 } },
+  required: ["answer", "confidence"],
+  additionalProperties: false,
+};
+
+/** The status and error param of a refused call. */
+async function refusedWith(call: Promise<unknown>): Promise<{ status: number; param: string | null | undefined; code: string | null | undefined }> {
+  try {
+    await call;
+  } catch (error) {
+    assert.ok(error instanceof OpenAI.APIError, `expected an API error, got ${String(error)}`);
+    return { status: error.status as number, param: error.param, code: error.code };
+  }
+  assert.fail("expected the call to be refused");
+}
+
+for (const engine of ["node-llama-cpp", "llama-server"] as const) {
+  const skip = engine === "llama-server" && !binary ? NO_LLAMA_SERVER : false;
+  describe(`Responses API on ${engine}`, { skip }, () => {
+    let server: TestServer;
+    let client: OpenAI;
+    let stateDir: string;
+    let models: ModelEntryInput[];
+    const base = { model: "chat", temperature: 0, max_output_tokens: 24 };
+
+    const start = async () => {
+      server = await startTestServer({
+        state_dir: stateDir,
+        backends: engine === "llama-server" ? { llama_server: binary!, cpu_fallback: false } : {},
+        models,
+      });
+      client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: "unused", maxRetries: 0, timeout: 120_000 });
+    };
+
+    before(async () => {
+      stateDir = mkdtempSync(path.join(os.tmpdir(), "lmx-responses-state-"));
+      const chat = await testModel("stories260K-chatml.gguf");
+      models = [{ id: "chat", path: chat.path, context_size: 1024, parallel: 2, threads: 1 }];
+      await start();
+    });
+    after(async () => {
+      await server?.stop();
+      if (stateDir) rmSync(stateDir, { recursive: true, force: true });
+    });
+
+    test("string input: a Response with one assistant message, honest usage and the request echoed", async () => {
+      const response = await client.responses.create({ ...base, input: "Tell me a story about a dog.", metadata: { run: "1" } });
+      assert.match(response.id, /^resp_/);
+      assert.equal(response.object, "response");
+      assert.equal(response.model, "chat");
+      assert.ok(response.output_text.length > 0, "the model answered");
+      const messages = response.output.filter((item) => item.type === "message");
+      assert.equal(messages.length, 1);
+      assert.match(messages[0]!.id, /^msg_/);
+      const usage = response.usage!;
+      assert.ok(usage.input_tokens > 0 && usage.output_tokens > 0);
+      assert.equal(usage.total_tokens, usage.input_tokens + usage.output_tokens);
+      // cut by max_output_tokens exactly when all of them were generated
+      assert.equal(response.status, usage.output_tokens === 24 ? "incomplete" : "completed");
+      if (response.status === "incomplete") assert.deepEqual(response.incomplete_details, { reason: "max_output_tokens" });
+      assert.equal(response.max_output_tokens, 24);
+      assert.equal(response.temperature, 0);
+      assert.deepEqual(response.metadata, { run: "1" });
+      assert.equal((response as unknown as { store: boolean }).store, true);
+      assert.deepEqual(response.tools, []);
+    });
+
+    test("item input with instructions: the instructions are in the prompt", async () => {
+      const input = [{ type: "message" as const, role: "user" as const, content: [{ type: "input_text" as const, text: "Once upon a time" }] }];
+      const plain = await client.responses.create({ ...base, input });
+      const instructed = await client.responses.create({ ...base, input, instructions: "You tell short stories about a little cat." });
+      assert.equal(instructed.instructions, "You tell short stories about a little cat.");
+      assert.ok(
+        instructed.usage!.input_tokens > plain.usage!.input_tokens,
+        `instructions add prompt tokens: ${instructed.usage!.input_tokens} vs ${plain.usage!.input_tokens}`,
+      );
+    });
+
+    test("streamed: events in order with sequence numbers, finalResponse() equal to the whole answer", async () => {
+      const whole = await client.responses.create({ ...base, input: "Tell me a story about a dog.", store: false });
+      const stream = client.responses.stream({ ...base, input: "Tell me a story about a dog.", store: false });
+      const types: string[] = [];
+      const sequence: number[] = [];
+      let deltas = "";
+      for await (const event of stream) {
+        types.push(event.type);
+        sequence.push(event.sequence_number);
+        if (event.type === "response.output_text.delta") deltas += event.delta;
+      }
+      const final = await stream.finalResponse();
+      assert.deepEqual(
+        sequence,
+        types.map((_, i) => i),
+      );
+      assert.deepEqual(types.slice(0, 4), ["response.created", "response.in_progress", "response.output_item.added", "response.content_part.added"]);
+      assert.deepEqual(types.slice(-4), [
+        "response.output_text.done",
+        "response.content_part.done",
+        "response.output_item.done",
+        final.status === "incomplete" ? "response.incomplete" : "response.completed",
+      ]);
+      assert.ok(types.includes("response.output_text.delta"));
+      assert.equal(final.output_text, deltas);
+      assert.equal(final.output_text, whole.output_text, "greedy: streamed and whole answers are the same");
+      assert.deepEqual(final.usage, whole.usage);
+    });
+
+    test("tool_choice required: function_call items whose arguments satisfy the schema; the result continues the turn", async () => {
+      const response = await client.responses.create({
+        ...base,
+        max_output_tokens: 200,
+        input: "What is 2 plus 3?",
+        tools: [addTool],
+        tool_choice: "required",
+      });
+      const calls = response.output.filter((item) => item.type === "function_call");
+      assert.ok(calls.length >= 1, JSON.stringify(response.output));
+      const validate = ajv.compile(addTool.parameters);
+      for (const call of calls) {
+        assert.equal(call.name, "add");
+        assert.match(call.call_id, /^call_/);
+        assert.match(call.id!, /^fc_/);
+        assert.equal(call.status, "completed");
+        assert.ok(validate(JSON.parse(call.arguments)), `${call.arguments}: ${ajv.errorsText(validate.errors)}`);
+      }
+      assert.equal(response.status, "completed");
+      assert.deepEqual(response.tool_choice, "required");
+      assert.equal(response.tools[0]!.type === "function" && response.tools[0]!.name, "add");
+
+      // the client runs the function and sends its output, continuing from the stored response
+      const next = await client.responses.create({
+        ...base,
+        previous_response_id: response.id,
+        tools: [addTool],
+        input: calls.map((call) => ({ type: "function_call_output" as const, call_id: call.call_id, output: "5" })),
+      });
+      assert.ok(["completed", "incomplete"].includes(next.status!));
+      assert.ok(next.usage!.input_tokens > response.usage!.input_tokens);
+    });
+
+    test("text.format json_schema: output_text parses and validates", async () => {
+      const response = await client.responses.create({
+        ...base,
+        max_output_tokens: 200,
+        input: "Is the sky blue?",
+        text: { format: { type: "json_schema", name: "verdict", schema: verdictSchema, strict: true } },
+      });
+      const validate = ajv.compile(verdictSchema);
+      assert.ok(validate(JSON.parse(response.output_text)), `${response.output_text}: ${ajv.errorsText(validate.errors)}`);
+      assert.equal(response.text?.format?.type, "json_schema");
+    });
+
+    test("three turns through previous_response_id, the third after a restart on the same state directory", async () => {
+      const first = await client.responses.create({ ...base, input: "Tell me about a dog.", instructions: "Be kind." });
+      const second = await client.responses.create({ ...base, input: "What did the dog do next?", previous_response_id: first.id });
+      assert.equal(second.previous_response_id, first.id);
+      assert.equal(second.instructions, null, "instructions are not carried over");
+      assert.ok(second.usage!.input_tokens > first.usage!.input_tokens, "the first turn is in the second's prompt");
+
+      await server.stop();
+      await start();
+
+      const stored = await client.responses.retrieve(second.id);
+      assert.equal(stored.id, second.id);
+      assert.deepEqual(stored.output, second.output);
+      assert.equal(stored.output_text, second.output_text);
+      const third = await client.responses.create({ ...base, input: "And then?", previous_response_id: second.id });
+      assert.ok(third.usage!.input_tokens > second.usage!.input_tokens, "both earlier turns are in the third's prompt");
+      const alone = await client.responses.create({ ...base, input: "And then?", store: false });
+      assert.ok(third.usage!.input_tokens > alone.usage!.input_tokens + second.usage!.input_tokens / 2);
+
+      const items = await client.responses.inputItems.list(first.id, { order: "asc" });
+      assert.equal(items.data.length, 1);
+      const item = items.data[0]!;
+      assert.ok(item.type === "message" && item.content[0]?.type === "input_text" && item.content[0].text === "Tell me about a dog.");
+    });
+
+    test("GET and DELETE a stored response; store: false keeps nothing", async () => {
+      const response = await client.responses.create({ ...base, input: "Hello" });
+      const fetched = await client.responses.retrieve(response.id);
+      assert.deepEqual(fetched.output, response.output);
+      assert.equal(fetched.status, response.status);
+      const { status, body } = await getJson<unknown>(`${server.url}/v1/responses/${response.id}`, { method: "DELETE" });
+      assert.equal(status, 200);
+      assert.deepEqual(body, { id: response.id, object: "response.deleted", deleted: true });
+      assert.equal((await refusedWith(client.responses.retrieve(response.id))).status, 404);
+      assert.equal((await refusedWith(client.responses.delete(response.id))).status, 404);
+
+      const unstored = await client.responses.create({ ...base, input: "Hello", store: false });
+      assert.equal((unstored as unknown as { store: boolean }).store, false);
+      assert.equal((await refusedWith(client.responses.retrieve(unstored.id))).status, 404);
+    });
+
+    test("refusals: 400 naming the parameter, 404 for an unknown previous_response_id", async () => {
+      const cases: Array<[Record<string, unknown>, string]> = [
+        [{ input: [{ role: "user", content: "hi", colour: "red" }] }, "input[0].colour"],
+        [{ input: "hi", frobnicate: true }, "frobnicate"],
+        [{ input: "hi", truncation: "auto" }, "truncation"],
+        [{ input: "hi", tools: [addTool], tool_choice: { type: "function", name: "ghost" } }, "tool_choice"],
+        [
+          {
+            input: [
+              { role: "user", content: "hi" },
+              { type: "function_call_output", call_id: "nope", output: "x" },
+            ],
+          },
+          "input[1].call_id",
+        ],
+        [{ input: "hi", text: { format: { type: "json_schema", name: "x", schema: { type: "string", pattern: "^a+$" } } } }, "text.format.schema"],
+      ];
+      for (const [body, param] of cases) {
+        const refused = await refusedWith(
+          client.responses.create({ model: "chat", ...body } as unknown as OpenAI.Responses.ResponseCreateParamsNonStreaming),
+        );
+        assert.equal(refused.status, 400, `${JSON.stringify(body)}`);
+        assert.equal(refused.param, param, JSON.stringify(body));
+      }
+      const unknown = await refusedWith(client.responses.create({ ...base, input: "hi", previous_response_id: "resp_doesnotexist" }));
+      assert.deepEqual(unknown, { status: 404, param: "previous_response_id", code: "not_found" });
+      const priority = await refusedWith(client.responses.create({ ...base, input: "hi" }, { headers: { "x-priority": "urgent" } }));
+      assert.deepEqual([priority.status, priority.param], [400, "x-priority"]);
+    });
+  });
+}
