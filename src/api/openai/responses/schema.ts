@@ -104,7 +104,7 @@ export const responseCreateRequestSchema = z
     tools: z.array(functionTool).max(MAX_TOOLS).optional(),
     tool_choice: toolChoice.optional(),
     parallel_tool_calls: z.boolean().nullable().optional(),
-    text: z.strictObject({ format: textFormat.optional(), verbosity: z.enum(["low", "medium", "high"]).nullable().optional() }).optional(),
+    text: z.strictObject({ format: textFormat.optional() }).optional(),
     max_output_tokens: z.number().int().min(1).nullable().optional(),
     temperature: z.number().min(0).max(2).nullable().optional(),
     top_p: z.number().min(0).max(1).nullable().optional(),
