@@ -32,14 +32,18 @@ export function planChat(job: ChatJob, template: TemplateInfo): ChatPlan {
     reasoningEffort: job.reasoningEffort,
   });
   const thinking = detected.thinking;
+  // A prompt that ends inside an opened block (`<think>\n`): the output starts as reasoning and must close it.
+  const thinkingMode = thinking && /<think>\s*$/.test(prompt) ? ("open" as const) : thinking;
   let grammar: string | null = null;
   const forced = job.choice.kind === "required" || job.choice.kind === "named";
   if (job.choice.kind === "required" || job.choice.kind === "named") {
     const builder = new GbnfBuilder();
-    grammar = builder.build(format.grammar(builder, job.tools, job.choice, job.parallel, { thinking }));
+    grammar = builder.build(format.grammar(builder, job.tools, job.choice, job.parallel, { thinking: thinkingMode }));
   } else if (job.output.kind !== "text") {
     const builder = new GbnfBuilder();
-    grammar = builder.build(format.jsonGrammar(builder, job.output.kind === "json_object" ? "object" : job.output.schema, { thinking }));
+    grammar = builder.build(
+      format.jsonGrammar(builder, job.output.kind === "json_object" ? "object" : job.output.schema, { thinking: thinkingMode }),
+    );
   }
   return {
     family: detected.family,
@@ -49,7 +53,7 @@ export function planChat(job: ChatJob, template: TemplateInfo): ChatPlan {
     forced,
     stops: format.stops,
     preservedTokens: format.preservedTokens,
-    newParser: () => format.parser({ tools: job.tools, forced, newId: newToolCallId, thinking }),
+    newParser: () => format.parser({ tools: job.tools, forced, newId: newToolCallId, thinking: thinkingMode }),
   };
 }
 

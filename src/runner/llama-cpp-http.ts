@@ -8,6 +8,7 @@ import type { ChatCompletionRequest, CompletionRequest, EmbeddingRequest } from 
 import type { GenerationResult, LlamaCppEngine, PreparedGeneration } from "../engines/llama-cpp/engine.js";
 import { listenRunnerHttp, readJson, sendJson, type RunnerHttpServer } from "./internal-http.js";
 import { RUNNER_REQUEST_ID_HEADER } from "./protocol.js";
+import { parseRawCompletion, type CompletionFinal, type CompletionProbability, type RawCompletionBody } from "../api/llama/completion.js";
 
 type Kind = "chat" | "completion";
 
@@ -23,6 +24,7 @@ async function route(engine: LlamaCppEngine, req: http.IncomingMessage, res: htt
   const body = await readJson(req);
   const requestId = headerValue(req, RUNNER_REQUEST_ID_HEADER) ?? `req-${Date.now().toString(36)}`;
   if (url === "/v1/embeddings") return sendEmbeddings(res, engine, body as EmbeddingRequest);
+  if (url === "/completion") return rawCompletion(engine, parseRawCompletion(body), res, active);
   if (url !== "/v1/chat/completions" && url !== "/v1/completions") throw new LmxError("not_found", `no runner route POST ${url}`);
   const kind: Kind = url === "/v1/chat/completions" ? "chat" : "completion";
   // Listening before preparing: a client that leaves while its request waits for a sequence must stop the wait
@@ -149,6 +151,78 @@ async function streamGeneration({ res, engine, prepared, kind, request, requestI
     res.write(`data: ${JSON.stringify(usageChunk)}\n\n`);
   }
   res.end("data: [DONE]\n\n");
+}
+
+/**
+ * llama-server's native `/completion` (src/api/llama/completion.ts): one raw generation, answered in
+ * llama-server's shapes — a JSON object, or SSE events (one per piece of text, then a final event with
+ * `stop: true`; no `[DONE]`, as llama-server ends this route's streams).
+ */
+async function rawCompletion(engine: LlamaCppEngine, request: RawCompletionBody, res: http.ServerResponse, active: Set<AbortController>) {
+  const controller = new AbortController();
+  active.add(controller);
+  res.on("close", () => {
+    if (!res.writableFinished) controller.abort();
+  });
+  const signal = controller.signal;
+  let prepared: PreparedGeneration | null = null;
+  try {
+    try {
+      prepared = await engine.prepareRaw(request, signal);
+    } catch (error) {
+      if (signal.aborted) return;
+      throw error;
+    }
+    if (!request.stream) {
+      const probabilities: CompletionProbability[] = [];
+      const result = await engine.generate(prepared, (_piece, entries) => entries && probabilities.push(...entries), signal);
+      if (signal.aborted) return;
+      sendJson(res, 200, { ...finalOf(result, result.text), ...(request.n_probs > 0 ? { completion_probabilities: probabilities } : {}) });
+      return;
+    }
+    res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
+    let result: GenerationResult;
+    try {
+      result = await engine.generate(
+        prepared,
+        (piece, entries) =>
+          res.write(
+            entries
+              ? `data: {"content":${JSON.stringify(piece)},"stop":false,"completion_probabilities":${JSON.stringify(entries)}}\n\n`
+              : `data: {"content":${JSON.stringify(piece)},"stop":false}\n\n`,
+          ),
+        signal,
+      );
+    } catch (error) {
+      if (signal.aborted) return;
+      const lmx =
+        error instanceof LmxError ? error : new LmxError("internal_error", `generation failed: ${(error as Error)?.message ?? String(error)}`);
+      res.end(`data: ${JSON.stringify(toOpenAiBody(lmx))}\n\n`);
+      return;
+    }
+    if (signal.aborted) {
+      res.end();
+      return;
+    }
+    // in a stream the text went out piece by piece: the last event carries none (as llama-server's)
+    res.end(`data: ${JSON.stringify(finalOf(result, ""))}\n\n`);
+  } finally {
+    if (prepared) engine.release(prepared);
+    active.delete(controller);
+  }
+}
+
+function finalOf(result: GenerationResult, content: string): CompletionFinal {
+  return {
+    content,
+    stop: true,
+    stop_type: result.stopType,
+    stopping_word: result.stoppingWord,
+    tokens_predicted: result.completionTokens,
+    tokens_evaluated: result.promptTokens,
+    tokens_cached: result.cachedTokens,
+    timings: timingsOf(result),
+  };
 }
 
 async function sendEmbeddings(res: http.ServerResponse, engine: LlamaCppEngine, request: EmbeddingRequest) {

@@ -10,6 +10,7 @@ import type { ResolvedRunnerSettings } from "../config/runner-settings.js";
 // the settings types live with the config they are resolved from; runners and the gateway both use them
 export type { GpuChoice, ResolvedRunnerSettings } from "../config/runner-settings.js";
 import type { ChildServerSpec } from "../engines/child-server/recipe.js";
+import type { TemplateInfo } from "../chat/types.js";
 
 /**
  * What a runner process drives: llama.cpp inside it through node-llama-cpp (prebuilt binaries, works everywhere),
@@ -71,6 +72,8 @@ export interface RunnerInfo {
   batchSize: number;
   gpuLayers: number;
   chatWrapper: string | null;
+  /** What the chat layer renders prompts with (the GGUF's template, BOS/EOS text, whether BOS is added). */
+  template: TemplateInfo;
   embeddingSize: number | null;
   /** The generation (or embedding) that ran after load, before the runner was declared ready. */
   canary: { tokens: number; ms: number; tokensPerSec: number };

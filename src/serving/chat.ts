@@ -12,8 +12,6 @@ import type { Priority } from "../scheduler/priority.js";
 import { planChat, type ChatPlan } from "../chat/plan.js";
 import type { ChatJob } from "../chat/request.js";
 import type { OutputEvent, TemplateInfo, ToolOutcome } from "../chat/types.js";
-
-const NO_TEMPLATE: TemplateInfo = { jinja: null, bosToken: null, eosToken: null, addsBos: false };
 import { compileValidator } from "../chat/json-schema/validate.js";
 import type { ServingContext } from "./context.js";
 import { rawGenerate, type RawChunk, type RawGenerateRequest, type RawToken } from "./raw-generate.js";
@@ -77,7 +75,7 @@ export async function startChatRun(ctx: ServingContext, input: ChatRunInput, out
   let plan: ChatPlan;
   let first: PrimedGeneration;
   try {
-    const template = (firstLease.runner.info as { template?: TemplateInfo }).template ?? NO_TEMPLATE;
+    const template = firstLease.runner.info.template;
     plan = input.plan ? input.plan(template) : planChat(job, template);
     first = await prime(firstLease, rawRequest(plan, job, input.sampling, 0), input);
   } catch (error) {

@@ -40,7 +40,7 @@ export interface ForwardOptions {
 /** How a forwarded request ended once the runner had accepted it (a refusal before that is thrown). */
 export type ForwardOutcome = { kind: "answered" } | { kind: "client_closed" } | { kind: "failed"; error: LmxError };
 
-async function crashError(runner: RunnerHandle, cause: unknown): Promise<LmxError> {
+export async function crashError(runner: RunnerHandle, cause: unknown): Promise<LmxError> {
   const exit = await Promise.race([runner.exited, new Promise<null>((r) => setTimeout(() => r(null), EXIT_GRACE_MS).unref())]);
   if (exit && exit.reason !== "stopped") return exit.reason;
   if (exit) return new LmxError("model_crashed", "the model was unloaded while this request was running", { retryAfterSec: 1 });

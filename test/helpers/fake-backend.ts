@@ -137,6 +137,7 @@ export class FakeBackend implements Backend {
           batchSize: s.batchSize,
           gpuLayers: 0,
           chatWrapper: null,
+          template: { jinja: null, bosToken: null, eosToken: null, addsBos: false },
           embeddingSize: null,
           canary: { tokens: 1, ms: 1, tokensPerSec: 1000 },
           memory: { modelRam: ram, modelVram: 0, contextRam: 0, contextVram: 0 },

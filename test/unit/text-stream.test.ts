@@ -27,7 +27,7 @@ test("stop strings cut exactly and text that may start one is held", () => {
   const m = new StopStringMatcher(["END", "\n\n"]);
   assert.deepEqual(m.push("hello E"), { emit: "hello ", stopped: false });
   assert.deepEqual(m.push("N"), { emit: "", stopped: false });
-  assert.deepEqual(m.push("Dx"), { emit: "", stopped: true });
+  assert.deepEqual(m.push("Dx"), { emit: "", stopped: true, word: "END" });
 });
 
 test("held text is released when it turns out not to be a stop string", () => {
@@ -40,7 +40,7 @@ test("held text is released when it turns out not to be a stop string", () => {
 
 test("the earliest stop wins when several match", () => {
   const m = new StopStringMatcher(["cd", "b"]);
-  assert.deepEqual(m.push("abcd"), { emit: "a", stopped: true });
+  assert.deepEqual(m.push("abcd"), { emit: "a", stopped: true, word: "b" });
 });
 
 test("no stop strings: everything passes straight through", () => {

@@ -79,6 +79,7 @@ export class ChildServerEngine {
         batchSize: init.settings.batchSize,
         gpuLayers: typeof init.settings.gpuLayers === "number" ? init.settings.gpuLayers : spec.gpuOffload ? -1 : 0,
         chatWrapper: facts.chatTemplate,
+        template: facts.template,
         embeddingSize: null,
         // a child server does not report what it allocated; the estimate is what the gateway budgeted
         memory: { modelRam: used.modelRam, modelVram: used.modelVram, contextRam: used.contextRam, contextVram: used.contextVram },

@@ -11,6 +11,7 @@
 import type { LmxError } from "../../errors/codes.js";
 import type { MemoryEstimate, RunnerInfo, RunnerInitMessage, RunnerStats } from "../../runner/protocol.js";
 import type { ChildAddress, Upstream } from "./upstream.js";
+import type { TemplateInfo } from "../../chat/types.js";
 
 /** The runner engine spec for a child server, as the gateway sends it in `init`. */
 export interface ChildServerSpec {
@@ -45,6 +46,8 @@ export interface ChildFacts {
   /** Tokens per sequence, as the server applies it. */
   contextSize: number;
   chatTemplate: string | null;
+  /** The template facts the chat layer renders prompts with, as the server applies them. */
+  template: TemplateInfo;
 }
 
 /** Counters only the runner knows (requests it relayed); the server's own counters come from `stats`. */

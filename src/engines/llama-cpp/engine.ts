@@ -8,6 +8,7 @@ import {
   getModuleVersion,
   GgufInsights,
   readGgufFileInfo,
+  LlamaGrammarEvaluationState,
   LlamaLogLevel,
   LlamaText,
   NoBinaryFoundError,
@@ -17,12 +18,15 @@ import {
   type Llama,
   type LlamaContext,
   type LlamaEmbeddingContext,
+  type LlamaGrammar,
   type LlamaModel,
   type Token,
 } from "node-llama-cpp";
 import { LmxError } from "../../errors/codes.js";
 import type { ChatCompletionRequest, CompletionRequest, EmbeddingRequest } from "../../api/openai/schemas.js";
 import { messageText, stopList } from "../../api/openai/schemas.js";
+import type { CompletionProbability, RawCompletionBody, StopType } from "../../api/llama/completion.js";
+import type { TemplateInfo } from "../../chat/types.js";
 import type { MemoryEstimate, RunnerInfo, RunnerInitMessage, RunnerStats } from "../../runner/protocol.js";
 import { DEFAULT_MAX_CONTEXT, defaultContextSize } from "../context-size.js";
 import { BatchGate } from "./batch-gate.js";
@@ -30,6 +34,7 @@ import { SlotPool, type Slot, type SlotLease } from "./slots.js";
 import { IncrementalDetokenizer, StopStringMatcher } from "./text-stream.js";
 import { longestTokenBytes, refuseProvablyTooLong } from "../prompt-bound.js";
 import { OFF_THREAD_MIN_BYTES, TokenizerThread } from "./tokenizer-thread.js";
+import { GrammarCache, TokenProbabilities } from "./raw-extras.js";
 
 export const BACKEND_NAME = "llama.cpp";
 /** llama.cpp's own sampling defaults (llama-server), used where a request leaves a knob unset. */
@@ -49,6 +54,10 @@ export type FinishReason = "stop" | "length";
 export interface GenerationResult {
   text: string;
   finishReason: FinishReason;
+  /** llama-server's finer reason: end-of-generation token, stop string, or the token limit. */
+  stopType: StopType;
+  /** The stop string that ended the generation ("" otherwise). */
+  stoppingWord: string;
   promptTokens: number;
   cachedTokens: number;
   completionTokens: number;
@@ -67,6 +76,27 @@ export interface PreparedGeneration {
   readonly sampling: SamplingSettings;
   /** Generate past end-of-generation tokens (which are not shown) until max_tokens or a stop string. */
   readonly ignoreEos: boolean;
+  /** A raw `/completion` generation's extras; null for the OpenAI routes (which pay nothing for them). */
+  readonly raw: RawExtras | null;
+}
+
+interface RawExtras {
+  /** Compiled GBNF; a fresh evaluation state is made per generation. */
+  grammar: LlamaGrammar | null;
+  /** Top-N log-probabilities per generated token (0 = none). */
+  nProbs: number;
+}
+
+/** The sampling fields the OpenAI routes and `/completion` share (same names in both dialects). */
+interface SamplingInput {
+  temperature?: number | null | undefined;
+  top_k?: number | null | undefined;
+  top_p?: number | null | undefined;
+  min_p?: number | null | undefined;
+  seed?: number | null | undefined;
+  presence_penalty?: number | null | undefined;
+  frequency_penalty?: number | null | undefined;
+  ignore_eos?: boolean | null | undefined;
 }
 
 interface SamplingSettings {
@@ -221,6 +251,7 @@ export class LlamaCppEngine {
       batchSize: context ? context.batchSize : settings.batchSize,
       gpuLayers: model.gpuLayers,
       chatWrapper: chatWrapper ? chatWrapper.wrapperName : null,
+      template: templateInfo(model),
       embeddingSize: init.modelType === "embedding" ? model.embeddingVectorSize : null,
       memory: {
         modelRam: numberOr(modelMemory.ram, model.size),
@@ -354,13 +385,43 @@ export class LlamaCppEngine {
     return this.prepare(tokens, request.max_tokens ?? null, stopList(request.stop), new Set(), request, signal);
   }
 
+  private readonly grammars = new GrammarCache((grammar) => this.llama.createGrammar({ grammar }));
+  // a token's piece as llama-server shows it: detokenized after BOS, so a leading space is kept (alone, the first
+  // piece of a text loses it)
+  private readonly tokenProbabilities = new TokenProbabilities((token) => {
+    const bos = this.model.tokens.bos;
+    return this.model.detokenize([token], true, bos !== null ? [bos] : undefined);
+  });
+
+  /**
+   * llama-server's `/completion`: the prompt is tokenized with special-token text parsed as special tokens, BOS
+   * prepended when the model wants it, as llama-server does (the chat layer rendered the template itself).
+   */
+  async prepareRaw(request: RawCompletionBody, signal: AbortSignal): Promise<PreparedGeneration> {
+    if (!this.context) throw notForGeneration();
+    const bytes = Buffer.byteLength(request.prompt);
+    refuseProvablyTooLong(bytes, this.longestTokenBytes(), this.info.contextSize, "prompt");
+    const tokens = this.model.tokenize(request.prompt, true);
+    if (this.model.tokens.shouldPrependBosToken && this.model.tokens.bos !== null && tokens[0] !== this.model.tokens.bos) {
+      tokens.unshift(this.model.tokens.bos);
+    }
+    const grammar = request.grammar === "" ? null : await this.grammars.get(request.grammar);
+    const maxTokens = request.n_predict === -1 ? null : request.n_predict;
+    return this.prepare(tokens, maxTokens, [...request.stop], new Set(), request, signal, "prompt", {
+      grammar,
+      nProbs: request.n_probs,
+    });
+  }
+
   private async prepare(
     tokens: Token[],
     requestedMaxTokens: number | null,
     stopStrings: string[],
     stopTokens: Set<Token>,
-    request: ChatCompletionRequest | CompletionRequest,
+    request: SamplingInput,
     signal: AbortSignal,
+    promptParam = "messages",
+    raw: RawExtras | null = null,
   ): Promise<PreparedGeneration> {
     const contextSize = this.info.contextSize;
     // at least one token must be generated, and nothing is ever cut from the prompt to make room
@@ -368,7 +429,7 @@ export class LlamaCppEngine {
       throw new LmxError(
         "context_length_exceeded",
         `this model's context is ${contextSize} tokens per request, but the prompt has ${tokens.length} tokens; shorten it or load the model with a larger context_size`,
-        { param: "messages" },
+        { param: promptParam },
       );
     }
     const room = contextSize - tokens.length;
@@ -387,12 +448,14 @@ export class LlamaCppEngine {
       stopStrings,
       stopTokens,
       ignoreEos: request.ignore_eos === true,
+      raw,
       sampling: {
         temperature: request.temperature ?? SAMPLING_DEFAULTS.temperature,
         topK: request.top_k ?? SAMPLING_DEFAULTS.topK,
         topP: request.top_p ?? SAMPLING_DEFAULTS.topP,
         minP: request.min_p ?? SAMPLING_DEFAULTS.minP,
-        seed: request.seed ?? Math.floor(Math.random() * 0xffffffff),
+        // -1 is llama-server's "random"
+        seed: request.seed !== null && request.seed !== undefined && request.seed !== -1 ? request.seed : Math.floor(Math.random() * 0xffffffff),
         presencePenalty: request.presence_penalty ?? 0,
         frequencyPenalty: request.frequency_penalty ?? 0,
       },
@@ -404,7 +467,15 @@ export class LlamaCppEngine {
     this.slots.release(prepared.lease);
   }
 
-  async generate(prepared: PreparedGeneration, onText: (text: string) => void, signal: AbortSignal): Promise<GenerationResult> {
+  /**
+   * `onText` gets each piece of text as it becomes final; for a raw generation with `n_probs`, also the
+   * probabilities of the tokens that piece completes (llama-server's `completion_probabilities` entries).
+   */
+  async generate(
+    prepared: PreparedGeneration,
+    onText: (text: string, probabilities?: CompletionProbability[]) => void,
+    signal: AbortSignal,
+  ): Promise<GenerationResult> {
     const { slot, reusable } = prepared.lease;
     const sequence = slot.sequence;
     const { promptTokens, sampling } = prepared;
@@ -414,7 +485,12 @@ export class LlamaCppEngine {
     let text = "";
     let completionTokens = 0;
     let finishReason: FinishReason = "stop";
+    let stopType: StopType = "eos";
+    let stoppingWord = "";
     let generating = false;
+    const raw = prepared.raw;
+    // per-token entries waiting for the text they belong to (only with n_probs)
+    const pendingProbabilities: CompletionProbability[] | null = raw && raw.nProbs > 0 ? [] : null;
     try {
       if (sequence.nextTokenIndex > reusable) {
         await sequence.eraseContextTokenRanges([{ start: reusable, end: sequence.nextTokenIndex }]);
@@ -423,10 +499,12 @@ export class LlamaCppEngine {
       this.stats.promptTokensEvaluated += evaluateTokens.length;
       this.stats.promptTokensCached += reusable;
       const history: Token[] = promptTokens.slice(-PENALTY_LAST_N);
-      const detokenizer = new IncrementalDetokenizer<Token>((tokens, lastTokens) => this.model.detokenize(tokens, false, lastTokens), promptTokens);
+      // the raw dialect shows special tokens as their text (llama-server with the markers preserved)
+      const special = raw !== null;
+      const detokenizer = new IncrementalDetokenizer<Token>((tokens, lastTokens) => this.model.detokenize(tokens, special, lastTokens), promptTokens);
       const matcher = new StopStringMatcher(prepared.stopStrings);
       const usePenalty = sampling.presencePenalty !== 0 || sampling.frequencyPenalty !== 0;
-      const iterator = sequence.evaluate(evaluateTokens, {
+      const options = {
         // node-llama-cpp ends the iterator at an end-of-generation token unless asked to yield it
         yieldEogToken: prepared.ignoreEos,
         temperature: sampling.temperature,
@@ -444,11 +522,17 @@ export class LlamaCppEngine {
               },
             }
           : {}),
-      });
+        ...(raw?.grammar ? { grammarEvaluationState: new LlamaGrammarEvaluationState({ model: this.model, grammar: raw.grammar }) } : {}),
+      };
+      let lastProbabilities: Map<Token, number> | null = null;
+      const iterator = pendingProbabilities
+        ? tokensOf(sequence.evaluateWithMetadata(evaluateTokens, { probabilities: true }, options), (p) => (lastProbabilities = p))
+        : sequence.evaluate(evaluateTokens, options);
       const emit = (piece: string) => {
         if (piece.length === 0) return;
         text += piece;
-        onText(piece);
+        if (pendingProbabilities && pendingProbabilities.length > 0) onText(piece, pendingProbabilities.splice(0));
+        else onText(piece);
       };
       let stopped = false;
       this.batchGate.generating++;
@@ -463,6 +547,8 @@ export class LlamaCppEngine {
         }
         completionTokens++;
         history.push(token);
+        if (pendingProbabilities && lastProbabilities)
+          pendingProbabilities.push(this.tokenProbabilities.entry(token, lastProbabilities, raw!.nProbs));
         if (endOfGeneration) {
           // ignore_eos: the token counts and stays in the context (as vLLM does), but has no text to show
           if (completionTokens >= prepared.maxTokens) {
@@ -476,6 +562,8 @@ export class LlamaCppEngine {
         emit(scan.emit);
         if (scan.stopped) {
           stopped = true;
+          stopType = "word";
+          stoppingWord = scan.word ?? "";
           break;
         }
         if (completionTokens >= prepared.maxTokens) {
@@ -486,14 +574,23 @@ export class LlamaCppEngine {
       if (!stopped) {
         const tail = matcher.push(detokenizer.flush());
         emit(tail.emit);
-        if (!tail.stopped) emit(matcher.flush());
+        if (tail.stopped) {
+          finishReason = "stop";
+          stopType = "word";
+          stoppingWord = tail.word ?? "";
+        } else emit(matcher.flush());
+        // tokens that wrote no text of their own still have their probabilities
+        if (pendingProbabilities && pendingProbabilities.length > 0 && !tail.stopped) onText("", pendingProbabilities.splice(0));
       }
+      if (finishReason === "length" && stopType !== "word") stopType = "limit";
       this.stats.generatedTokens += completionTokens;
       this.stats.requestsServed++;
       const end = performance.now();
       return {
         text,
         finishReason,
+        stopType,
+        stoppingWord,
         promptTokens: promptTokens.length,
         cachedTokens: reusable,
         completionTokens,
@@ -606,6 +703,29 @@ export async function estimateMemory(
     },
     trainContextSize,
   };
+}
+
+/** The template facts the chat layer renders prompts with, from the GGUF as llama.cpp read it. */
+function templateInfo(model: LlamaModel): TemplateInfo {
+  const metadata = model.fileInfo.metadata as { tokenizer?: { chat_template?: unknown } };
+  const jinja = metadata.tokenizer?.chat_template;
+  return {
+    jinja: typeof jinja === "string" && jinja !== "" ? jinja : null,
+    bosToken: model.tokens.bosString,
+    eosToken: model.tokens.eosString,
+    addsBos: model.tokens.shouldPrependBosToken,
+  };
+}
+
+/** The tokens of an evaluation with metadata, handing each token's probabilities to `take` first. */
+async function* tokensOf(
+  outputs: AsyncGenerator<{ token: Token; probabilities: Map<Token, number> }>,
+  take: (probabilities: Map<Token, number>) => void,
+): AsyncGenerator<Token> {
+  for await (const output of outputs) {
+    take(output.probabilities);
+    yield output.token;
+  }
 }
 
 function contextMemoryOf(context: LlamaEmbeddingContext): { ram: number; vram: number } {

@@ -50,6 +50,8 @@ export interface StopScan {
   emit: string;
   /** True when a stop string was found: `emit` ends right before it and generation must stop. */
   stopped: boolean;
+  /** The stop string that was found (when `stopped`). */
+  word?: string;
 }
 
 export class StopStringMatcher {
@@ -64,14 +66,18 @@ export class StopStringMatcher {
     if (this.stops.length === 0) return { emit: text, stopped: false };
     this.held += text;
     let cut = -1;
+    let word = "";
     for (const stop of this.stops) {
       const index = this.held.indexOf(stop);
-      if (index !== -1 && (cut === -1 || index < cut)) cut = index;
+      if (index !== -1 && (cut === -1 || index < cut)) {
+        cut = index;
+        word = stop;
+      }
     }
     if (cut !== -1) {
       const emit = this.held.slice(0, cut);
       this.held = "";
-      return { emit, stopped: true };
+      return { emit, stopped: true, word };
     }
     const keep = this.longestStopPrefixSuffix();
     const emit = this.held.slice(0, this.held.length - keep);

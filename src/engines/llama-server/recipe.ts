@@ -9,6 +9,8 @@ import { fileURLToPath } from "node:url";
 import { LmxError, type ErrorCode } from "../../errors/codes.js";
 import type { ChatCompletionRequest, CompletionRequest } from "../../api/openai/schemas.js";
 import { messageText } from "../../api/openai/messages.js";
+import { parseRawCompletion, type RawCompletionBody } from "../../api/llama/completion.js";
+import type { TemplateInfo } from "../../chat/types.js";
 import type { MemoryEstimate, RunnerInfo, RunnerInitMessage } from "../../runner/protocol.js";
 import type { ChildServerRecipe, ChildServerSpec } from "../child-server/recipe.js";
 import type { Upstream } from "../child-server/upstream.js";
@@ -41,6 +43,7 @@ export const llamaServerRecipe: ChildServerRecipe = {
       parallel: props.total_slots ?? init.settings.parallel,
       contextSize: props.default_generation_settings?.n_ctx ?? contextSize,
       chatTemplate: props.chat_template ? "jinja (llama-server)" : null,
+      template: await templateInfo(upstream, props),
     };
   },
 
@@ -64,6 +67,7 @@ export const llamaServerRecipe: ChildServerRecipe = {
     let prepared: Record<string, unknown>;
     if (url === "/v1/chat/completions") prepared = chatBody(body as unknown as ChatCompletionRequest);
     else if (url === "/v1/completions") prepared = completionBody(body as unknown as CompletionRequest);
+    else if (url === "/completion") prepared = rawBody(parseRawCompletion(body));
     else throw new LmxError("not_found", `no runner route POST ${url}`);
     const check = checkContext(upstream, info, url, prepared, signal);
     // nobody may await a check whose request failed first: it must not become an unhandled rejection
@@ -92,6 +96,8 @@ export const llamaServerRecipe: ChildServerRecipe = {
 interface Props {
   total_slots?: number;
   chat_template?: string;
+  bos_token?: string;
+  eos_token?: string;
   default_generation_settings?: { n_ctx?: number };
 }
 
@@ -141,12 +147,45 @@ function completionBody(request: CompletionRequest): Record<string, unknown> {
 }
 
 /**
+ * `/completion` is llama-server's own dialect: the validated fields go through as they are. The prompt cache is
+ * always on (reuse of the rendered conversation's prefix is the point of a raw prompt); special tokens named in
+ * `preserved_tokens` come back as their text (llama-server renders other special tokens as nothing).
+ */
+function rawBody(request: RawCompletionBody): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...request, cache_prompt: true };
+  if (request.grammar === "") delete out["grammar"];
+  if (request.preserved_tokens.length === 0) delete out["preserved_tokens"];
+  return out;
+}
+
+/**
+ * The template facts as llama-server applies them: its template, BOS and EOS text from /props, and whether its
+ * tokenizer adds BOS (tokenizing "a" with special tokens added: the first piece is then the BOS text).
+ */
+async function templateInfo(upstream: Upstream, props: Props): Promise<TemplateInfo> {
+  const bosToken = props.bos_token || null;
+  let addsBos = false;
+  if (bosToken !== null) {
+    const answer = await upstream.call(
+      "POST",
+      "/tokenize",
+      { content: "a", add_special: true, parse_special: false, with_pieces: true },
+      AbortSignal.timeout(CONTROL_TIMEOUT_MS),
+    );
+    const first = (answer.json as { tokens?: Array<{ piece?: unknown }> } | null)?.tokens?.[0];
+    addsBos = answer.status === 200 && first?.piece === bosToken;
+  }
+  return { jinja: props.chat_template || null, bosToken, eosToken: props.eos_token || null, addsBos };
+}
+
+/**
  * Refuses a prompt plus max_tokens beyond the per-request context, as the node-llama-cpp engine does, with the
  * same message. Without max_tokens, llama-server's own check (prompt ≥ context) is the whole rule. The prompt is
  * only tokenized when its byte length cannot already prove it fits.
  */
 function checkContext(upstream: Upstream, info: RunnerInfo, url: string, body: Record<string, unknown>, signal: AbortSignal): Promise<void> | null {
-  const maxTokens = typeof body["max_tokens"] === "number" ? body["max_tokens"] : null;
+  const limit = url === "/completion" ? body["n_predict"] : body["max_tokens"];
+  const maxTokens = typeof limit === "number" && limit > 0 ? limit : null;
   if (maxTokens === null) return null;
   const contextSize = info.contextSize;
   // a completion prompt whose bytes prove it fits needs no call at all
