@@ -137,7 +137,9 @@ for (const engine of ["node-llama-cpp", "llama-server"] as const) {
       assert.ok(types.includes("response.output_text.delta"));
       assert.equal(final.output_text, deltas);
       assert.equal(final.output_text, whole.output_text, "greedy: streamed and whole answers are the same");
-      assert.deepEqual(final.usage, whole.usage);
+      // the prompt cache makes cached_tokens differ between the two runs; the counts themselves may not
+      assert.equal(final.usage!.input_tokens, whole.usage!.input_tokens);
+      assert.equal(final.usage!.output_tokens, whole.usage!.output_tokens);
     });
 
     test("tool_choice required: function_call items whose arguments satisfy the schema; the result continues the turn", async () => {
@@ -147,6 +149,7 @@ for (const engine of ["node-llama-cpp", "llama-server"] as const) {
         input: "What is 2 plus 3?",
         tools: [addTool],
         tool_choice: "required",
+        parallel_tool_calls: false,
       });
       const calls = response.output.filter((item) => item.type === "function_call");
       assert.ok(calls.length >= 1, JSON.stringify(response.output));
@@ -158,7 +161,8 @@ for (const engine of ["node-llama-cpp", "llama-server"] as const) {
         assert.equal(call.status, "completed");
         assert.ok(validate(JSON.parse(call.arguments)), `${call.arguments}: ${ajv.errorsText(validate.errors)}`);
       }
-      assert.equal(response.status, "completed");
+      assert.equal(calls.length, 1, "one call without parallel calls");
+      assert.equal(response.status, "completed", JSON.stringify(response.output));
       assert.deepEqual(response.tool_choice, "required");
       assert.equal(response.tools[0]!.type === "function" && response.tools[0]!.name, "add");
 
