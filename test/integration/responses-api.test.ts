@@ -11,6 +11,7 @@ import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import OpenAI from "openai";
 import { Ajv } from "ajv";
+import { writeChatFamilyModel } from "../../src/gguf/chat-families.js";
 import type { ModelEntryInput } from "../../src/config/schema.js";
 import { NO_LLAMA_SERVER, testLlamaServerBinary } from "../helpers/llama-server.js";
 import { testModel } from "../helpers/models.js";
@@ -70,7 +71,13 @@ for (const engine of ["node-llama-cpp", "llama-server"] as const) {
     before(async () => {
       stateDir = mkdtempSync(path.join(os.tmpdir(), "lmx-responses-state-"));
       const chat = await testModel("stories260K-chatml.gguf");
-      models = [{ id: "chat", path: chat.path, context_size: 1024, parallel: 2, threads: 1 }];
+      // a random-weight model with Qwen3's template: it thinks before it answers
+      const qwen3 = path.join(stateDir, "qwen3.gguf");
+      await writeChatFamilyModel(qwen3, "qwen3", { seed: 7 });
+      models = [
+        { id: "chat", path: chat.path, context_size: 1024, parallel: 2, threads: 1 },
+        { id: "qwen3", path: qwen3, context_size: 2048, parallel: 1, threads: 1 },
+      ];
       await start();
     });
     after(async () => {
@@ -187,6 +194,38 @@ for (const engine of ["node-llama-cpp", "llama-server"] as const) {
       const validate = ajv.compile(verdictSchema);
       assert.ok(validate(JSON.parse(response.output_text)), `${response.output_text}: ${ajv.errorsText(validate.errors)}`);
       assert.equal(response.text?.format?.type, "json_schema");
+    });
+
+    test("a thinking model: a reasoning item before the message, streamed as reasoning_text events", async () => {
+      const schema = { type: "object", properties: { ok: { type: "boolean" } }, required: ["ok"], additionalProperties: false };
+      const stream = client.responses.stream({
+        model: "qwen3",
+        input: "Think, then answer.",
+        text: { format: { type: "json_schema", name: "ok", schema } },
+        max_output_tokens: 600,
+        temperature: 0,
+      });
+      const types: string[] = [];
+      for await (const event of stream) types.push(event.type);
+      const final = await stream.finalResponse();
+      assert.deepEqual(
+        final.output.map((item) => item.type),
+        ["reasoning", "message"],
+      );
+      const reasoning = final.output[0] as OpenAI.Responses.ResponseReasoningItem;
+      assert.ok((reasoning.content?.[0]?.text ?? "").length > 0);
+      assert.ok(!final.output_text.includes("<think>") && !final.output_text.includes("</think>"));
+      assert.equal(typeof JSON.parse(final.output_text).ok, "boolean", "the schema applies to the answer after the reasoning");
+      assert.ok(types.indexOf("response.reasoning_text.delta") < types.indexOf("response.reasoning_text.done"));
+      assert.ok(types.indexOf("response.reasoning_text.done") < types.indexOf("response.output_text.delta"));
+      // stored as streamed (the SDK's finalResponse() adds its own \`parsed\` field to a json_schema answer)
+      const stored = await client.responses.retrieve(final.id);
+      assert.deepEqual(
+        stored.output.map((item) => item.id),
+        final.output.map((item) => item.id),
+      );
+      assert.equal(stored.output_text, final.output_text);
+      assert.deepEqual((stored.output[0] as OpenAI.Responses.ResponseReasoningItem).content, reasoning.content);
     });
 
     test("three turns through previous_response_id, the third after a restart on the same state directory", async () => {
