@@ -25,7 +25,18 @@ export interface ChatPlan {
   newParser(): OutputParser;
 }
 
-export function planChat(job: ChatJob, template: TemplateInfo): ChatPlan {
+/**
+ * With max_tokens set, thinking before a forced call or a JSON answer gets at most a quarter of it (a character
+ * takes at most four byte tokens), so the constrained answer always has room to finish.
+ */
+function thinkingBudget(maxTokens: number | null): number | undefined {
+  return maxTokens === null ? undefined : Math.min(MAX_THINKING_CHARS, Math.max(0, Math.floor(maxTokens / 4) - THINK_MARKER_TOKENS));
+}
+/** llama.cpp expands a bounded repetition into one rule per step: keep the grammar small. */
+const MAX_THINKING_CHARS = 4096;
+const THINK_MARKER_TOKENS = 8;
+
+export function planChat(job: ChatJob, template: TemplateInfo, maxTokens: number | null = null): ChatPlan {
   const detected = detectFamily(template.jinja);
   const format = toolFormatFor(detected.family);
   const prompt = renderPrompt(template, job.turns, job.offeredTools.length > 0 ? job.offeredTools : null, {
@@ -36,14 +47,15 @@ export function planChat(job: ChatJob, template: TemplateInfo): ChatPlan {
   const thinkingMode = thinking && /<think>\s*$/.test(prompt) ? ("open" as const) : thinking;
   let grammar: string | null = null;
   const forced = job.choice.kind === "required" || job.choice.kind === "named";
+  const grammarOptions = { thinking: thinkingMode, maxThinkingChars: thinkingBudget(maxTokens) };
   if (job.choice.kind === "required" || job.choice.kind === "named") {
     const builder = new GbnfBuilder();
-    grammar = builder.build(format.grammar(builder, job.tools, job.choice, job.parallel, { thinking: thinkingMode }));
+    // a named function is called once (OpenAI's meaning of forcing one function); required may call several
+    const parallel = job.parallel && job.choice.kind === "required";
+    grammar = builder.build(format.grammar(builder, job.tools, job.choice, parallel, grammarOptions));
   } else if (job.output.kind !== "text") {
     const builder = new GbnfBuilder();
-    grammar = builder.build(
-      format.jsonGrammar(builder, job.output.kind === "json_object" ? "object" : job.output.schema, { thinking: thinkingMode }),
-    );
+    grammar = builder.build(format.jsonGrammar(builder, job.output.kind === "json_object" ? "object" : job.output.schema, grammarOptions));
   }
   return {
     family: detected.family,

@@ -76,7 +76,7 @@ export async function startChatRun(ctx: ServingContext, input: ChatRunInput, out
   let first: PrimedGeneration;
   try {
     const template = firstLease.runner.info.template;
-    plan = input.plan ? input.plan(template) : planChat(job, template);
+    plan = input.plan ? input.plan(template) : planChat(job, template, input.sampling.maxTokens);
     first = await prime(firstLease, rawRequest(plan, job, input.sampling, 0), input);
   } catch (error) {
     firstLease.release();
