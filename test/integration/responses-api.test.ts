@@ -300,3 +300,57 @@ for (const engine of ["node-llama-cpp", "llama-server"] as const) {
     });
   });
 }
+
+describe("Responses API: a runner that dies mid-answer", () => {
+  let server: TestServer;
+  let client: OpenAI;
+
+  before(async () => {
+    const chat = await testModel("stories260K-chatml.gguf");
+    server = await startTestServer({ models: [{ id: "slow", path: chat.path, context_size: 1024, parallel: 1, threads: 1 }] });
+    client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: "unused", maxRetries: 0, timeout: 120_000 });
+    // a slow token loop (test-only fault injection, read by the runner at its start) leaves time to kill it mid-answer
+    process.env["LMX_ENABLE_FAULT_INJECTION"] = "1";
+    process.env["LMX_FAULT_INJECTION"] = JSON.stringify({ tokenDelayMs: 20 });
+    try {
+      const loaded = await fetch(`${server.url}/admin/models/load`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ model_id: "slow" }),
+      });
+      assert.equal(loaded.status, 200, await loaded.text());
+    } finally {
+      delete process.env["LMX_ENABLE_FAULT_INJECTION"];
+      delete process.env["LMX_FAULT_INJECTION"];
+    }
+  });
+  after(async () => {
+    await server?.stop();
+  });
+
+  test("after the 200: response.failed with the error, then an error event; nothing is stored", async () => {
+    const { body } = await getJson<{ data: Array<{ id: string; pid: number }> }>(`${server.url}/admin/models/loaded`);
+    const pid = body.data.find((m) => m.id === "slow")!.pid;
+    // greedy, this prompt's answer is longer than 24 tokens (the first test above): the kill lands mid-answer
+    const stream = await client.responses.create({
+      model: "slow",
+      input: "Tell me a story about a dog.",
+      max_output_tokens: 200,
+      temperature: 0,
+      stream: true,
+    });
+    const events: OpenAI.Responses.ResponseStreamEvent[] = [];
+    for await (const event of stream) {
+      events.push(event);
+      if (event.type === "response.output_text.delta" && events.filter((e) => e.type === event.type).length === 1) process.kill(pid, "SIGKILL");
+    }
+    const types = events.map((e) => e.type);
+    assert.deepEqual(types.slice(-2), ["response.failed", "error"], types.join(", "));
+    const failed = events.at(-2) as OpenAI.Responses.ResponseFailedEvent;
+    assert.equal(failed.response.status, "failed");
+    assert.ok(failed.response.error?.message);
+    const error = events.at(-1) as OpenAI.Responses.ResponseErrorEvent;
+    assert.ok(error.code && error.message, JSON.stringify(error));
+    assert.equal((await refusedWith(client.responses.retrieve(failed.response.id))).status, 404);
+  });
+});
