@@ -1,6 +1,7 @@
 /** Turns anything thrown inside a route (our errors, Fastify's, real bugs) into an OpenAI-shaped reply. */
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
-import { LmxError, toHttp } from "../errors/codes.js";
+import { LmxError } from "../errors/codes.js";
+import { dialectOf, errorFor } from "../errors/dialects.js";
 
 export function asLmxError(error: unknown): LmxError {
   if (error instanceof LmxError) return error;
@@ -35,6 +36,7 @@ export function sendError(request: FastifyRequest, reply: FastifyReply, error: u
   const lmx = asLmxError(error);
   if (lmx.code === "internal_error") request.log.error({ err: lmx.cause ?? error }, "unhandled error");
   else if (lmx.status >= 500) request.log.warn({ code: lmx.code, details: lmx.details }, lmx.message);
-  const { status, headers, body } = toHttp(lmx);
+  // answered in the caller's dialect: the path says which (src/errors/dialects.ts)
+  const { status, headers, body } = errorFor(dialectOf(request.url), lmx);
   return reply.code(status).headers(headers).send(body);
 }
