@@ -11,7 +11,7 @@ import { chatJobFromResponses, chatRequestFrom } from "../api/openai/responses/t
 import { initialResponse, ResponseAssembler, type ResponseObject, type ResponseStreamEvent } from "../api/openai/responses/wire.js";
 import type { ResponsesStore } from "../state/responses-store.js";
 import type { ServingContext } from "./context.js";
-import { startChatRun } from "./chat.js";
+import { startChatRun, type ChatRun } from "./chat.js";
 import { GENERATION_ENDPOINTS, resolveServable, type GenerateInput, type GenerateOutcome } from "./generate.js";
 import { drainWithin } from "./write-deadline.js";
 
@@ -40,7 +40,7 @@ export async function answerResponse(ctx: ServingContext, store: StoredResponses
     );
   }
   const { model, equivalent } = await resolveServable(ctx, body.model, GENERATION_ENDPOINTS["/v1/chat/completions"].accepts, recorder);
-  let run;
+  let run: ChatRun;
   try {
     run = await startChatRun(
       ctx,

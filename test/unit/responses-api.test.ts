@@ -13,7 +13,7 @@ import { normalizeInput, type ResponseItem } from "../../src/api/openai/response
 import { responseCreateRequestSchema, type ResponseCreateRequest } from "../../src/api/openai/responses/schema.js";
 import { chatJobFromResponses, chatRequestFrom, responsesParam } from "../../src/api/openai/responses/to-chat.js";
 import { initialResponse, ResponseAssembler, type ResponseStreamEvent } from "../../src/api/openai/responses/wire.js";
-import type { ChoiceEvent } from "../../src/serving/chat.js";
+import type { ChoiceEvent } from "../../src/chat/events.js";
 
 const parse = (body: Record<string, unknown>): ResponseCreateRequest => parseRequest(responseCreateRequestSchema, { model: "m", ...body });
 

@@ -5,7 +5,7 @@
  * replay (OpenAI's SDK accumulates them) into the very Response `response()` returns.
  */
 import type { LmxError } from "../../../errors/codes.js";
-import type { ChoiceEvent, ChoiceUsage, FinishReason } from "../../../serving/chat.js";
+import type { ChoiceEvent, ChoiceUsage, FinishReason } from "../../../chat/events.js";
 import { newItemId, type FunctionCallItem, type ItemStatus, type MessageItem, type ReasoningItem, type ResponseItem } from "./items.js";
 import type { ResponseCreateRequest } from "./schema.js";
 
