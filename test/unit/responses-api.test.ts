@@ -4,6 +4,9 @@
  * SDK's own accumulator, into exactly the Response object it returns.
  */
 import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import { describe, test } from "node:test";
 import type OpenAI from "openai";
 import { accumulateResponse } from "openai/lib/responses/ResponseAccumulator";
@@ -12,8 +15,10 @@ import { parseRequest } from "../../src/api/openai/schemas.js";
 import { normalizeInput, type ResponseItem } from "../../src/api/openai/responses/items.js";
 import { responseCreateRequestSchema, type ResponseCreateRequest } from "../../src/api/openai/responses/schema.js";
 import { chatJobFromResponses, chatRequestFrom, responsesParam } from "../../src/api/openai/responses/to-chat.js";
-import { initialResponse, ResponseAssembler, type ResponseStreamEvent } from "../../src/api/openai/responses/wire.js";
+import { initialResponse, ResponseAssembler, type ResponseObject, type ResponseStreamEvent } from "../../src/api/openai/responses/wire.js";
 import type { ChoiceEvent } from "../../src/chat/events.js";
+import { openStateDatabase } from "../../src/state/database.js";
+import { ResponsesStore } from "../../src/state/responses-store.js";
 
 const parse = (body: Record<string, unknown>): ResponseCreateRequest => parseRequest(responseCreateRequestSchema, { model: "m", ...body });
 
@@ -275,5 +280,52 @@ describe("the Response and its stream events", () => {
       ["response.failed", "error"],
     );
     assert.equal(failed.streamed.at(-1)!["code"], "model_crashed");
+  });
+});
+
+describe("the responses store", () => {
+  test("a chain reads oldest first, inputs before outputs; a deleted link is named; kept across a reopen, for 30 days", () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "lmx-responses-store-"));
+    try {
+      const open = () => {
+        const state = openStateDatabase(dir, () => {});
+        return { state, store: new ResponsesStore<ResponseItem, ResponseObject>(state) };
+      };
+      const first = open();
+      const body = parse({ input: "x" });
+      const now = Math.floor(Date.now() / 1000);
+      // one kept longer than the 30 days OpenAI keeps responses: gone at the next start
+      first.store.save({ response: initialResponse("resp_old", "m", body, now - 31 * 86_400), input: normalizeInput("old") });
+      assert.ok(first.store.get("resp_old"));
+      let previous: string | null = null;
+      for (const turn of ["one", "two", "three"]) {
+        const response: ResponseObject = {
+          ...initialResponse(`resp_${turn}`, "m", body, now),
+          previous_response_id: previous,
+          status: "completed",
+        };
+        response.output = normalizeInput(`${turn} answered`);
+        first.store.save({ response, input: normalizeInput(turn) });
+        previous = response.id;
+      }
+      first.state.db.close();
+      const { state, store } = open();
+      const chain = store.chain("resp_three");
+      assert.equal(chain.kind, "found");
+      const texts = chain.kind === "found" ? chain.items.map((item) => (item.type === "message" ? item.content[0] : null)) : [];
+      assert.deepEqual(
+        texts.map((part) => part && part.type === "input_text" && part.text),
+        ["one", "one answered", "two", "two answered", "three", "three answered"],
+      );
+      assert.equal(store.get("resp_two")?.response.previous_response_id, "resp_one");
+      assert.equal(store.get("resp_old"), null);
+      assert.equal(store.delete("resp_two"), true);
+      assert.equal(store.delete("resp_two"), false);
+      assert.deepEqual(store.chain("resp_three"), { kind: "missing", id: "resp_two" });
+      assert.deepEqual(store.chain("resp_nope"), { kind: "missing", id: "resp_nope" });
+      state.db.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
