@@ -12,6 +12,8 @@ import { registerHealthRoutes } from "./routes/health.js";
 import { registerMetricsRoutes } from "./routes/metrics.js";
 import { registerModelRoutes } from "./routes/models.js";
 import { registerResponsesRoutes } from "./routes/responses.js";
+import { registerUiRoutes } from "./routes/ui.js";
+import { sessionAuthenticates, sessionStoreFor } from "./ui-sessions.js";
 
 /**
  * Errors Node's HTTP parser raises before Fastify sees a request (oversized headers, stalled uploads, garbage)
@@ -74,8 +76,11 @@ export function buildApp(ctx: GatewayContext): FastifyInstance {
   registerMetricsRoutes(app, ctx);
   app.register(async (openai) => {
     if (ctx.config.api_keys.length > 0) {
+      const sessions = sessionStoreFor(ctx);
       openai.addHook("onRequest", async (request) => {
         const key = bearerToken(request);
+        // the operator logged in to the dashboard holds the admin key, which is worth at least an API key
+        if (!key && sessionAuthenticates(sessions, request)) return;
         if (!key || !matchesAny(key, ctx.config.api_keys)) {
           throw new LmxError(
             "invalid_api_key",
@@ -91,5 +96,6 @@ export function buildApp(ctx: GatewayContext): FastifyInstance {
     registerResponsesRoutes(openai, ctx);
   });
   registerAdminRoutes(app, ctx);
+  registerUiRoutes(app, ctx);
   return app;
 }

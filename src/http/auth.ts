@@ -24,12 +24,14 @@ export function matchesAny(key: string, keys: readonly string[]): boolean {
 
 /**
  * The admin rule for every operator route (/admin/*, /metrics): when `adminKey` is set the request must carry it
- * in X-Admin-Key or as a bearer token; the error names the header and the setting to fix.
+ * in X-Admin-Key or as a bearer token, or come from a dashboard session (`session`, checked only when no key was
+ * sent: a wrong key is an error even from a logged-in browser); the error names the header and the setting to fix.
  */
-export function requireAdminKey(adminKey: string | null, request: FastifyRequest): void {
+export function requireAdminKey(adminKey: string | null, request: FastifyRequest, session?: (request: FastifyRequest) => boolean): void {
   if (!adminKey) return;
   const header = request.headers["x-admin-key"];
   const key = typeof header === "string" && header ? header : bearerToken(request);
+  if (!key && session?.(request)) return;
   if (!key || !sameKey(key, adminKey)) {
     throw new LmxError(
       "unauthorized",
