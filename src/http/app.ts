@@ -12,6 +12,7 @@ import { registerGenerationRoutes } from "./routes/generation.js";
 import { registerHealthRoutes } from "./routes/health.js";
 import { registerMetricsRoutes } from "./routes/metrics.js";
 import { registerModelRoutes } from "./routes/models.js";
+import { registerResponsesRoutes } from "./routes/responses.js";
 import { registerUiRoutes } from "./routes/ui.js";
 import { sessionAuthenticates, sessionStoreFor } from "./ui-sessions.js";
 
@@ -94,6 +95,7 @@ export function buildApp(ctx: GatewayContext): FastifyInstance {
     registerModelRoutes(openai, ctx);
     registerGenerationRoutes(openai, ctx);
     registerAnthropicRoutes(openai, ctx);
+    registerResponsesRoutes(openai, ctx);
   });
   registerAdminRoutes(app, ctx);
   registerUiRoutes(app, ctx);
