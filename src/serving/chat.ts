@@ -145,7 +145,9 @@ function rawRequest(plan: ChatPlan, job: ChatJob, sampling: SamplingRequest, cho
     // top_logprobs 0 still reports the chosen token's own log-probability
     nProbs: job.logprobs === null ? 0 : Math.max(1, job.logprobs),
     preservedTokens: plan.preservedTokens,
-    ignoreEos: sampling.ignoreEos ?? false,
+    // a grammar's end is the answer's end: past it only end-of-generation tokens are allowed, which ignore_eos
+    // would forbid (llama-server fails the request; node-llama-cpp would decode hidden tokens to max_tokens)
+    ignoreEos: plan.grammar === null && (sampling.ignoreEos ?? false),
   };
 }
 
