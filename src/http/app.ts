@@ -3,15 +3,19 @@ import http from "node:http";
 import type { Duplex } from "node:stream";
 import { LmxError, toHttp } from "../errors/codes.js";
 import type { GatewayContext } from "./context.js";
-import { bearerToken, matchesAny } from "./auth.js";
+import { apiKeyOf, matchesAny } from "./auth.js";
 import { sendError } from "./errors.js";
 import { createSecurityPolicy, enforceSecurity } from "./security.js";
 import { registerAdminRoutes } from "./routes/admin.js";
+import { registerAnthropicRoutes } from "./routes/anthropic.js";
 import { registerGenerationRoutes } from "./routes/generation.js";
 import { registerHealthRoutes } from "./routes/health.js";
 import { registerMetricsRoutes } from "./routes/metrics.js";
 import { registerModelRoutes } from "./routes/models.js";
+import { registerResponsesRoutes } from "./routes/responses.js";
 import { registerSkillRoutes } from "./routes/skills.js";
+import { registerUiRoutes } from "./routes/ui.js";
+import { sessionAuthenticates, sessionStoreFor } from "./ui-sessions.js";
 
 /**
  * Errors Node's HTTP parser raises before Fastify sees a request (oversized headers, stalled uploads, garbage)
@@ -74,22 +78,28 @@ export function buildApp(ctx: GatewayContext): FastifyInstance {
   registerMetricsRoutes(app, ctx);
   app.register(async (openai) => {
     if (ctx.config.api_keys.length > 0) {
+      const sessions = sessionStoreFor(ctx);
       openai.addHook("onRequest", async (request) => {
-        const key = bearerToken(request);
+        const key = apiKeyOf(request);
+        // the operator logged in to the dashboard holds the admin key, which is worth at least an API key
+        if (!key && sessionAuthenticates(sessions, request)) return;
         if (!key || !matchesAny(key, ctx.config.api_keys)) {
           throw new LmxError(
             "invalid_api_key",
             key
               ? "incorrect API key provided; it must be one of api_keys (LMX_API_KEYS)"
-              : "this server needs an API key: send Authorization: Bearer <key> with one of api_keys (LMX_API_KEYS)",
+              : "this server needs an API key: send Authorization: Bearer <key> (or x-api-key: <key>) with one of api_keys (LMX_API_KEYS)",
           );
         }
       });
     }
     registerModelRoutes(openai, ctx);
     registerGenerationRoutes(openai, ctx);
+    registerAnthropicRoutes(openai, ctx);
+    registerResponsesRoutes(openai, ctx);
     registerSkillRoutes(openai, ctx);
   });
   registerAdminRoutes(app, ctx);
+  registerUiRoutes(app, ctx);
   return app;
 }

@@ -37,18 +37,18 @@ export interface RawGenerateRequest {
   ignoreEos?: boolean;
 }
 
-export interface RawToken {
-  text: string;
-  logprob: number;
-  bytes: number[];
-  top: Array<{ text: string; logprob: number; bytes: number[] }>;
-}
+import type { TokenLogprob } from "../chat/events.js";
+
+/** A generated token as the runners report it (llama-server's `completion_probabilities` entries). */
+export type RawToken = TokenLogprob;
 
 export type RawChunk =
   | { type: "text"; text: string; tokens: RawToken[] }
   | {
       type: "done";
       finishReason: "stop" | "length";
+      /** The stop string that ended the generation, when one did (a client's or the template's end marker). */
+      stoppingWord: string | null;
       promptTokens: number;
       cachedTokens: number;
       completionTokens: number;
@@ -190,6 +190,7 @@ function doneChunk(final: CompletionFinal): RawChunk {
   return {
     type: "done",
     finishReason: final.stop_type === "limit" ? "length" : "stop",
+    stoppingWord: final.stop_type === "word" && final.stopping_word !== "" ? final.stopping_word : null,
     promptTokens: final.tokens_evaluated,
     cachedTokens: timings?.cache_n ?? 0,
     completionTokens: final.tokens_predicted,

@@ -224,6 +224,39 @@ for (const engine of ["node-llama-cpp", "llama-server"] as const) {
       }
     });
 
+    test("ignore_eos with a grammar: the answer ends where the grammar does (no error, no hidden tokens to max_tokens)", async () => {
+      const schema = {
+        type: "object",
+        properties: { answer: { type: "string", enum: ["yes", "no"] } },
+        required: ["answer"],
+        additionalProperties: false,
+      };
+      for (const stream of [false, true]) {
+        const request = {
+          model: "generic",
+          messages: [{ role: "user" as const, content: "Yes or no?" }],
+          response_format: { type: "json_schema" as const, json_schema: { name: "yn", schema } },
+          max_tokens: 60,
+          temperature: 0,
+          ignore_eos: true,
+        } as OpenAI.Chat.ChatCompletionCreateParamsNonStreaming;
+        let content = "";
+        let finish: string | null = null;
+        if (stream) {
+          for await (const chunk of await client.chat.completions.create({ ...request, stream: true })) {
+            content += chunk.choices[0]?.delta.content ?? "";
+            finish = chunk.choices[0]?.finish_reason ?? finish;
+          }
+        } else {
+          const answer = await client.chat.completions.create(request);
+          content = answer.choices[0]!.message.content!;
+          finish = answer.choices[0]!.finish_reason;
+        }
+        assert.equal(finish, "stop", content);
+        assert.ok(["yes", "no"].includes((JSON.parse(content) as { answer: string }).answer));
+      }
+    });
+
     test("qwen3 thinking: reasoning_content apart, the schema applies to the answer after it", async () => {
       const schema = { type: "object", properties: { ok: { type: "boolean" } }, required: ["ok"], additionalProperties: false };
       const answer = await client.chat.completions.create({

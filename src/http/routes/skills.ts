@@ -19,11 +19,11 @@ import {
 import { LmxError } from "../../errors/codes.js";
 import { executionError } from "../../skills/registry.js";
 import type { GatewayContext } from "../context.js";
-import { bearerToken } from "../auth.js";
+import { apiKeyOf } from "../auth.js";
 
-/** The audit log's caller: a digest of the API key (never the key), or "http" on a server without keys. */
+/** The audit log's caller: a digest of the API key (never the key), or "http" without one (no keys, a dashboard session). */
 export function httpCaller(request: FastifyRequest): string {
-  const key = bearerToken(request);
+  const key = apiKeyOf(request);
   return key ? `key:${createHash("sha256").update(key).digest("hex").slice(0, 12)}` : "http";
 }
 
