@@ -11,6 +11,7 @@ import { registerGenerationRoutes } from "./routes/generation.js";
 import { registerHealthRoutes } from "./routes/health.js";
 import { registerMetricsRoutes } from "./routes/metrics.js";
 import { registerModelRoutes } from "./routes/models.js";
+import { registerMcpRoutes } from "./routes/mcp.js";
 
 /**
  * Errors Node's HTTP parser raises before Fastify sees a request (oversized headers, stalled uploads, garbage)
@@ -87,6 +88,8 @@ export function buildApp(ctx: GatewayContext): FastifyInstance {
     }
     registerModelRoutes(openai, ctx);
     registerGenerationRoutes(openai, ctx);
+    // the skills as an MCP server: behind the same API keys as /v1/*
+    registerMcpRoutes(openai, { catalog: ctx.skills, version: ctx.version });
   });
   registerAdminRoutes(app, ctx);
   return app;
