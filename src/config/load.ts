@@ -169,6 +169,12 @@ export function loadConfig(options: LoadConfigOptions = {}): ServerConfig {
     defaults: { ...config.defaults, ...(config.defaults.draft_model ? { draft_model: resolvePath(config.defaults.draft_model) } : {}) },
     log_file: config.log_file ? resolvePath(config.log_file) : null,
     downloads: { ...config.downloads, cache_dir: config.downloads.cache_dir ? resolvePath(config.downloads.cache_dir) : null },
+    skills: {
+      ...config.skills,
+      files: { ...config.skills.files, roots: config.skills.files.roots.map(resolvePath) },
+      folders: config.skills.folders.map(resolvePath),
+      commands: config.skills.commands.map((c) => (c.cwd ? { ...c, cwd: resolvePath(c.cwd) } : c)),
+    },
     config_path: configPath ? path.resolve(configPath) : null,
   };
 }

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { skillsConfigSchema } from "../skills/config.js";
 
 const positiveInt = z.number().int().positive();
 const threadsSetting = z.union([z.literal("auto"), positiveInt]);
@@ -248,6 +249,8 @@ export const configSchema = z.strictObject({
     .regex(/^\d+(\.\d+)?[kmg]$/i, 'log_rotate_size is a size like "50m", "512k" or "1g"')
     .default("50m"),
   log_keep: z.number().int().min(1).default(5),
+  /** Skills the server runs itself: built-ins, command skills, Agent Skills folders, MCP servers (docs/skills.md). */
+  skills: skillsConfigSchema,
 });
 
 export type ConfigInput = z.input<typeof configSchema>;

@@ -60,6 +60,16 @@ export const ERROR_CODES = {
   runner_busy: { status: 503, type: "server_error", fault: "resource", retryable: true },
   insufficient_memory: { status: 507, type: "server_error", fault: "resource", retryable: true },
   insufficient_disk: { status: 507, type: "server_error", fault: "resource", retryable: false },
+  skill_not_found: { status: 404, type: "invalid_request_error", fault: "client", retryable: false },
+  /** A skill configuration refuses for this caller or place (not allowed in the server-side loop, read_file outside its roots). */
+  skill_forbidden: { status: 403, type: "permission_error", fault: "client", retryable: false },
+  /**
+   * A skill's handler failed (a command exited non-zero or printed no JSON, a built-in threw). 502, not 500: the
+   * gateway did its part and the tool it fronts failed, as a proxy's upstream would; 500 stays for our own bugs.
+   */
+  skill_failed: { status: 502, type: "server_error", fault: "server", retryable: false },
+  skill_timeout: { status: 504, type: "server_error", fault: "server", retryable: true },
+  mcp_server_unavailable: { status: 502, type: "server_error", fault: "server", retryable: true },
   internal_error: { status: 500, type: "server_error", fault: "server", retryable: true },
 } as const satisfies Record<string, ErrorSpec>;
 

@@ -22,6 +22,8 @@ import { CompatibilityRegistry } from "../state/compatibility-registry.js";
 import { ChatConformanceRegistry } from "../state/chat-conformance.js";
 import type { Backend } from "../engines/backend.js";
 import { buildApp } from "../http/app.js";
+import { createSkillRegistry } from "../skills/setup.js";
+import { countTokensSkill } from "../skills/builtin/count-tokens.js";
 import type { GatewayContext } from "../http/context.js";
 import { createLogger } from "./logger.js";
 import { createSocketDir, removeStaleSocketDirs } from "./socket-dir.js";
@@ -117,8 +119,23 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   const events = new EventHub(downloads);
   scheduler.on("transition", (transition) => events.modelMoved(transition));
   scheduler.admission.on("depth", (depth) => events.queueChanged(depth));
+  const metrics = new LmxMetrics({
+    models: scheduler,
+    admission: scheduler.admission,
+    memory,
+    downloads,
+    diskPaths: [config.state_dir, ...config.model_dirs, downloads.cacheDir],
+    quarantinedModels: () => new Set(registry.quarantined().map((key) => key.modelId)).size,
+  });
+  const skills = await createSkillRegistry(config, {
+    storage: state,
+    metrics,
+    log,
+    countTokens: countTokensSkill({ inventory, scheduler }),
+  });
   const ctx: GatewayContext = {
     storage: state,
+    skills,
     conformance: new ChatConformanceRegistry(state),
     events,
     registry,
@@ -128,14 +145,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     inventory,
     scheduler,
     // listens to model load/unload events from here on: built before auto_load starts
-    metrics: new LmxMetrics({
-      models: scheduler,
-      admission: scheduler.admission,
-      memory,
-      downloads,
-      diskPaths: [config.state_dir, ...config.model_dirs, downloads.cacheDir],
-      quarantinedModels: () => new Set(registry.quarantined().map((key) => key.modelId)).size,
-    }),
+    metrics,
     log,
     startedAt: Date.now(),
     version: packageVersion(),
@@ -148,6 +158,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     // nothing was loaded yet: give back what start-up took, so a failed start leaves nothing behind
     await app.close().catch(() => undefined);
     await downloads.close().catch(() => undefined);
+    await skills.close().catch(() => undefined);
     rmSync(socketDir, { recursive: true, force: true });
     closeQuietly(state);
     const startup = listenError(error, config.host, config.port);
@@ -180,6 +191,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       await Promise.race([drained, new Promise((r) => setTimeout(r, graceMs).unref())]);
       await scheduler.stopAll(1_000);
       await downloads.close();
+      await skills.close().catch(() => undefined);
       app.server.closeAllConnections();
       rmSync(socketDir, { recursive: true, force: true });
       closeQuietly(state);

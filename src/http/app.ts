@@ -11,6 +11,7 @@ import { registerGenerationRoutes } from "./routes/generation.js";
 import { registerHealthRoutes } from "./routes/health.js";
 import { registerMetricsRoutes } from "./routes/metrics.js";
 import { registerModelRoutes } from "./routes/models.js";
+import { registerSkillRoutes } from "./routes/skills.js";
 import { registerMcpRoutes } from "./routes/mcp.js";
 
 /**
@@ -88,6 +89,7 @@ export function buildApp(ctx: GatewayContext): FastifyInstance {
     }
     registerModelRoutes(openai, ctx);
     registerGenerationRoutes(openai, ctx);
+    registerSkillRoutes(openai, ctx);
     // the skills as an MCP server: behind the same API keys as /v1/*
     registerMcpRoutes(openai, { catalog: ctx.skills, version: ctx.version });
   });

@@ -10,6 +10,7 @@ import type { Scheduler } from "../scheduler/scheduler.js";
 import type { EventHub } from "../events/hub.js";
 import type { ServingContext } from "../serving/context.js";
 import type { ChatConformanceRegistry } from "../state/chat-conformance.js";
+import type { SkillRegistry } from "../skills/registry.js";
 
 /** What routes need from the rest of the server; passed explicitly so each route file stays testable. */
 export interface GatewayContext extends ServingContext {
@@ -25,6 +26,8 @@ export interface GatewayContext extends ServingContext {
   /** Lifecycle transitions, download progress and queue depth, for GET /admin/events. */
   events: EventHub;
   metrics: LmxMetrics;
+  /** Skills the server runs itself (/v1/skills, /mcp, the server-side tool loop). */
+  skills: SkillRegistry;
   log: Logger;
   startedAt: number;
   version: string;

@@ -41,6 +41,7 @@ const TTFT_BUCKETS = [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5
 const ITL_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1, 2.5, 5, 10, 20];
 const E2E_BUCKETS = [0.01, 0.05, 0.1, 0.3, 0.5, 0.8, 1, 1.5, 2, 2.5, 5, 10, 15, 20, 30, 40, 50, 60, 120, 240, 480, 960, 1920];
 const QUEUE_BUCKETS = [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600];
+const SKILL_BUCKETS = [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
 const LOAD_BUCKETS = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600];
 
 /** Runner stats are fetched once per scrape, however many gauges read them. */
@@ -78,6 +79,8 @@ export class LmxMetrics {
   readonly streamWriteTimeouts: Counter<"model">;
   readonly toolCalls: Counter<"model" | "family" | "outcome">;
   readonly structuredOutputs: Counter<"model" | "outcome">;
+  readonly skillExecutions: Counter<"skill" | "outcome">;
+  readonly skillDuration: Histogram<"skill" | "outcome">;
 
   private runnerStatsCache: { at: number; stats: Promise<Map<string, RunnerStats>> } | null = null;
   /** bytesDone last seen per download job, for lmx:download_bytes_total. */
@@ -161,6 +164,18 @@ export class LmxMetrics {
         if (delta > 0) downloadBytes.inc(delta);
       },
     });
+
+    this.skillExecutions = counter(
+      "lmx:skill_executions_total",
+      "Skill executions by skill and outcome (ok, error, timeout, invalid, forbidden, aborted); unknown names are not counted.",
+      ["skill", "outcome"],
+    );
+    this.skillDuration = histogram(
+      "lmx:skill_execution_duration_seconds",
+      "Time skills took, validation to result, by skill and outcome.",
+      ["skill", "outcome"],
+      SKILL_BUCKETS,
+    );
 
     sources.models.on("load", (event: ModelLoadEvent) => {
       this.modelLoads.inc({ model: event.model, outcome: event.outcome, code: event.code ?? "" });

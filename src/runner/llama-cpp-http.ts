@@ -25,6 +25,7 @@ async function route(engine: LlamaCppEngine, req: http.IncomingMessage, res: htt
   const requestId = headerValue(req, RUNNER_REQUEST_ID_HEADER) ?? `req-${Date.now().toString(36)}`;
   if (url === "/v1/embeddings") return sendEmbeddings(res, engine, body as EmbeddingRequest);
   if (url === "/completion") return rawCompletion(engine, parseRawCompletion(body), res, active);
+  if (url === "/tokenize") return sendJson(res, 200, { tokens: engine.tokenizeText(...tokenizeRequest(body)) });
   if (url !== "/v1/chat/completions" && url !== "/v1/completions") throw new LmxError("not_found", `no runner route POST ${url}`);
   const kind: Kind = url === "/v1/chat/completions" ? "chat" : "completion";
   // Listening before preparing: a client that leaves while its request waits for a sequence must stop the wait
@@ -54,6 +55,15 @@ async function route(engine: LlamaCppEngine, req: http.IncomingMessage, res: htt
     if (prepared) engine.release(prepared);
     active.delete(controller);
   }
+}
+
+/** llama-server's `/tokenize` request: `{content: string, add_special?: boolean}`. */
+function tokenizeRequest(body: unknown): [string, boolean] {
+  const { content, add_special } = (body ?? {}) as { content?: unknown; add_special?: unknown };
+  if (typeof content !== "string") throw new LmxError("invalid_value", "content must be a string", { param: "content" });
+  if (add_special !== undefined && typeof add_special !== "boolean")
+    throw new LmxError("invalid_value", "add_special must be a boolean", { param: "add_special" });
+  return [content, add_special === true];
 }
 
 function created(): number {

@@ -53,6 +53,6 @@ export interface SkillExecution {
   /** The skill's JSON result when ok. */
   value?: unknown;
   /** The error when not ok (also thrown by `execute` as an LmxError for HTTP callers). */
-  error?: { code: string; message: string };
+  error?: { code: string; message: string; param?: string };
   durationMs: number;
 }

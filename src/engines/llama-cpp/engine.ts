@@ -385,6 +385,17 @@ export class LlamaCppEngine {
     return this.prepare(tokens, request.max_tokens ?? null, stopList(request.stop), new Set(), request, signal);
   }
 
+  /**
+   * llama-server's `/tokenize` (`{content, add_special}` → `{tokens}`): special-token text parsed as special
+   * tokens, BOS first when `addSpecial` and the model wants one.
+   */
+  tokenizeText(content: string, addSpecial: boolean): number[] {
+    const tokens: number[] = this.model.tokenize(content, true).map(Number);
+    const bos = this.model.tokens.bos;
+    if (addSpecial && this.model.tokens.shouldPrependBosToken && bos !== null && tokens[0] !== Number(bos)) tokens.unshift(Number(bos));
+    return tokens;
+  }
+
   private readonly grammars = new GrammarCache((grammar) => this.llama.createGrammar({ grammar }));
   // a token's piece as llama-server shows it: detokenized after BOS, so a leading space is kept (alone, the first
   // piece of a text loses it)

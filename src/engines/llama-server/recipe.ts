@@ -68,6 +68,8 @@ export const llamaServerRecipe: ChildServerRecipe = {
     if (url === "/v1/chat/completions") prepared = chatBody(body as unknown as ChatCompletionRequest);
     else if (url === "/v1/completions") prepared = completionBody(body as unknown as CompletionRequest);
     else if (url === "/completion") prepared = rawBody(parseRawCompletion(body));
+    // tokenizing needs no context check: llama-server's own request shape goes through
+    else if (url === "/tokenize") return { path: url, body: { content: body["content"], add_special: body["add_special"] === true }, check: null };
     else throw new LmxError("not_found", `no runner route POST ${url}`);
     const check = checkContext(upstream, info, url, prepared, signal);
     // nobody may await a check whose request failed first: it must not become an unhandled rejection
