@@ -85,9 +85,13 @@ export function chatJobFrom(body: ChatCompletionRequest, skills?: SkillLookup): 
     checkEnforceable(offeredTools[index]!.parameters, schemaParam(index));
   }
   if (serverTools.size > 0 && (body.n ?? 1) > 1) {
-    throw new LmxError("unsupported_parameter", "n > 1 cannot be combined with tools of type 'skill' (the server-side tool loop runs one conversation)", {
-      param: "n",
-    });
+    throw new LmxError(
+      "unsupported_parameter",
+      "n > 1 cannot be combined with tools of type 'skill' (the server-side tool loop runs one conversation)",
+      {
+        param: "n",
+      },
+    );
   }
   const output = outputOf(body);
   if (output.kind !== "text" && (choice.kind === "required" || choice.kind === "named")) {

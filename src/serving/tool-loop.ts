@@ -257,7 +257,8 @@ async function runCall(skills: LoopSkills, call: ToolCallRecord, caller: string,
   }
   try {
     const execution = await skills.execute(call.name, args, { caller, signal, inLoop: true });
-    if (!execution.ok) return { ...failed(execution.error ?? { code: "skill_failed", message: "the skill failed" }), duration_ms: execution.durationMs };
+    if (!execution.ok)
+      return { ...failed(execution.error ?? { code: "skill_failed", message: "the skill failed" }), duration_ms: execution.durationMs };
     return { id: call.id, name: call.name, arguments: call.arguments, ok: true, result: execution.value ?? null, duration_ms: execution.durationMs };
   } catch (error) {
     if (error instanceof LmxError) return failed({ code: error.code, message: error.message, param: error.param ?? undefined });
@@ -282,7 +283,11 @@ function totalUsage(usages: ChoiceUsage[]): ChoiceUsage {
   );
 }
 
-function sseHeaders(headers: Record<string, string>, runnerHeaders: Record<string, string>, servedAs: Record<string, string>): Record<string, string> {
+function sseHeaders(
+  headers: Record<string, string>,
+  runnerHeaders: Record<string, string>,
+  servedAs: Record<string, string>,
+): Record<string, string> {
   return {
     ...headers,
     ...runnerHeaders,

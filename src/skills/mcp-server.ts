@@ -14,13 +14,14 @@ import {
   type Tool,
 } from "@modelcontextprotocol/sdk/types.js";
 import { LmxError } from "../errors/codes.js";
-import type { JsonSchema } from "../chat/types.js";
+import { mcpCallResult, mcpTool } from "../api/skills/wire.js";
 import type { ExecuteOptions } from "./registry.js";
 import type { SkillDefinition, SkillExecution } from "./types.js";
 
 /** What the MCP server needs of the registry. */
 export interface SkillCatalog {
   list(): SkillDefinition[];
+  get(name: string): SkillDefinition | undefined;
   execute(name: string, args: unknown, options: ExecuteOptions): Promise<SkillExecution>;
 }
 
@@ -32,8 +33,9 @@ export function createSkillsMcpServer(catalog: SkillCatalog, version: string): S
       instructions: "Tools run by this Opta LMX server (its skills registry); results are JSON.",
     },
   );
-  server.setRequestHandler(ListToolsRequestSchema, () => ({ tools: catalog.list().map(mcpToolOf) }));
-  server.setRequestHandler(CallToolRequestSchema, async (request, extra) => {
+  // the same shapes as GET /v1/skills/mcp/tools and POST /v1/skills/mcp/call (src/api/skills/wire.ts)
+  server.setRequestHandler(ListToolsRequestSchema, () => ({ tools: catalog.list().map(mcpTool) as Tool[] }));
+  server.setRequestHandler(CallToolRequestSchema, async (request, extra): Promise<CallToolResult> => {
     const { name, arguments: args } = request.params;
     let execution: SkillExecution;
     try {
@@ -41,59 +43,10 @@ export function createSkillsMcpServer(catalog: SkillCatalog, version: string): S
     } catch (error) {
       // MCP's rule: an unknown tool is a protocol error; a refused call (bad arguments...) is a tool result
       if (error instanceof LmxError && error.code === "skill_not_found") throw new McpError(ErrorCode.InvalidParams, error.message);
-      if (error instanceof LmxError) return errorResult(error.code, error.message, error.param);
-      throw error;
+      if (!(error instanceof LmxError)) throw error;
+      execution = { name, ok: false, error: { code: error.code, message: error.message }, durationMs: 0 };
     }
-    if (!execution.ok) {
-      const failure = execution.error ?? { code: "skill_failed", message: `skill '${name}' failed` };
-      return errorResult(failure.code, failure.message, failure.param ?? null);
-    }
-    return successResult(execution.value);
+    return { ...mcpCallResult(catalog.get(name), execution) };
   });
   return server;
-}
-
-/**
- * A skill as an MCP tool. MCP wants object schemas for input and output; a skill whose result is not an object
- * (add's number) is announced with its result under `result`, and `structuredContent` carries it the same way.
- */
-export function mcpToolOf(skill: SkillDefinition): Tool {
-  const tool: Tool = {
-    name: skill.name,
-    description: skill.description,
-    inputSchema: asObjectSchema(skill.parameters) as Tool["inputSchema"],
-  };
-  if (skill.outputSchema !== undefined) {
-    tool.outputSchema = (isObjectSchema(skill.outputSchema)
-      ? skill.outputSchema
-      : { type: "object", properties: { result: skill.outputSchema }, required: ["result"] }) as Tool["outputSchema"];
-  }
-  return tool;
-}
-
-/** `content` holds the value as JSON text (what every MCP client shows); `structuredContent` the value itself. */
-export function successResult(value: unknown): CallToolResult {
-  return {
-    content: [{ type: "text", text: JSON.stringify(value ?? null) }],
-    structuredContent: isPlainObject(value) ? value : { result: value ?? null },
-    isError: false,
-  };
-}
-
-function errorResult(code: string, message: string, param: string | null | undefined): CallToolResult {
-  const error = { code, message, ...(param ? { param } : {}) };
-  return { content: [{ type: "text", text: JSON.stringify({ error }) }], isError: true };
-}
-
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
-function isObjectSchema(schema: JsonSchema): boolean {
-  return isPlainObject(schema) && schema["type"] === "object";
-}
-
-function asObjectSchema(schema: JsonSchema): Record<string, unknown> {
-  if (!isPlainObject(schema)) return { type: "object" };
-  return schema["type"] === "object" ? schema : { ...schema, type: "object" };
 }

@@ -189,7 +189,9 @@ export class McpSkillSource implements SkillSource {
     const s = this.status;
     const reason = s.state === "failed" ? s.reason : "not connected";
     const retry =
-      s.state === "failed" && s.retryAt > Date.now() ? `; restarted by a call after ${new Date(s.retryAt).toISOString()}` : "; restarted by the next call";
+      s.state === "failed" && s.retryAt > Date.now()
+        ? `; restarted by a call after ${new Date(s.retryAt).toISOString()}`
+        : "; restarted by the next call";
     return new LmxError("mcp_server_unavailable", `MCP server '${this.name}' is unavailable: ${reason}${retry}`, {
       details: { server: this.name },
     });

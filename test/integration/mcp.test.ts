@@ -15,9 +15,10 @@ const everything = createRequire(import.meta.url).resolve("@modelcontextprotocol
 const API_KEY = "mcp-test-key";
 const auth = { authorization: `Bearer ${API_KEY}` };
 
+/** The native execute's answer: `{name, ok, result, duration_ms}`, or an error body. */
 interface Execution {
   ok: boolean;
-  value?: unknown;
+  result?: unknown;
   error?: { code: string; message: string };
 }
 
@@ -32,7 +33,10 @@ async function execute(server: TestServer, name: string, args: unknown): Promise
 
 async function mcpClient(server: TestServer, key: string | null = API_KEY): Promise<Client> {
   const client = new Client({ name: "lmx-test", version: "1.0.0" });
-  const transport = new StreamableHTTPClientTransport(new URL(`${server.url}/mcp`), key ? { requestInit: { headers: { authorization: `Bearer ${key}` } } } : {});
+  const transport = new StreamableHTTPClientTransport(
+    new URL(`${server.url}/mcp`),
+    key ? { requestInit: { headers: { authorization: `Bearer ${key}` } } } : {},
+  );
   await client.connect(transport);
   return client;
 }
@@ -89,14 +93,15 @@ describe("MCP: /mcp server and imported MCP servers", { timeout: 120_000 }, () =
       assert.equal(native.body.ok, true);
       const text = result.content[0];
       assert.ok(text && text.type === "text");
-      assert.deepEqual(JSON.parse(text.text), native.body.value);
-      assert.deepEqual(result.structuredContent, { result: native.body.value });
-      assert.equal(native.body.value, 7);
+      assert.deepEqual(JSON.parse(text.text), native.body.result);
+      // add's result is a number: MCP wants an object, so structuredContent carries it under `result`
+      assert.deepEqual(result.structuredContent, { result: native.body.result });
+      assert.equal(native.body.result, 7);
 
       // a refused call is a tool error result naming the field; an unknown tool is a protocol error
       const bad = (await client.callTool({ name: "add", arguments: { left: "two", right: 5 } })) as CallToolResult;
       assert.equal(bad.isError, true);
-      assert.match(JSON.stringify(bad.content), /arguments\.left/);
+      assert.match(JSON.stringify(bad.content), /invalid_value.*left/);
       await assert.rejects(client.callTool({ name: "no_such_skill", arguments: {} }), /no skill named/);
     } finally {
       await client.close();
@@ -133,13 +138,13 @@ describe("MCP: /mcp server and imported MCP servers", { timeout: 120_000 }, () =
     const native = await execute(server, "everything.get-sum", { a: 2, b: 5 });
     assert.equal(native.status, 200, JSON.stringify(native.body));
     assert.equal(native.body.ok, true);
-    assert.match(String(native.body.value), /\b7\b/);
+    assert.match(String(native.body.result), /\b7\b/);
 
     // structuredContent is the value when the MCP tool gives one
     const structured = await execute(server, "everything.get-structured-content", { location: "New York" });
     assert.equal(structured.status, 200, JSON.stringify(structured.body));
-    assert.equal(typeof structured.body.value, "object");
-    assert.ok(structured.body.value !== null && "temperature" in (structured.body.value as object));
+    assert.equal(typeof structured.body.result, "object");
+    assert.ok(structured.body.result !== null && "temperature" in (structured.body.result as object));
 
     const client = await mcpClient(server);
     try {
@@ -147,7 +152,7 @@ describe("MCP: /mcp server and imported MCP servers", { timeout: 120_000 }, () =
       assert.equal(result.isError, false);
       const text = result.content[0];
       assert.ok(text && text.type === "text");
-      assert.deepEqual(JSON.parse(text.text), native.body.value);
+      assert.deepEqual(JSON.parse(text.text), native.body.result);
     } finally {
       await client.close();
     }
@@ -169,12 +174,12 @@ describe("MCP: /mcp server and imported MCP servers", { timeout: 120_000 }, () =
     // everything else keeps working meanwhile, and the skills stay listed
     const add = await execute(server, "add", { left: 2, right: 5 });
     assert.equal(add.status, 200);
-    assert.equal(add.body.value, 7);
+    assert.equal(add.body.result, 7);
     assert.ok(server.ctx.skills.get("everything.get-sum"));
 
     const again = await execute(server, "everything.get-sum", { a: 2, b: 5 });
     assert.equal(again.status, 200, JSON.stringify(again.body));
-    assert.match(String(again.body.value), /\b7\b/);
+    assert.match(String(again.body.result), /\b7\b/);
     const restarted = everythingPid(server);
     assert.ok(restarted !== null && restarted !== pid, "a new process answers");
     assert.equal(isAlive(pid), false);

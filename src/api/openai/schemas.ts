@@ -141,7 +141,10 @@ export const chatCompletionRequestSchema = z
     logprobs: z.boolean().nullable().optional(),
     top_logprobs: z.number().int().min(0).max(MAX_TOP_LOGPROBS).nullable().optional(),
     response_format: responseFormat.optional(),
-    tools: z.array(z.discriminatedUnion("type", [functionTool, skillTool])).max(MAX_TOOLS).optional(),
+    tools: z
+      .array(z.discriminatedUnion("type", [functionTool, skillTool]))
+      .max(MAX_TOOLS)
+      .optional(),
     tool_choice: toolChoice.optional(),
     parallel_tool_calls: z.boolean().nullable().optional(),
     /** Passed to templates that read it (gpt-oss's Harmony: "Reasoning: high"). */

@@ -13,7 +13,8 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { Server } from "@modelcontextprotocol/sdk/server/index.js";
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
 import { isInitializeRequest } from "@modelcontextprotocol/sdk/types.js";
-import { createSkillsMcpServer, mcpToolOf, type SkillCatalog } from "../../skills/mcp-server.js";
+import { mcpTool } from "../../api/skills/wire.js";
+import { createSkillsMcpServer, type SkillCatalog } from "../../skills/mcp-server.js";
 
 const MAX_SESSIONS = 256;
 const SESSION_IDLE_MS = 30 * 60_000;
@@ -123,5 +124,5 @@ function jsonRpcError(reply: FastifyReply, status: number, code: number, message
 }
 
 function toolsDigest(options: McpRouteOptions): string {
-  return JSON.stringify(options.catalog.list().map(mcpToolOf));
+  return JSON.stringify(options.catalog.list().map(mcpTool));
 }
