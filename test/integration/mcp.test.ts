@@ -130,6 +130,40 @@ describe("MCP: /mcp server and imported MCP servers", { timeout: 120_000 }, () =
     assert.equal((await post({})).status, 400);
   });
 
+  test("a change of the skills reaches an open /mcp session as notifications/tools/list_changed", async () => {
+    let announced: string[] | null = null;
+    const client = new Client(
+      { name: "lmx-test", version: "1.0.0" },
+      { listChanged: { tools: { onChanged: (_error, tools) => (announced = (tools ?? []).map((t) => t.name)) } } },
+    );
+    await client.connect(new StreamableHTTPClientTransport(new URL(`${server.url}/mcp`), { requestInit: { headers: auth } }));
+    try {
+      // a source of the registry's own kind, added while the session listens
+      await server.ctx.skills.addSource({
+        kind: "builtin",
+        name: "test-extra",
+        health: () => ({ ok: true }),
+        list: async () => [
+          {
+            name: "extra_echo",
+            description: "echoes its text",
+            parameters: { type: "object", properties: { text: { type: "string" } }, required: ["text"] },
+            timeoutMs: 1_000,
+            source: "builtin",
+            sourceName: "test-extra",
+            allowInLoop: false,
+            run: async (args) => args["text"],
+          },
+        ],
+      });
+      await waitFor(() => announced?.includes("extra_echo") === true, 10_000, "the list_changed notification");
+      const result = (await client.callTool({ name: "extra_echo", arguments: { text: "hi" } })) as CallToolResult;
+      assert.deepEqual(result.content, [{ type: "text", text: '"hi"' }]);
+    } finally {
+      await client.close();
+    }
+  });
+
   test("an imported MCP server's tool through /v1/skills/{name}/execute and through /mcp", async () => {
     const listed = await getJson<{ data?: Array<{ name: string; source?: string }> }>(`${server.url}/v1/skills`, { headers: auth });
     assert.equal(listed.status, 200);
