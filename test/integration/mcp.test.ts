@@ -138,26 +138,44 @@ describe("MCP: /mcp server and imported MCP servers", { timeout: 120_000 }, () =
     );
     await client.connect(new StreamableHTTPClientTransport(new URL(`${server.url}/mcp`), { requestInit: { headers: auth } }));
     try {
-      // a source of the registry's own kind, added while the session listens
-      await server.ctx.skills.addSource({
-        kind: "builtin",
-        name: "test-extra",
-        health: () => ({ ok: true }),
-        list: async () => [
-          {
-            name: "extra_echo",
-            description: "echoes its text",
-            parameters: { type: "object", properties: { text: { type: "string" } }, required: ["text"] },
-            timeoutMs: 1_000,
-            source: "builtin",
-            sourceName: "test-extra",
-            allowInLoop: false,
-            run: async (args) => args["text"],
-          },
-        ],
-      });
-      await waitFor(() => announced?.includes("extra_echo") === true, 10_000, "the list_changed notification");
-      const result = (await client.callTool({ name: "extra_echo", arguments: { text: "hi" } })) as CallToolResult;
+      // a source of the registry's own kind, added while the session listens. The client opens its notification
+      // stream just after initialize: a change before that is not seen (MCP clients list again when they
+      // reconnect), so the change is repeated, each time a new skill, until one is announced.
+      let added = 0;
+      let lastAdded = 0;
+      const addSkill = async () => {
+        lastAdded = Date.now();
+        const name = `extra_echo_${added++}`;
+        await server.ctx.skills.addSource({
+          kind: "builtin",
+          name: `test-${name}`,
+          health: () => ({ ok: true }),
+          list: async () => [
+            {
+              name,
+              description: "echoes its text",
+              parameters: { type: "object", properties: { text: { type: "string" } }, required: ["text"] },
+              timeoutMs: 1_000,
+              source: "builtin",
+              sourceName: `test-${name}`,
+              allowInLoop: false,
+              run: async (args) => args["text"],
+            },
+          ],
+        });
+      };
+      await addSkill();
+      const seen = () => announced?.find((name) => name.startsWith("extra_echo_"));
+      await waitFor(
+        async () => {
+          if (seen()) return true;
+          if (Date.now() - lastAdded > 500) await addSkill();
+          return false;
+        },
+        20_000,
+        "a list_changed notification",
+      );
+      const result = (await client.callTool({ name: seen()!, arguments: { text: "hi" } })) as CallToolResult;
       assert.deepEqual(result.content, [{ type: "text", text: '"hi"' }]);
     } finally {
       await client.close();
@@ -224,6 +242,34 @@ describe("MCP: /mcp server and imported MCP servers", { timeout: 120_000 }, () =
       assert.equal(result.isError, false);
     } finally {
       await client.close();
+    }
+  });
+
+  test("an MCP server over Streamable HTTP: a second gateway imports this one's /mcp", async () => {
+    const second = await startTestServer({
+      skills: { mcp_servers: [{ name: "upstream", url: `${server.url}/mcp`, headers: auth, timeout_ms: 10_000 }] },
+    });
+    try {
+      await waitFor(() => second.ctx.skills.get("upstream.add") !== undefined, 20_000, "the upstream gateway's skills");
+      // the upstream answers {result: 7} as structuredContent: that object is the imported skill's value
+      const res = await getJson<Execution>(`${second.url}/v1/skills/upstream.add/execute`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ arguments: { left: 2, right: 5 } }),
+      });
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+      assert.deepEqual(res.body.result, { result: 7 });
+      assert.match(second.ctx.skills.health().find((h) => h.name === "upstream")?.detail ?? "", /connected/);
+      // the upstream's own refusal comes back as the imported call's failure, not a crash
+      const refused = await getJson<Execution>(`${second.url}/v1/skills/upstream.divide/execute`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ arguments: { left: 1, right: 0 } }),
+      });
+      assert.equal(refused.status, 502);
+      assert.match(JSON.stringify(refused.body), /division by zero/);
+    } finally {
+      await second.stop();
     }
   });
 
