@@ -51,6 +51,8 @@ export class McpSkillSource implements SkillSource {
   private client: Client | null = null;
   private transport: Transport | null = null;
   private connecting: Promise<Client> | null = null;
+  /** The client of a start in progress: the gateway's stop must end its process too, not wait for its timeout. */
+  private starting: Client | null = null;
   /** Bumped on every connect, so the close of an older connection is not taken for the current one's. */
   private generation = 0;
   private tools: Tool[] = [];
@@ -114,10 +116,11 @@ export class McpSkillSource implements SkillSource {
 
   async close(): Promise<void> {
     this.closed = true;
-    const client = this.client;
+    const clients = [this.client, this.starting];
     this.client = null;
+    this.starting = null;
     this.generation++;
-    await client?.close().catch(() => undefined);
+    await Promise.all(clients.map((client) => client?.close().catch(() => undefined)));
   }
 
   private skillOf(tool: Tool): Skill {
@@ -219,6 +222,7 @@ export class McpSkillSource implements SkillSource {
     this.stderrTail = "";
     const transport = this.newTransport();
     const client = new Client({ name: "opta-lmx", version: this.options.clientVersion ?? "0" }, { capabilities: {} });
+    this.starting = client;
     client.onclose = () => {
       if (generation !== this.generation || this.closed || this.client !== client) return;
       this.markDown(client, transport instanceof StdioClientTransport ? "the server process exited" : "the connection closed");
@@ -241,10 +245,12 @@ export class McpSkillSource implements SkillSource {
       await this.refreshTools(client, timeout);
     } catch (error) {
       this.client = null;
+      if (this.starting === client) this.starting = null;
       await client.close().catch(() => undefined);
       this.recordFailure(`could not start: ${describeFailure(error)}`);
       throw error;
     }
+    this.starting = null;
     this.status = { state: "connected", since: Date.now(), tools: this.tools.length, pid: this.pid() };
     this.options.log?.info({ server: this.name, tools: this.tools.length, pid: this.pid() }, "MCP server connected");
     return client;
