@@ -17,6 +17,7 @@ import { registerModelsCommand } from "./commands/models.js";
 import { registerProbeCommand } from "./commands/probe.js";
 import { registerPullCommand } from "./commands/pull.js";
 import { registerServiceCommand } from "./commands/service.js";
+import { registerSkillsCommand } from "./commands/skills.js";
 import { registerStatusCommand } from "./commands/status.js";
 import { EXIT } from "./exit.js";
 import { registerServeCommand } from "./serve.js";
@@ -49,6 +50,7 @@ registerConnectCommand(program);
 registerDoctorCommand(program);
 registerEnginesCommand(program);
 registerServiceCommand(program);
+registerSkillsCommand(program);
 registerBenchCommand(program);
 
 try {

@@ -271,10 +271,12 @@ function validationProblem(schema: unknown, args: unknown): { param: string; mes
   const pointer = /^value((?:\/[^ ]*)?)/.exec(problem)?.[1] ?? "";
   const required = /required property '([^']+)'/.exec(problem)?.[1];
   const additional = /additional properties/.test(problem) ? additionalProperty(schema, args, pointer) : undefined;
-  const segments = pointer.split("/").filter(Boolean);
+  const segments = pointer.split("/").filter(Boolean).map(unescapePointer);
   if (required) segments.push(required);
   else if (additional) segments.push(additional);
-  return { param: ["arguments", ...segments.map(unescapePointer)].join("."), message: problem.replace(/^value/, "arguments") };
+  const param = ["arguments", ...segments].join(".");
+  const why = required ? "is required" : additional ? "is not an argument this skill takes" : problem.replace(/^value\S*\s*/, "");
+  return { param, message: `${param} ${why}` };
 }
 
 /** The first property at `pointer` that the schema there does not list (ajv's message omits it). */
