@@ -25,6 +25,16 @@ export interface ChatJob {
   logprobs: number | null;
   choices: number;
   reasoningEffort: string | null;
+  /**
+   * Names of the offered tools the server runs itself (`{"type":"skill"}` entries, docs/skills.md); empty or absent
+   * when the client runs every call.
+   */
+  serverTools?: ReadonlySet<string>;
+}
+
+/** What the chat layer needs to know of a skill offered with `{"type":"skill"}` (the skills registry answers). */
+export interface SkillLookup {
+  get(name: string): { description: string; parameters: JsonSchema; allowInLoop: boolean } | undefined;
 }
 
 /** An empty arguments object: what a function declared without parameters is called with. */
@@ -44,8 +54,15 @@ export function needsChatLayer(body: ChatCompletionRequest): boolean {
   );
 }
 
-export function chatJobFrom(body: ChatCompletionRequest): ChatJob {
+/** `skills` resolves `{"type":"skill"}` tools; without it (a dialect that has no server-side loop) they are refused. */
+export function chatJobFrom(body: ChatCompletionRequest, skills?: SkillLookup): ChatJob {
+  const serverTools = new Set<string>();
   const offeredTools = (body.tools ?? []).map((tool, index): ToolDefinition => {
+    if (tool.type === "skill") {
+      const definition = skillTool(tool.skill.name, index, skills);
+      serverTools.add(tool.skill.name);
+      return definition;
+    }
     const param = `tools[${index}].function.parameters`;
     const parameters = (tool.function.parameters as JsonSchema | undefined) ?? NO_PARAMETERS;
     assertValidJsonSchema(parameters, param);
@@ -54,16 +71,27 @@ export function chatJobFrom(body: ChatCompletionRequest): ChatJob {
   const names = new Set<string>();
   offeredTools.forEach((tool, index) => {
     if (names.has(tool.name)) {
-      throw new LmxError("invalid_value", `two tools are named '${tool.name}'`, { param: `tools[${index}].function.name` });
+      const at = body.tools?.[index]?.type === "skill" ? `tools[${index}].skill.name` : `tools[${index}].function.name`;
+      throw new LmxError("invalid_value", `two tools are named '${tool.name}'`, { param: at });
     }
     names.add(tool.name);
   });
   const choice = toolChoiceOf(body, offeredTools);
+  const schemaParam = (i: number) => (body.tools?.[i]?.type === "skill" ? `tools[${i}].skill` : `tools[${i}].function.parameters`);
   // a grammar writes forced calls: every schema it embeds must be one it can enforce
-  if (choice.kind === "required") offeredTools.forEach((tool, i) => checkEnforceable(tool.parameters, `tools[${i}].function.parameters`));
+  if (choice.kind === "required") offeredTools.forEach((tool, i) => checkEnforceable(tool.parameters, schemaParam(i)));
   if (choice.kind === "named") {
     const index = offeredTools.findIndex((tool) => tool.name === choice.name);
-    checkEnforceable(offeredTools[index]!.parameters, `tools[${index}].function.parameters`);
+    checkEnforceable(offeredTools[index]!.parameters, schemaParam(index));
+  }
+  if (serverTools.size > 0 && (body.n ?? 1) > 1) {
+    throw new LmxError(
+      "unsupported_parameter",
+      "n > 1 cannot be combined with tools of type 'skill' (the server-side tool loop runs one conversation)",
+      {
+        param: "n",
+      },
+    );
   }
   const output = outputOf(body);
   if (output.kind !== "text" && (choice.kind === "required" || choice.kind === "named")) {
@@ -85,7 +113,25 @@ export function chatJobFrom(body: ChatCompletionRequest): ChatJob {
     logprobs: body.logprobs === true ? (body.top_logprobs ?? 0) : null,
     choices: body.n ?? 1,
     reasoningEffort: body.reasoning_effort ?? null,
+    ...(serverTools.size > 0 ? { serverTools } : {}),
   };
+}
+
+/** A `{"type":"skill"}` entry as the function tool the model sees: the skill's own description and schema. */
+function skillTool(name: string, index: number, skills: SkillLookup | undefined): ToolDefinition {
+  if (!skills) {
+    throw new LmxError("unsupported_parameter", "tools of type 'skill' are only run on /v1/chat/completions", { param: `tools[${index}].type` });
+  }
+  const skill = skills.get(name);
+  if (!skill) {
+    throw new LmxError("invalid_value", `no skill named '${name}'; GET /v1/skills lists them`, { param: `tools[${index}].skill.name` });
+  }
+  if (!skill.allowInLoop) {
+    throw new LmxError("invalid_value", `skill '${name}' may not run in the server-side tool loop (skills.allow_in_loop)`, {
+      param: `tools[${index}]`,
+    });
+  }
+  return { name, description: skill.description, parameters: skill.parameters };
 }
 
 function toolChoiceOf(body: ChatCompletionRequest, tools: ToolDefinition[]): ToolChoice {

@@ -16,6 +16,7 @@ import { registerResponsesRoutes } from "./routes/responses.js";
 import { registerSkillRoutes } from "./routes/skills.js";
 import { registerUiRoutes } from "./routes/ui.js";
 import { sessionAuthenticates, sessionStoreFor } from "./ui-sessions.js";
+import { registerMcpRoutes } from "./routes/mcp.js";
 
 /**
  * Errors Node's HTTP parser raises before Fastify sees a request (oversized headers, stalled uploads, garbage)
@@ -98,6 +99,8 @@ export function buildApp(ctx: GatewayContext): FastifyInstance {
     registerAnthropicRoutes(openai, ctx);
     registerResponsesRoutes(openai, ctx);
     registerSkillRoutes(openai, ctx);
+    // the skills as an MCP server: behind the same API keys as /v1/*
+    registerMcpRoutes(openai, { catalog: ctx.skills, version: ctx.version });
   });
   registerAdminRoutes(app, ctx);
   registerUiRoutes(app, ctx);

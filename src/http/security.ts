@@ -19,7 +19,8 @@ export interface SecurityPolicy {
 const STATE_CHANGING = new Set(["POST", "PUT", "DELETE", "PATCH"]);
 const ALLOW_METHODS = "GET, POST, PUT, PATCH, DELETE, OPTIONS";
 const ALLOW_HEADERS = "authorization, content-type, x-admin-key, x-request-id, x-priority, traceparent, tracestate";
-const EXPOSE_HEADERS = "x-lmx-backend, x-request-id, retry-after";
+// mcp-session-id: a browser MCP client (an allowed origin) must read its session id to go on with /mcp
+const EXPOSE_HEADERS = "x-lmx-backend, x-request-id, retry-after, mcp-session-id";
 const HOST_HEADER = /^(\[[0-9a-f:.]+\]|[a-z0-9_.-]+)(:\d{1,5})?$/;
 
 /** The name part of a Host header, lower-cased, without port, brackets or a trailing dot; null if malformed. */

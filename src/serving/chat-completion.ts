@@ -10,7 +10,8 @@ import { toOpenAiBody, type LmxError } from "../errors/codes.js";
 import type { ModelDescriptor } from "../inventory/types.js";
 import type { ChatJob } from "../chat/request.js";
 import type { ServingContext } from "./context.js";
-import { startChatRun, type ChatOutcomeSink, type ChoiceUsage } from "./chat.js";
+import { startChatRun, type ChatOutcomeSink, type ChoiceUsage, type SamplingRequest } from "./chat.js";
+import { answerWithToolLoop } from "./tool-loop.js";
 import type { GenerateInput, GenerateOutcome } from "./generate.js";
 import { drainWithin } from "./write-deadline.js";
 
@@ -26,23 +27,13 @@ export async function answerChatCompletion(
 ): Promise<GenerateOutcome> {
   const body = input.body as ChatCompletionRequest;
   const { signal } = input;
+  if (job.serverTools && job.serverTools.size > 0) return answerWithToolLoop(ctx, input, model, job, outcomes, servedAs);
   const run = await startChatRun(
     ctx,
     {
       model,
       job,
-      sampling: {
-        maxTokens: body.max_completion_tokens ?? body.max_tokens ?? null,
-        temperature: body.temperature,
-        topP: body.top_p,
-        topK: body.top_k,
-        minP: body.min_p,
-        seed: body.seed,
-        presencePenalty: body.presence_penalty,
-        frequencyPenalty: body.frequency_penalty,
-        stop: stopList(body.stop),
-        ignoreEos: body.ignore_eos ?? false,
-      },
+      sampling: samplingOf(body),
       signal,
       priority: input.priority,
       recorder: input.recorder,
@@ -123,6 +114,21 @@ export async function answerChatCompletion(
   if (body.stream_options?.include_usage) await write(usageChunk(meta, sumUsage(usages.filter(Boolean))));
   raw.end("data: [DONE]\n\n");
   return { kind: "answered", completionId };
+}
+
+export function samplingOf(body: ChatCompletionRequest): SamplingRequest {
+  return {
+    maxTokens: body.max_completion_tokens ?? body.max_tokens ?? null,
+    temperature: body.temperature,
+    topP: body.top_p,
+    topK: body.top_k,
+    minP: body.min_p,
+    seed: body.seed,
+    presencePenalty: body.presence_penalty,
+    frequencyPenalty: body.frequency_penalty,
+    stop: stopList(body.stop),
+    ignoreEos: body.ignore_eos ?? false,
+  };
 }
 
 function openAiUsageOf(usage: ChoiceUsage) {

@@ -99,7 +99,7 @@ export async function generate(ctx: ServingContext, input: GenerateInput): Promi
   // tools, JSON output, logprobs and n go through the chat layer; everything it refuses is refused before a load
   const chatBody = endpoint.path === "/v1/chat/completions" ? (body as ChatCompletionRequest) : null;
   // validated whichever path serves it: a tool_choice naming no offered tool is a 400 even without tools
-  const validatedJob = chatBody ? chatJobFrom(chatBody) : null;
+  const validatedJob = chatBody ? chatJobFrom(chatBody, ctx.skills ?? undefined) : null;
   const chatJob = chatBody && needsChatLayer(chatBody) ? validatedJob : null;
   const rawCompletion = endpoint.path === "/v1/completions" && needsRawCompletion(body as CompletionRequest);
   const { model, equivalent } = await resolveServable(ctx, body.model, endpoint.accepts, recorder);

@@ -70,6 +70,11 @@ export const skillsConfigSchema = z
     builtins: z.array(z.enum(BUILTIN_NAMES)).default([...BUILTIN_NAMES]),
     /** Skills the server-side tool loop may run; default the pure built-ins. */
     allow_in_loop: z.array(skillName).default([...PURE_BUILTINS]),
+    /**
+     * Generations of one server-side tool loop (docs/skills.md): the client's tool_choice applies to the first,
+     * the last is told tool_choice none so the answer ends in text.
+     */
+    max_loop_steps: z.number().int().min(2).max(16).default(4),
     /** Default timeout of built-ins and folder skills that name none. */
     timeout_ms: z.number().int().positive().max(3_600_000).default(30_000),
     /** Serialized arguments larger than this are refused with 413. */

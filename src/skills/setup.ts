@@ -1,7 +1,7 @@
 /**
- * Builds the gateway's skill registry from configuration: the built-ins, command skills and Agent Skills folders
- * (MCP servers are added by their own source). Disabled (`skills.enabled: false`): an empty registry, so every
- * route answers and every name is 404.
+ * Builds the gateway's skill registry from configuration: the built-ins, command skills, Agent Skills folders and
+ * the configured MCP servers' tools (src/skills/mcp-source.ts). Disabled (`skills.enabled: false`): an empty
+ * registry, so every route answers and every name is 404.
  */
 import type { Logger } from "pino";
 import type { ServerConfig } from "../config/load.js";
@@ -11,6 +11,7 @@ import { BuiltinSource } from "./builtin/source.js";
 import type { BuiltinSkill } from "./builtin/types.js";
 import { CommandSource } from "./command.js";
 import { FolderSource } from "./folders.js";
+import { McpSkillSource } from "./mcp-source.js";
 import { SkillRegistry, type SkillMetricsSink } from "./registry.js";
 
 export interface SkillSetupDeps {
@@ -43,5 +44,9 @@ export async function createSkillRegistry(config: ServerConfig, deps: SkillSetup
   );
   if (skills.commands.length > 0) await registry.addSource(new CommandSource(skills.commands, config.state_dir));
   for (const folder of skills.folders) await registry.addSource(new FolderSource(folder, skills.folder_defaults));
+  // each starts its server in the background: its tools join the registry once it has answered tools/list
+  for (const server of skills.mcp_servers) {
+    await registry.addSource(new McpSkillSource(server, { defaultTimeoutMs: skills.timeout_ms, log: log.child({ mcp_server: server.name }) }));
+  }
   return registry;
 }

@@ -79,6 +79,16 @@ export function roleChunk(meta: ChatAnswerMeta, choice: number): Record<string, 
   return chunk(meta, [{ index: choice, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }]);
 }
 
+/**
+ * A call the server ran itself (the server-side tool loop, docs/skills.md), as our extension of the chunk:
+ * `delta.executed_tool_calls` holds one part of entry `index` — first `{index, id, name, arguments}` when the
+ * model made the call, then `{index, id, ok, result, error?, duration_ms}` when it ran. Merged by index, the
+ * parts are the entries of the whole answer's `message.executed_tool_calls`. Standard clients ignore the field.
+ */
+export function executedCallChunk(meta: ChatAnswerMeta, part: Record<string, unknown>): Record<string, unknown> {
+  return chunk(meta, [{ index: 0, delta: { executed_tool_calls: [part] }, logprobs: null, finish_reason: null }]);
+}
+
 export function usageChunk(meta: ChatAnswerMeta, usage: ChoiceUsage): Record<string, unknown> {
   return { ...chunk(meta, []), usage: openAiUsage(usage) };
 }

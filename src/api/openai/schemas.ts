@@ -95,6 +95,21 @@ const functionTool = z.strictObject({
   }),
 });
 
+/**
+ * Our extension (docs/skills.md, "Server-side tool loop"): a skill of the server's registry the server runs itself
+ * when the model calls it; offered to the model as a function tool with the skill's own schema.
+ */
+const skillTool = z.strictObject({
+  type: z.literal("skill"),
+  skill: z.strictObject({
+    name: z
+      .string()
+      .min(1)
+      .max(128)
+      .regex(/^[a-zA-Z0-9_.-]+$/, "a skill name may only hold a-z, A-Z, 0-9, underscores, dots and dashes"),
+  }),
+});
+
 const toolChoice = z.union([
   z.enum(["none", "auto", "required"]),
   z.strictObject({ type: z.literal("function"), function: z.strictObject({ name: toolName }) }),
@@ -126,7 +141,10 @@ export const chatCompletionRequestSchema = z
     logprobs: z.boolean().nullable().optional(),
     top_logprobs: z.number().int().min(0).max(MAX_TOP_LOGPROBS).nullable().optional(),
     response_format: responseFormat.optional(),
-    tools: z.array(functionTool).max(MAX_TOOLS).optional(),
+    tools: z
+      .array(z.discriminatedUnion("type", [functionTool, skillTool]))
+      .max(MAX_TOOLS)
+      .optional(),
     tool_choice: toolChoice.optional(),
     parallel_tool_calls: z.boolean().nullable().optional(),
     /** Passed to templates that read it (gpt-oss's Harmony: "Reasoning: high"). */
