@@ -1,4 +1,4 @@
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from "fastify";
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from "fastify";
 import http from "node:http";
 import type { Duplex } from "node:stream";
 import { LmxError, toHttp } from "../errors/codes.js";
@@ -7,7 +7,8 @@ import { bearerToken, matchesAny } from "./auth.js";
 import { sendError } from "./errors.js";
 import { createSecurityPolicy, enforceSecurity } from "./security.js";
 import { registerAdminRoutes } from "./routes/admin.js";
-import { registerGenerationRoutes } from "./routes/generation.js";
+import { chatOutcomeSink, registerGenerationRoutes } from "./routes/generation.js";
+import { registerOllamaRoutes } from "./routes/ollama.js";
 import { registerHealthRoutes } from "./routes/health.js";
 import { registerMetricsRoutes } from "./routes/metrics.js";
 import { registerModelRoutes } from "./routes/models.js";
@@ -71,22 +72,26 @@ export function buildApp(ctx: GatewayContext): FastifyInstance {
   registerHealthRoutes(app, ctx);
   // outside the /v1 plugin: scrapers use the admin key (when set), not an API key
   registerMetricsRoutes(app, ctx);
-  app.register(async (openai) => {
-    if (ctx.config.api_keys.length > 0) {
-      openai.addHook("onRequest", async (request) => {
-        const key = bearerToken(request);
-        if (!key || !matchesAny(key, ctx.config.api_keys)) {
-          throw new LmxError(
-            "invalid_api_key",
-            key
-              ? "incorrect API key provided; it must be one of api_keys (LMX_API_KEYS)"
-              : "this server needs an API key: send Authorization: Bearer <key> with one of api_keys (LMX_API_KEYS)",
-          );
-        }
-      });
+  const requireApiKey = async (request: FastifyRequest) => {
+    const key = bearerToken(request);
+    if (!key || !matchesAny(key, ctx.config.api_keys)) {
+      throw new LmxError(
+        "invalid_api_key",
+        key
+          ? "incorrect API key provided; it must be one of api_keys (LMX_API_KEYS)"
+          : "this server needs an API key: send Authorization: Bearer <key> with one of api_keys (LMX_API_KEYS)",
+      );
     }
+  };
+  app.register(async (openai) => {
+    if (ctx.config.api_keys.length > 0) openai.addHook("onRequest", requireApiKey);
     registerModelRoutes(openai, ctx);
     registerGenerationRoutes(openai, ctx);
+  });
+  // Ollama's dialect: the same keys, the same chat layer and metrics (DELETE /api/delete also needs the admin key)
+  app.register(async (ollama) => {
+    if (ctx.config.api_keys.length > 0) ollama.addHook("onRequest", requireApiKey);
+    registerOllamaRoutes(ollama, ctx, chatOutcomeSink(ctx));
   });
   registerAdminRoutes(app, ctx);
   return app;

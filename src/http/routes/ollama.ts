@@ -1,0 +1,345 @@
+/**
+ * Ollama's API under /api/* (https://github.com/ollama/ollama/blob/main/docs/api.md): a translator at the edge
+ * over the same chat layer, scheduler, downloader and metrics as /v1. Answers stream as NDJSON by default
+ * (`stream: false` for one object); errors are `{"error": "..."}` with the status of our error table
+ * (src/errors/dialects.ts picks the shape by path).
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { readGgufFileInfo } from "node-llama-cpp";
+import { LmxError } from "../../errors/codes.js";
+import { streamedErrorFor } from "../../errors/dialects.js";
+import { parseRequest } from "../../api/openai/schemas.js";
+import {
+  ollamaChatSchema,
+  ollamaEmbeddingsSchema,
+  ollamaEmbedSchema,
+  ollamaGenerateSchema,
+  ollamaModelNameSchema,
+  type OllamaChatRequest,
+  type OllamaGenerateRequest,
+} from "../../api/ollama/schemas.js";
+import { chatJobOf, generateJobOf, keepAliveOf, samplingOf, thinkingOf } from "../../api/ollama/convert.js";
+import { runningOf, showOf, tagOf } from "../../api/ollama/models.js";
+import { detectFamily } from "../../chat/templates/family.js";
+import type { RequestRecorder } from "../../metrics/request.js";
+import { isPriority, type Priority } from "../../scheduler/priority.js";
+import { embedTexts } from "../../serving/ollama-embed.js";
+import { resolveOllamaModel, startOllamaGeneration, type OllamaPiece, type OllamaToolCall } from "../../serving/ollama-generate.js";
+import { deleteDownloadedModel } from "../../serving/ollama-delete.js";
+import { drainWithin } from "../../serving/write-deadline.js";
+import type { ChatOutcomeSink } from "../../serving/chat.js";
+import { requireAdminKey } from "../auth.js";
+import type { GatewayContext } from "../context.js";
+import { asLmxError } from "../errors.js";
+import { asLmxError as asDownloadLmxError, downloadRequestFor, startDownload } from "./downloads.js";
+
+const NDJSON = "application/x-ndjson";
+const PULL_POLL_MS = 200;
+
+/** Ollama's `created_at`: RFC 3339 with the current time. */
+const now = () => new Date().toISOString();
+
+export function registerOllamaRoutes(api: FastifyInstance, ctx: GatewayContext, outcomes: ChatOutcomeSink | null): void {
+  api.get("/api/version", async () => ({ version: ctx.version }));
+
+  api.get("/api/tags", async () => ({ models: (await ctx.inventory.list()).map(tagOf) }));
+
+  api.get("/api/ps", async () => {
+    const models = [];
+    for (const view of ctx.scheduler.loaded()) {
+      const model = await ctx.inventory.resolve(view.id).catch(() => null);
+      if (model) models.push(runningOf(view, model));
+    }
+    return { models };
+  });
+
+  api.post("/api/show", async (request) => {
+    const body = parseRequest(ollamaModelNameSchema, request.body);
+    const model = await resolveOllamaModel(ctx, (body.model ?? body.name)!);
+    const runner = ctx.scheduler.runnerFor(model.id);
+    const template = runner ? runner.info.template.jinja : await chatTemplateOf(model.path);
+    return showOf(model, template, runner?.info.contextSize ?? model.settings.contextSize, detectFamily(template).thinking);
+  });
+
+  api.post("/api/chat", (request, reply) => {
+    const body = parseRequest(ollamaChatSchema, request.body);
+    return generation(ctx, request, reply, body, outcomes, "chat");
+  });
+
+  api.post("/api/generate", (request, reply) => {
+    const body = parseRequest(ollamaGenerateSchema, request.body);
+    return generation(ctx, request, reply, body, outcomes, "generate");
+  });
+
+  api.post("/api/embed", async (request) => {
+    const started = performance.now();
+    const body = parseRequest(ollamaEmbedSchema, request.body);
+    keepAliveOf(body.keep_alive);
+    const texts = typeof body.input === "string" ? [body.input] : body.input;
+    const result = await counted(ctx, request, body.model, (recorder, model) =>
+      embedTexts(ctx, { model, texts, signal: abortOnClose(request), priority: priorityOf(request, ctx), recorder, runnerHeaders: {} }),
+    );
+    return {
+      model: body.model,
+      embeddings: result.embeddings,
+      total_duration: Math.round((performance.now() - started) * 1e6),
+      load_duration: Math.round(result.loadMs * 1e6),
+      prompt_eval_count: result.promptTokens,
+    };
+  });
+
+  api.post("/api/embeddings", async (request) => {
+    const body = parseRequest(ollamaEmbeddingsSchema, request.body);
+    keepAliveOf(body.keep_alive);
+    const result = await counted(ctx, request, body.model, (recorder, model) =>
+      embedTexts(ctx, { model, texts: [body.prompt], signal: abortOnClose(request), priority: priorityOf(request, ctx), recorder, runnerHeaders: {} }),
+    );
+    return { embedding: result.embeddings[0] ?? [] };
+  });
+
+  api.post("/api/pull", (request, reply) => pull(ctx, request, reply));
+
+  api.delete("/api/delete", async (request, reply) => {
+    requireAdminKey(ctx.config.admin_key, request);
+    const body = parseRequest(ollamaModelNameSchema, request.body);
+    const model = await resolveOllamaModel(ctx, (body.model ?? body.name)!);
+    await deleteDownloadedModel(ctx, model);
+    return reply.code(200).send();
+  });
+}
+
+/** A model's chat template from its GGUF header, for /api/show of a model that is not loaded. */
+async function chatTemplateOf(file: string): Promise<string | null> {
+  try {
+    const info = await readGgufFileInfo(file, { readTensorInfo: false });
+    const template = (info.metadata as { tokenizer?: { chat_template?: unknown } }).tokenizer?.chat_template;
+    return typeof template === "string" ? template : null;
+  } catch {
+    return null;
+  }
+}
+
+function priorityOf(request: FastifyRequest, ctx: GatewayContext): Priority {
+  const header = request.headers["x-priority"];
+  const value = Array.isArray(header) ? header[0] : header;
+  return value !== undefined && isPriority(value) ? value : ctx.config.priority.default;
+}
+
+function abortOnClose(request: FastifyRequest): AbortSignal {
+  const abort = new AbortController();
+  request.raw.socket?.once("close", () => abort.abort());
+  return abort.signal;
+}
+
+/** Counts a request in lmx:requests_total the way /v1 does, whether it is answered or refused. */
+async function counted<T>(
+  ctx: GatewayContext,
+  request: FastifyRequest,
+  name: string,
+  work: (recorder: RequestRecorder, model: Awaited<ReturnType<typeof resolveOllamaModel>>) => Promise<T>,
+): Promise<T> {
+  const recorder = ctx.metrics.startRequest(performance.now());
+  recorder.model = name;
+  try {
+    const model = await resolveOllamaModel(ctx, name);
+    recorder.model = model.id;
+    const result = await work(recorder, model);
+    recorder.finish(200, "", performance.now());
+    return result;
+  } catch (error) {
+    const lmx = asLmxError(error);
+    recorder.finish(lmx.status, lmx.code, performance.now());
+    request.log.debug({ code: lmx.code }, "ollama request refused");
+    throw lmx;
+  }
+}
+
+type Kind = "chat" | "generate";
+
+async function generation(
+  ctx: GatewayContext,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  body: OllamaChatRequest | OllamaGenerateRequest,
+  outcomes: ChatOutcomeSink | null,
+  kind: Kind,
+): Promise<void> {
+  const startedAt = performance.now();
+  const recorder = ctx.metrics.startRequest(startedAt);
+  recorder.model = body.model;
+  const abort = new AbortController();
+  reply.raw.on("close", () => {
+    if (!reply.raw.writableFinished) abort.abort();
+  });
+  const stream = body.stream ?? true;
+  let pieces: AsyncIterable<OllamaPiece>;
+  let modelId: string;
+  let headers: Record<string, string>;
+  try {
+    const job = kind === "chat" ? chatJobOf(body as OllamaChatRequest) : generateJobOf(body as OllamaGenerateRequest);
+    const { sampling, numCtx } = samplingOf(body.options);
+    const generate = kind === "generate" ? (body as OllamaGenerateRequest) : null;
+    const loadOnly = generate ? generate.prompt === "" : (body as OllamaChatRequest).messages.length === 0;
+    const started = await startOllamaGeneration(ctx, {
+      model: body.model,
+      job,
+      raw: generate ? { prompt: generate.prompt, always: generate.raw === true } : null,
+      showThinking: thinkingOf(body.think).show,
+      sampling,
+      numCtx,
+      keepAlive: keepAliveOf(body.keep_alive),
+      loadOnly,
+      startedAt,
+      signal: abort.signal,
+      priority: priorityOf(request, ctx),
+      recorder,
+      runnerHeaders: {},
+      outcomes,
+    });
+    recorder.model = started.model.id;
+    modelId = body.model;
+    pieces = started.pieces;
+    headers = started.headers;
+  } catch (error) {
+    const lmx = asLmxError(error);
+    recorder.finish(lmx.status, lmx.code, performance.now());
+    throw lmx;
+  }
+  const shape = kind === "chat" ? chatObject : generateObject;
+  if (!stream) {
+    const merged: OllamaPiece & { type: "delta" } = { type: "delta", content: "", thinking: "", toolCalls: [] };
+    for await (const piece of pieces) {
+      if (piece.type === "delta") {
+        merged.content += piece.content;
+        merged.thinking += piece.thinking;
+        merged.toolCalls.push(...piece.toolCalls);
+      } else if (piece.type === "error") {
+        recorder.finish(piece.error.status, piece.error.code, performance.now());
+        if (abort.signal.aborted) return;
+        // nothing was sent yet: the failure gets its own status
+        throw piece.error;
+      } else {
+        recorder.finish(200, "", performance.now());
+        void reply.headers(headers).type("application/json").send({ ...shape(modelId, merged), ...doneFields(piece) });
+        return;
+      }
+    }
+    if (!abort.signal.aborted) throw new LmxError("internal_error", "the generation ended without its last event");
+    return;
+  }
+  reply.hijack();
+  const raw = reply.raw;
+  raw.writeHead(200, { ...headers, "content-type": NDJSON, "cache-control": "no-cache", "x-request-id": String(request.id) });
+  const write = async (value: unknown): Promise<boolean> => {
+    if (raw.write(`${JSON.stringify(value)}\n`)) return true;
+    const drained = await drainWithin(raw, abort.signal, ctx.config.stream_write_timeout_sec * 1000);
+    if (drained === "timed_out") raw.destroy();
+    return drained === "drained";
+  };
+  for await (const piece of pieces) {
+    if (piece.type === "delta") {
+      if (!(await write(shape(modelId, piece)))) break;
+    } else if (piece.type === "error") {
+      recorder.finish(piece.error.status, piece.error.code, performance.now());
+      raw.end(streamedErrorFor("ollama", piece.error));
+      return;
+    } else {
+      recorder.finish(200, "", performance.now());
+      const last = { type: "delta" as const, content: "", thinking: "", toolCalls: [] };
+      raw.end(`${JSON.stringify({ ...shape(modelId, last), ...doneFields(piece) })}\n`);
+      return;
+    }
+  }
+  recorder.finish(499, "client_closed", performance.now());
+  if (!raw.writableEnded) raw.destroy();
+}
+
+type Delta = Extract<OllamaPiece, { type: "delta" }>;
+
+function chatObject(model: string, piece: Delta) {
+  const message: { role: "assistant"; content: string; thinking?: string; tool_calls?: OllamaToolCall[] } = { role: "assistant", content: piece.content };
+  if (piece.thinking) message.thinking = piece.thinking;
+  if (piece.toolCalls.length > 0) message.tool_calls = piece.toolCalls;
+  return { model, created_at: now(), message, done: false };
+}
+
+function generateObject(model: string, piece: Delta) {
+  return { model, created_at: now(), response: piece.content, ...(piece.thinking ? { thinking: piece.thinking } : {}), done: false };
+}
+
+function doneFields(piece: Extract<OllamaPiece, { type: "done" }>) {
+  return {
+    done: true,
+    done_reason: piece.reason,
+    total_duration: piece.stats.totalNs,
+    load_duration: piece.stats.loadNs,
+    prompt_eval_count: piece.usage.promptTokens,
+    prompt_eval_duration: piece.stats.promptNs,
+    eval_count: piece.usage.completionTokens,
+    eval_duration: piece.stats.evalNs,
+  };
+}
+
+/**
+ * `hf.co/org/repo:QUANT`, `org/repo:QUANT` or `org/repo`: our downloader fetches it from the configured hub
+ * into the HF cache. Ollama library names (`llama3`) are not hub repos and are refused by name.
+ */
+function pullSpecOf(name: string): string {
+  const spec = name.replace(/^(https?:\/\/)?(hf\.co|huggingface\.co)\//, "");
+  if (!/^[\w.-]+\/[\w.-]+(:[\w.-]+)?$/.test(spec)) {
+    throw new LmxError(
+      "invalid_value",
+      `'${name.slice(0, 200)}' is not a Hugging Face repo: pull takes org/repo:QUANT or hf.co/org/repo:QUANT (Ollama's own library is not reached)`,
+      { param: "model" },
+    );
+  }
+  return spec.replace(/:latest$/, "");
+}
+
+async function pull(ctx: GatewayContext, request: FastifyRequest, reply: FastifyReply): Promise<void> {
+  const body = parseRequest(ollamaModelNameSchema, request.body);
+  const spec = pullSpecOf((body.model ?? body.name)!);
+  // refusals (unknown repo, no space, no access) come back before any byte: a status and {error}
+  const job = await startDownload(ctx, downloadRequestFor(spec));
+  const finished = async () => {
+    const done = await job.done.catch((e: unknown) => {
+      throw asDownloadLmxError(e);
+    });
+    if (done.status !== "completed") throw new LmxError("download_failed", `the download of '${spec}' ended ${done.status}`);
+    await ctx.inventory.refresh();
+  };
+  if (body.stream === false) {
+    await finished();
+    return reply.send({ status: "success" });
+  }
+  reply.hijack();
+  const raw = reply.raw;
+  raw.writeHead(200, { "content-type": NDJSON, "cache-control": "no-cache", "x-request-id": String(request.id) });
+  // the download goes on if the client leaves (another pull of the same repo joins it)
+  const line = (value: unknown) => raw.writableEnded || raw.destroyed || raw.write(`${JSON.stringify(value)}\n`);
+  line({ status: "pulling manifest" });
+  const sent = new Map<string, number>();
+  const progress = () => {
+    for (const file of job.snapshot().files) {
+      if (sent.get(file.path) === file.downloaded) continue;
+      sent.set(file.path, file.downloaded);
+      line({ status: `pulling ${file.path}`, digest: file.path, total: file.size, completed: file.downloaded });
+    }
+  };
+  let settled = false;
+  void job.settled.then(() => (settled = true));
+  while (!settled) {
+    progress();
+    await Promise.race([job.settled, new Promise((resolve) => setTimeout(resolve, PULL_POLL_MS))]);
+  }
+  progress();
+  try {
+    await finished();
+  } catch (error) {
+    raw.end(streamedErrorFor("ollama", asLmxError(error)));
+    return;
+  }
+  line({ status: "verifying sha256 digest" });
+  line({ status: "writing manifest" });
+  raw.end(`${JSON.stringify({ status: "success" })}\n`);
+}
