@@ -43,5 +43,9 @@ export async function deleteDownloadedModel(ctx: ServingContext, model: ModelDes
     const shared = await Promise.all(otherSnapshots.map((s) => realpath(path.join(s, relative)).catch(() => null)));
     if (!shared.includes(blob)) await rm(blob, { force: true });
   }
+  // a repo left with nothing is removed whole, so it is no longer listed as an incomplete model
+  if ((await readdir(snapshot)).length === 0) await rm(snapshot, { recursive: true, force: true });
+  const repoDir = path.dirname(snapshots);
+  if ((await readdir(snapshots)).length === 0 && path.basename(repoDir).startsWith("models--")) await rm(repoDir, { recursive: true, force: true });
   await ctx.inventory.refresh();
 }

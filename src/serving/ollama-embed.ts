@@ -62,7 +62,8 @@ export async function embedTexts(ctx: ServingContext, input: EmbedInput): Promis
     } catch {
       json = null;
     }
-    if (upstream.statusCode !== 200) throw fromOpenAiBody(json, "internal_error", `runner answered HTTP ${upstream.statusCode}: ${text.slice(0, 300)}`);
+    if (upstream.statusCode !== 200)
+      throw fromOpenAiBody(json, "internal_error", `runner answered HTTP ${upstream.statusCode}: ${text.slice(0, 300)}`);
     const answer = json as RunnerEmbeddings | null;
     if (!answer || !Array.isArray(answer.data)) throw new LmxError("internal_error", "the runner's embeddings answer is unreadable");
     const embeddings = [...answer.data].sort((a, b) => a.index - b.index).map((d) => d.embedding);

@@ -63,7 +63,9 @@ export interface OllamaGeneration {
 const ns = (ms: number) => Math.max(0, Math.round(ms * 1e6));
 
 /** Ollama clients append `:latest` to names that carry no tag; this server's ids have none. */
-export async function resolveOllamaModel(ctx: ServingContext, name: string): Promise<ModelDescriptor> {
+export async function resolveOllamaModel(ctx: ServingContext, given: string): Promise<ModelDescriptor> {
+  // a pulled model is named as it was pulled: `hf.co/org/repo:QUANT` is the hub repo `org/repo:QUANT` here
+  const name = given.replace(/^(https?:\/\/)?(hf\.co|huggingface\.co)\//, "");
   try {
     return await ctx.inventory.resolve(name);
   } catch (error) {
@@ -159,7 +161,12 @@ async function loadOnly(ctx: ServingContext, model: ModelDescriptor, input: Olla
   lease.release();
   const unload = input.keepAlive.kind === "unload";
   if (unload) await ctx.scheduler.unload(model.id, ctx.config.shutdown_timeout_sec * 1000, "keep_alive 0 (Ollama API)");
-  const stats: OllamaStats = { totalNs: ns(performance.now() - input.startedAt), loadNs: wasLoaded ? 0 : ns(performance.now() - start), promptNs: 0, evalNs: 0 };
+  const stats: OllamaStats = {
+    totalNs: ns(performance.now() - input.startedAt),
+    loadNs: wasLoaded ? 0 : ns(performance.now() - start),
+    promptNs: 0,
+    evalNs: 0,
+  };
   const headers = { "x-lmx-backend": info.backend, "x-lmx-context-size": String(info.contextSize) };
   async function* one(): AsyncIterable<OllamaPiece> {
     yield { type: "done", reason: unload ? "unload" : "load", usage: { promptTokens: 0, cachedTokens: 0, completionTokens: 0 }, stats };

@@ -135,13 +135,11 @@ export function turnsOf(messages: OllamaMessage[]): ChatTurn[] {
       case "user":
         return { role: message.role, content: message.content };
       case "assistant": {
-        const toolCalls = message.tool_calls?.map(
-          (call, c): ToolCallRecord => ({
-            id: newCallId(),
-            name: call.function.name,
-            arguments: argumentsText(call.function.arguments, `messages[${index}].tool_calls[${c}].function.arguments`),
-          }),
-        );
+        const toolCalls = message.tool_calls?.map((call, c): ToolCallRecord => ({
+          id: newCallId(),
+          name: call.function.name,
+          arguments: argumentsText(call.function.arguments, `messages[${index}].tool_calls[${c}].function.arguments`),
+        }));
         if (toolCalls) pending = [...toolCalls];
         return {
           role: "assistant",

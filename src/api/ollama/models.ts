@@ -63,7 +63,9 @@ export function detailsOf(model: ModelDescriptor): OllamaModelDetails {
 }
 
 export function digestOf(model: ModelDescriptor): string {
-  return createHash("sha256").update(`${model.path}\0${model.sizeBytes}\0${modifiedAt(model).getTime()}`).digest("hex");
+  return createHash("sha256")
+    .update(`${model.path}\0${model.sizeBytes}\0${modifiedAt(model).getTime()}`)
+    .digest("hex");
 }
 
 export function tagOf(model: ModelDescriptor): OllamaTag {
@@ -81,7 +83,8 @@ export function tagOf(model: ModelDescriptor): OllamaTag {
 export function runningOf(view: LoadedModelView, model: ModelDescriptor, now = Date.now()) {
   const m = view.memory;
   const vram = m.modelVram + m.contextVram;
-  const expires = view.keepAliveSec === null || view.pinned ? NEVER : new Date(now + Math.max(0, view.keepAliveSec - view.idleSec) * 1000).toISOString();
+  const expires =
+    view.keepAliveSec === null || view.pinned ? NEVER : new Date(now + Math.max(0, view.keepAliveSec - view.idleSec) * 1000).toISOString();
   return {
     ...tagOf(model),
     size: m.modelRam + m.modelVram + m.contextRam + m.contextVram,

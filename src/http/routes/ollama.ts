@@ -92,7 +92,14 @@ export function registerOllamaRoutes(api: FastifyInstance, ctx: GatewayContext, 
     const body = parseRequest(ollamaEmbeddingsSchema, request.body);
     keepAliveOf(body.keep_alive);
     const result = await counted(ctx, request, body.model, (recorder, model) =>
-      embedTexts(ctx, { model, texts: [body.prompt], signal: abortOnClose(request), priority: priorityOf(request, ctx), recorder, runnerHeaders: {} }),
+      embedTexts(ctx, {
+        model,
+        texts: [body.prompt],
+        signal: abortOnClose(request),
+        priority: priorityOf(request, ctx),
+        recorder,
+        runnerHeaders: {},
+      }),
     );
     return { embedding: result.embeddings[0] ?? [] };
   });
@@ -220,7 +227,10 @@ async function generation(
         throw piece.error;
       } else {
         recorder.finish(200, "", performance.now());
-        void reply.headers(headers).type("application/json").send({ ...shape(modelId, merged), ...doneFields(piece) });
+        void reply
+          .headers(headers)
+          .type("application/json")
+          .send({ ...shape(modelId, merged), ...doneFields(piece) });
         return;
       }
     }
@@ -257,7 +267,10 @@ async function generation(
 type Delta = Extract<OllamaPiece, { type: "delta" }>;
 
 function chatObject(model: string, piece: Delta) {
-  const message: { role: "assistant"; content: string; thinking?: string; tool_calls?: OllamaToolCall[] } = { role: "assistant", content: piece.content };
+  const message: { role: "assistant"; content: string; thinking?: string; tool_calls?: OllamaToolCall[] } = {
+    role: "assistant",
+    content: piece.content,
+  };
   if (piece.thinking) message.thinking = piece.thinking;
   if (piece.toolCalls.length > 0) message.tool_calls = piece.toolCalls;
   return { model, created_at: now(), message, done: false };
