@@ -156,18 +156,17 @@ export async function startOllamaGeneration(ctx: ServingContext, input: OllamaGe
 
 async function loadOnly(ctx: ServingContext, model: ModelDescriptor, input: OllamaGenerationInput, wasLoaded: boolean): Promise<OllamaGeneration> {
   const start = performance.now();
-  const lease = await ctx.scheduler.acquire(model, input.signal, input.priority);
-  const info = lease.runner.info;
-  lease.release();
   const unload = input.keepAlive.kind === "unload";
+  let headers: Record<string, string> = {};
+  // an unload of a model that is not loaded loads nothing
+  if (!unload || wasLoaded) {
+    const lease = await ctx.scheduler.acquire(model, input.signal, input.priority);
+    headers = { "x-lmx-backend": lease.runner.info.backend, "x-lmx-context-size": String(lease.runner.info.contextSize) };
+    lease.release();
+  }
   if (unload) await ctx.scheduler.unload(model.id, ctx.config.shutdown_timeout_sec * 1000, "keep_alive 0 (Ollama API)");
-  const stats: OllamaStats = {
-    totalNs: ns(performance.now() - input.startedAt),
-    loadNs: wasLoaded ? 0 : ns(performance.now() - start),
-    promptNs: 0,
-    evalNs: 0,
-  };
-  const headers = { "x-lmx-backend": info.backend, "x-lmx-context-size": String(info.contextSize) };
+  const loadNs = wasLoaded || unload ? 0 : ns(performance.now() - start);
+  const stats: OllamaStats = { totalNs: ns(performance.now() - input.startedAt), loadNs, promptNs: 0, evalNs: 0 };
   async function* one(): AsyncIterable<OllamaPiece> {
     yield { type: "done", reason: unload ? "unload" : "load", usage: { promptTokens: 0, cachedTokens: 0, completionTokens: 0 }, stats };
   }

@@ -262,6 +262,10 @@ describe("Ollama API on node-llama-cpp", () => {
     assert.equal(loaded.done_reason, "load");
     await client.chat({ model: "stories-chat", messages, options, keep_alive: 0, stream: false });
     await waitFor(async () => !(await client.ps()).models.some((m) => m.name === "stories-chat"), 20_000, "stories-chat unloaded");
+    // an empty chat with keep_alive 0 unloads, and loads nothing that was not loaded
+    const unloaded = await client.chat({ model: "stories-chat", messages: [], keep_alive: 0, stream: false });
+    assert.equal(unloaded.done_reason, "unload");
+    assert.ok(!(await client.ps()).models.some((m) => m.name === "stories-chat"));
   });
 
   test("bad input: Ollama's {error} body and the right status", async () => {
@@ -322,7 +326,7 @@ describe("Ollama API: num_ctx refused when reloads are not allowed, admin key fo
     const chat = await testModel("stories260K-chatml.gguf");
     server = await startTestServer({
       models: [{ id: "stories-chat", path: chat.path, context_size: 256, parallel: 1, threads: 1 }],
-      ollama: { allow_context_reload: false, port: null },
+      ollama: { allow_context_reload: false, port: 0 },
       api_keys: ["sk-test-key-1234"],
       admin_key: "admin-key-1234",
     });
@@ -341,6 +345,13 @@ describe("Ollama API: num_ctx refused when reloads are not allowed, admin key fo
       options: { num_ctx: 256, num_predict: 4 },
     });
     assert.equal(answer.done, true);
+  });
+
+  test("the Ollama port (ollama.port) serves the same app, keys included", async () => {
+    assert.ok(server.ollamaUrl && server.ollamaUrl !== server.url);
+    const client = new Ollama({ host: server.ollamaUrl, headers: { authorization: "Bearer sk-test-key-1234" } });
+    assert.ok((await client.list()).models.some((m) => m.name === "stories-chat"));
+    assert.equal((await ollamaError(`${server.ollamaUrl}/api/tags`, { method: "GET" })).status, 401);
   });
 
   test("without the API key: 401 {error}; delete without the admin key: 401", async () => {
