@@ -14,7 +14,10 @@ import type { ChatJob } from "../chat/request.js";
 import type { OutputEvent, TemplateInfo, ToolOutcome } from "../chat/types.js";
 import { compileValidator } from "../chat/json-schema/validate.js";
 import type { ServingContext } from "./context.js";
-import { rawGenerate, type RawChunk, type RawGenerateRequest, type RawToken } from "./raw-generate.js";
+import { rawGenerate, type RawChunk, type RawGenerateRequest } from "./raw-generate.js";
+import type { ChoiceEvent, FinishReason, TokenLogprob } from "../chat/events.js";
+
+export type { ChoiceEvent, ChoiceUsage, FinishReason } from "../chat/events.js";
 
 export interface SamplingRequest {
   maxTokens: number | null;
@@ -28,20 +31,6 @@ export interface SamplingRequest {
   stop: string[];
   ignoreEos?: boolean | undefined;
 }
-
-export type FinishReason = "stop" | "length" | "tool_calls";
-
-export interface ChoiceUsage {
-  promptTokens: number;
-  cachedTokens: number;
-  completionTokens: number;
-}
-
-/** One thing that happened in one choice; `tokens` are the log-probabilities of the text that produced it. */
-export type ChoiceEvent =
-  | (OutputEvent & { choice: number; tokens?: RawToken[] | undefined })
-  | { type: "finish"; choice: number; reason: FinishReason; outcome: ToolOutcome; usage: ChoiceUsage; tokens?: RawToken[] | undefined }
-  | { type: "error"; choice: number; error: LmxError };
 
 export interface ChatRunInput {
   model: ModelDescriptor;
@@ -183,7 +172,7 @@ async function consume(
 ): Promise<void> {
   const parser = plan.newParser();
   const { recorder } = input;
-  let pending: RawToken[] = [];
+  let pending: TokenLogprob[] = [];
   let content = "";
   let calls = 0;
   const emit = (events: OutputEvent[]) => {

@@ -37,12 +37,10 @@ export interface RawGenerateRequest {
   ignoreEos?: boolean;
 }
 
-export interface RawToken {
-  text: string;
-  logprob: number;
-  bytes: number[];
-  top: Array<{ text: string; logprob: number; bytes: number[] }>;
-}
+import type { TokenLogprob } from "../chat/events.js";
+
+/** A generated token as the runners report it (llama-server's `completion_probabilities` entries). */
+export type RawToken = TokenLogprob;
 
 export type RawChunk =
   | { type: "text"; text: string; tokens: RawToken[] }

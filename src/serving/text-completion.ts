@@ -15,7 +15,7 @@ import type { OutputParser } from "../chat/types.js";
 import type { ServingContext } from "./context.js";
 import { startChatRun, type ChoiceUsage, type FinishReason } from "./chat.js";
 import type { GenerateInput, GenerateOutcome } from "./generate.js";
-import type { RawToken } from "./raw-generate.js";
+import type { TokenLogprob } from "../chat/events.js";
 import { drainWithin } from "./write-deadline.js";
 
 const NO_DEADLINE_MS = 2 ** 31 - 1;
@@ -45,7 +45,7 @@ class LegacyLogprobCollector {
     private readonly top: number,
     private offset: number,
   ) {}
-  add(tokens: RawToken[] | undefined): LegacyLogprobs {
+  add(tokens: TokenLogprob[] | undefined): LegacyLogprobs {
     const part: LegacyLogprobs = { tokens: [], token_logprobs: [], top_logprobs: [], text_offset: [] };
     for (const token of tokens ?? []) {
       part.tokens.push(token.text);

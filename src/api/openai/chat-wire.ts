@@ -2,8 +2,7 @@
  * OpenAI's chat completion wire shapes, built from the chat layer's events: the streamed chunks (role first,
  * then content / reasoning_content / tool_calls deltas, then the finish) and the whole answer.
  */
-import type { ChoiceEvent, ChoiceUsage, FinishReason } from "../../serving/chat.js";
-import type { RawToken } from "../../serving/raw-generate.js";
+import type { ChoiceEvent, ChoiceUsage, FinishReason, TokenLogprob } from "../../chat/events.js";
 
 export interface ChatAnswerMeta {
   id: string;
@@ -20,12 +19,12 @@ export interface OpenAiTokenLogprob {
   top_logprobs: Array<{ token: string; logprob: number; bytes: number[] }>;
 }
 
-export function openAiLogprobs(tokens: RawToken[] | undefined, top: number): OpenAiTokenLogprob[] {
+export function openAiLogprobs(tokens: TokenLogprob[] | undefined, top: number): OpenAiTokenLogprob[] {
   return (tokens ?? []).map((token) => ({
     token: token.text,
     logprob: token.logprob,
     bytes: token.bytes,
-    top_logprobs: token.top.slice(0, top).map((alt: RawToken["top"][number]) => ({ token: alt.text, logprob: alt.logprob, bytes: alt.bytes })),
+    top_logprobs: token.top.slice(0, top).map((alt: TokenLogprob["top"][number]) => ({ token: alt.text, logprob: alt.logprob, bytes: alt.bytes })),
   }));
 }
 
@@ -93,7 +92,7 @@ export class ChoiceCollector {
   private content = "";
   private reasoning = "";
   private readonly calls: Array<{ id: string; type: "function"; function: { name: string; arguments: string } }> = [];
-  private readonly tokens: RawToken[] = [];
+  private readonly tokens: TokenLogprob[] = [];
   finish: FinishReason | null = null;
   usage: ChoiceUsage | null = null;
 
