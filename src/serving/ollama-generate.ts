@@ -13,7 +13,8 @@ import type { ChatJob } from "../chat/request.js";
 import type { OutputParser, TemplateInfo } from "../chat/types.js";
 import type { KeepAlive } from "../api/ollama/convert.js";
 import type { ServingContext } from "./context.js";
-import { startChatRun, type ChatOutcomeSink, type ChoiceEvent, type ChoiceUsage, type SamplingRequest } from "./chat.js";
+import type { ChoiceEvent, ChoiceUsage } from "../chat/events.js";
+import { startChatRun, type ChatOutcomeSink, type SamplingRequest } from "./chat.js";
 import { GENERATION_ENDPOINTS } from "./generate.js";
 
 export interface OllamaToolCall {
