@@ -71,13 +71,13 @@ export function registerOllamaRoutes(api: FastifyInstance, ctx: GatewayContext, 
     return generation(ctx, request, reply, body, outcomes, "generate");
   });
 
-  api.post("/api/embed", async (request) => {
+  api.post("/api/embed", async (request, reply) => {
     const started = performance.now();
     const body = parseRequest(ollamaEmbedSchema, request.body);
     keepAliveOf(body.keep_alive);
     const texts = typeof body.input === "string" ? [body.input] : body.input;
     const result = await counted(ctx, request, body.model, (recorder, model) =>
-      embedTexts(ctx, { model, texts, signal: abortOnClose(request), priority: priorityOf(request, ctx), recorder, runnerHeaders: {} }),
+      embedTexts(ctx, { model, texts, signal: abortOnClose(reply), priority: priorityOf(request, ctx), recorder, runnerHeaders: {} }),
     );
     return {
       model: body.model,
@@ -88,14 +88,14 @@ export function registerOllamaRoutes(api: FastifyInstance, ctx: GatewayContext, 
     };
   });
 
-  api.post("/api/embeddings", async (request) => {
+  api.post("/api/embeddings", async (request, reply) => {
     const body = parseRequest(ollamaEmbeddingsSchema, request.body);
     keepAliveOf(body.keep_alive);
     const result = await counted(ctx, request, body.model, (recorder, model) =>
       embedTexts(ctx, {
         model,
         texts: [body.prompt],
-        signal: abortOnClose(request),
+        signal: abortOnClose(reply),
         priority: priorityOf(request, ctx),
         recorder,
         runnerHeaders: {},
@@ -132,9 +132,12 @@ function priorityOf(request: FastifyRequest, ctx: GatewayContext): Priority {
   return value !== undefined && isPriority(value) ? value : ctx.config.priority.default;
 }
 
-function abortOnClose(request: FastifyRequest): AbortSignal {
+/** Aborted when the client goes away before its answer was written (its queue place and sequence are freed). */
+function abortOnClose(reply: FastifyReply): AbortSignal {
   const abort = new AbortController();
-  request.raw.socket?.once("close", () => abort.abort());
+  reply.raw.once("close", () => {
+    if (!reply.raw.writableFinished) abort.abort();
+  });
   return abort.signal;
 }
 
@@ -222,7 +225,10 @@ async function generation(
         merged.toolCalls.push(...piece.toolCalls);
       } else if (piece.type === "error") {
         recorder.finish(piece.error.status, piece.error.code, performance.now());
-        if (abort.signal.aborted) return;
+        if (abort.signal.aborted) {
+          reply.hijack();
+          return;
+        }
         // nothing was sent yet: the failure gets its own status
         throw piece.error;
       } else {
@@ -235,6 +241,9 @@ async function generation(
       }
     }
     if (!abort.signal.aborted) throw new LmxError("internal_error", "the generation ended without its last event");
+    recorder.finish(499, "client_closed", performance.now());
+    // the client is gone: nothing is answered
+    reply.hijack();
     return;
   }
   reply.hijack();
