@@ -285,6 +285,12 @@ describe("Ollama API on node-llama-cpp", () => {
     assert.equal((await ollamaError(`${server.url}/api/chat`, post({ model: "stories-chat", messages, format: "xml" }))).status, 400);
     assert.equal((await ollamaError(`${server.url}/api/chat`, post({ model: "stories-chat", messages, keep_alive: "soon" }))).status, 400);
     assert.equal((await ollamaError(`${server.url}/api/nothing`, { method: "GET" })).status, 404);
+    const priority = await ollamaError(`${server.url}/api/chat`, {
+      ...post({ model: "stories-chat", messages }),
+      headers: { ...json, "x-priority": "urgent" },
+    });
+    assert.equal(priority.status, 400);
+    assert.match(priority.error, /x-priority/);
     await assert.rejects(
       client.chat({ model: "stories-chat", messages, options: { num_thread: 2 } }),
       (e: Error & { status_code?: number }) => e.status_code === 400 && /num_thread/.test(e.message),

@@ -161,7 +161,7 @@ export function chatOutcomeSink(ctx: GatewayContext): ChatOutcomeSink {
 }
 
 /** `x-priority`, else the class of the request's API key, else the configured default; anything else is a 400. */
-function priorityOf(ctx: GatewayContext, request: FastifyRequest): Priority {
+export function priorityOf(ctx: GatewayContext, request: FastifyRequest): Priority {
   const header = request.headers["x-priority"];
   if (header !== undefined) {
     const value = Array.isArray(header) ? header[0] : header;

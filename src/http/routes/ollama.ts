@@ -22,7 +22,6 @@ import { chatJobOf, generateJobOf, keepAliveOf, samplingOf, thinkingOf } from ".
 import { runningOf, showOf, tagOf } from "../../api/ollama/models.js";
 import { detectFamily } from "../../chat/templates/family.js";
 import type { RequestRecorder } from "../../metrics/request.js";
-import { isPriority, type Priority } from "../../scheduler/priority.js";
 import { embedTexts } from "../../serving/ollama-embed.js";
 import { resolveOllamaModel, startOllamaGeneration, type OllamaPiece, type OllamaToolCall } from "../../serving/ollama-generate.js";
 import { deleteDownloadedModel } from "../../serving/ollama-delete.js";
@@ -32,6 +31,7 @@ import { requireAdminKey } from "../auth.js";
 import type { GatewayContext } from "../context.js";
 import { asLmxError } from "../errors.js";
 import { asLmxError as asDownloadLmxError, downloadRequestFor, startDownload } from "./downloads.js";
+import { priorityOf } from "./generation.js";
 
 const NDJSON = "application/x-ndjson";
 const PULL_POLL_MS = 200;
@@ -77,7 +77,7 @@ export function registerOllamaRoutes(api: FastifyInstance, ctx: GatewayContext, 
     keepAliveOf(body.keep_alive);
     const texts = typeof body.input === "string" ? [body.input] : body.input;
     const result = await counted(ctx, request, body.model, (recorder, model) =>
-      embedTexts(ctx, { model, texts, signal: abortOnClose(reply), priority: priorityOf(request, ctx), recorder, runnerHeaders: {} }),
+      embedTexts(ctx, { model, texts, signal: abortOnClose(reply), priority: priorityOf(ctx, request), recorder, runnerHeaders: {} }),
     );
     return {
       model: body.model,
@@ -96,7 +96,7 @@ export function registerOllamaRoutes(api: FastifyInstance, ctx: GatewayContext, 
         model,
         texts: [body.prompt],
         signal: abortOnClose(reply),
-        priority: priorityOf(request, ctx),
+        priority: priorityOf(ctx, request),
         recorder,
         runnerHeaders: {},
       }),
@@ -124,12 +124,6 @@ async function chatTemplateOf(file: string): Promise<string | null> {
   } catch {
     return null;
   }
-}
-
-function priorityOf(request: FastifyRequest, ctx: GatewayContext): Priority {
-  const header = request.headers["x-priority"];
-  const value = Array.isArray(header) ? header[0] : header;
-  return value !== undefined && isPriority(value) ? value : ctx.config.priority.default;
 }
 
 /** Aborted when the client goes away before its answer was written (its queue place and sequence are freed). */
@@ -201,7 +195,7 @@ async function generation(
       loadOnly,
       startedAt,
       signal: abort.signal,
-      priority: priorityOf(request, ctx),
+      priority: priorityOf(ctx, request),
       recorder,
       runnerHeaders: {},
       outcomes,
