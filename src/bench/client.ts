@@ -5,6 +5,7 @@
  */
 import { performance } from "node:perf_hooks";
 import { Agent, request, type Dispatcher } from "undici";
+import { responseFormatField, type ResponseFormatKind } from "./response-format.js";
 
 export type Endpoint = "completions" | "chat";
 
@@ -61,6 +62,8 @@ export interface GenerationShape {
   temperature: number | null;
   seed: number | null;
   timeoutMs: number;
+  /** Chat only: the constraint asked of the output (`text`: none sent). */
+  responseFormat: ResponseFormatKind;
 }
 
 /**
@@ -108,6 +111,8 @@ export function generationBody(
   if (shape.temperature !== null) body["temperature"] = shape.temperature;
   if (shape.seed !== null) body["seed"] = shape.seed;
   if (shape.ignoreEos) body["ignore_eos"] = true;
+  const format = "messages" in input ? responseFormatField(shape.responseFormat) : null;
+  if (format) body["response_format"] = format;
   return body;
 }
 

@@ -66,6 +66,7 @@ const MAX_ERROR_SAMPLES = 5;
 
 export async function runBenchmark(specs: TargetSpec[], workload: Workload, options: RunOptions = {}): Promise<BenchReport> {
   validateWorkload(workload);
+  validateTargets(specs, workload);
   const progress = options.onProgress ?? (() => {});
   const startedAt = new Date().toISOString();
   // a tag per run keeps prompts unique across runs too, so a server's cache from the last run cannot help this one
@@ -98,7 +99,7 @@ export async function runBenchmark(specs: TargetSpec[], workload: Workload, opti
             progress(`${target.spec.label} round ${round + 1}/${workload.rounds}: ${n} requests at concurrency ${concurrency}`);
             const level = await runLevel(target, workload, concurrency, n, runTag, nextSerial);
             progress(
-              `  ${level.output_tok_s.toFixed(1)} tok/s, TTFT p50 ${fmt(level.ttft_ms.p50)} ms, ITL p50 ${fmt(level.itl_ms.p50)} ms, errors ${level.errors}`,
+              `  ${level.output_tok_s.toFixed(1)} tok/s, ${fmt(level.completion_tokens_mean)} tokens/request, TTFT p50 ${fmt(level.ttft_ms.p50)} ms, ITL p50 ${fmt(level.itl_ms.p50)} ms, errors ${level.errors}`,
             );
             roundLevels.get(target.spec.label)!.push(level);
           }
@@ -121,6 +122,7 @@ export async function runBenchmark(specs: TargetSpec[], workload: Workload, opti
         model: target.conn.model,
         info: await describeTarget(target),
         ignore_eos: target.shape.ignoreEos,
+        response_format: target.shape.responseFormat,
         prompt_tokens_actual: target.promptTokensActual,
         system_tokens_actual: target.systemTokensActual,
         levels,
@@ -161,6 +163,16 @@ function validateWorkload(w: Workload): void {
   if (w.scenario === "multiturn" && w.endpoint !== "chat") throw new BenchError("the multiturn scenario needs the chat endpoint");
 }
 
+/** A response_format is a chat request field, measured on the throughput scenario only. */
+function validateTargets(specs: readonly TargetSpec[], w: Workload): void {
+  for (const spec of specs) {
+    const format = spec.responseFormat ?? "text";
+    if (format === "text") continue;
+    if (w.endpoint !== "chat" || w.scenario !== "throughput")
+      throw new BenchError(`response_format ${format} (target ${spec.label}) needs the throughput scenario on the chat endpoint`);
+  }
+}
+
 function fmt(v: number | null): string {
   return v === null ? "-" : v.toFixed(1);
 }
@@ -187,6 +199,7 @@ async function prepareTarget(spec: TargetSpec, workload: Workload, runTag: strin
       temperature: workload.temperature,
       seed: null,
       timeoutMs: workload.timeoutMs,
+      responseFormat: spec.responseFormat ?? "text",
     };
     progress(`${spec.label}: ${spec.url}, model ${model}: calibrating the prompt (the first request may load the model)`);
     // the first probe assumes the fewest characters per token, so it never overshoots a small context
@@ -216,7 +229,7 @@ async function prepareTarget(spec: TargetSpec, workload: Workload, runTag: strin
       systemTokensActual = c.tokens;
     }
     progress(
-      `${spec.label}: prompt ≈ ${promptTokensActual ?? systemTokensActual ?? "?"} tokens; ignore_eos ${shape.ignoreEos ? "sent" : workload.ignoreEos ? "not accepted, relying on max_tokens" : "not sent"}`,
+      `${spec.label}: prompt ≈ ${promptTokensActual ?? systemTokensActual ?? "?"} tokens; response_format ${shape.responseFormat}; ignore_eos ${shape.ignoreEos ? "sent" : workload.ignoreEos ? "not accepted, relying on max_tokens" : "not sent"}`,
     );
     return { spec, conn, close, shape, promptChars, promptTokensActual, systemChars, systemTokensActual };
   } catch (error) {
@@ -357,6 +370,7 @@ export function summarizeLevel(concurrency: number, samples: readonly RequestSam
     errors: failed.length,
     error_samples: [...new Set(failed.map((s) => s.error ?? "unknown error"))].slice(0, MAX_ERROR_SAMPLES),
     completion_tokens: completionTokens,
+    completion_tokens_mean: ok.length > 0 ? completionTokens / ok.length : null,
     content_chunks: ok.reduce((sum, s) => sum + s.contentChunks, 0),
     wall_s: wallS,
     output_tok_s: wallS > 0 ? completionTokens / wallS : 0,
@@ -395,6 +409,7 @@ export function medianLevel(rounds: readonly LevelResult[]): LevelResult {
     errors: sum((l) => l.errors),
     error_samples: [...new Set(rounds.flatMap((l) => l.error_samples))].slice(0, MAX_ERROR_SAMPLES),
     completion_tokens: sum((l) => l.completion_tokens),
+    completion_tokens_mean: m((l) => l.completion_tokens_mean ?? null),
     content_chunks: sum((l) => l.content_chunks),
     wall_s: m((l) => l.wall_s) ?? 0,
     output_tok_s: m((l) => l.output_tok_s) ?? 0,

@@ -34,18 +34,36 @@ function describe(target: TargetReport, report: BenchReport): string {
   return [
     `[${target.label}] ${target.url}  model ${target.model}`,
     `    backend ${info.backend}${info.backend_version ? ` (${info.backend_version})` : ""}; runner: ${runner}; runner RSS ${mb(info.runner_rss_bytes)}`,
-    `    ${prompt}, max_tokens ${report.workload.maxTokens}, /v1/${report.workload.endpoint === "chat" ? "chat/completions" : "completions"}, ignore_eos ${target.ignore_eos ? "sent" : report.workload.ignoreEos ? "not accepted" : "not sent"}, rounds ${report.workload.rounds}`,
+    `    ${prompt}, max_tokens ${report.workload.maxTokens}, /v1/${report.workload.endpoint === "chat" ? "chat/completions" : "completions"}, response_format ${target.response_format ?? "text"}, ignore_eos ${target.ignore_eos ? "sent" : report.workload.ignoreEos ? "not accepted" : "not sent"}, rounds ${report.workload.rounds}`,
   ].join("\n");
 }
 
 function levelTable(target: TargetReport): string {
   return table(
-    ["conc", "reqs", "err", "tok/s", "req/s", "TTFT p50", "p95", "p99", "ITL p50", "p95", "E2E p50", "p95", "prompt", "cached", "spec acc"],
+    [
+      "conc",
+      "reqs",
+      "err",
+      "tok/s",
+      "tok/req",
+      "req/s",
+      "TTFT p50",
+      "p95",
+      "p99",
+      "ITL p50",
+      "p95",
+      "E2E p50",
+      "p95",
+      "prompt",
+      "cached",
+      "spec acc",
+    ],
     target.levels.map((l) => [
       String(l.concurrency),
       String(l.requests),
       String(l.errors),
       n(l.output_tok_s),
+      n(l.completion_tokens_mean ?? null),
       n(l.requests_per_s, 2),
       n(l.ttft_ms.p50),
       n(l.ttft_ms.p95),
@@ -84,6 +102,13 @@ function multiTurnTables(target: TargetReport): string {
     .join("\n\n");
 }
 
+/** A side of a ratio: its backend, and its response_format when the run constrains either side. */
+function side(target: TargetReport | undefined, report: BenchReport): string {
+  if (!target) return "?";
+  const constrained = report.targets.some((t) => (t.response_format ?? "text") !== "text");
+  return constrained ? `${target.info.backend}, ${target.response_format ?? "text"}` : target.info.backend;
+}
+
 export function renderReport(report: BenchReport, gate: GateOutcome | null = null): string {
   const parts: string[] = [];
   for (const target of report.targets) {
@@ -97,7 +122,7 @@ export function renderReport(report: BenchReport, gate: GateOutcome | null = nul
   if (report.comparison) {
     const [a, b] = report.targets;
     parts.push(
-      `ratio ${a?.label}/${b?.label} (${a?.info.backend} / ${b?.info.backend}); tok/s: higher is better for ${a?.label}, latencies: lower is better`,
+      `ratio ${a?.label}/${b?.label} (${side(a, report)} / ${side(b, report)}); tok/s: higher is better for ${a?.label}, latencies: lower is better`,
     );
     parts.push(
       table(

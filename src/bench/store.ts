@@ -22,6 +22,8 @@ export interface StoredResult {
   source: string;
   baseline: boolean;
   avg_tok_s: number | null;
+  /** The response_format the target was sent; rows stored before the column existed read `text`. */
+  response_format: string;
   report: string;
 }
 
@@ -34,6 +36,7 @@ export interface NewResult {
   source: "cli" | "admin";
   baseline: boolean;
   avg_tok_s: number | null;
+  response_format?: string;
   report: unknown;
   created_at?: string;
 }
@@ -65,7 +68,9 @@ export function canonicalJson(value: unknown): string {
 /**
  * What must match for two runs' tok/s to be comparable: the workload and the runner's settings. Warm-up and
  * rounds are left out (they change noise, not the expected figure); so are backend versions, since catching
- * what a new version does to speed is the point of the gate.
+ * what a new version does to speed is the point of the gate. A constrained run (response_format other than
+ * text) gets its own key, so it is never gated against a plain one; plain runs keep the key they always had,
+ * so baselines stored before response_format existed still apply to them.
  */
 export function settingsKey(workload: Workload, target: TargetReport): string {
   const base: Record<string, unknown> = {
@@ -79,6 +84,8 @@ export function settingsKey(workload: Workload, target: TargetReport): string {
     ignore_eos: target.ignore_eos,
     runner: target.info.runner,
   };
+  const format = target.response_format ?? "text";
+  if (format !== "text") base["response_format"] = format;
   if (workload.scenario === "multiturn") {
     base["system_tokens"] = workload.systemTokens;
     base["turns"] = workload.turns;
@@ -111,6 +118,7 @@ export class BenchStore {
       );
       CREATE INDEX IF NOT EXISTS bench_results_key ON bench_results (model, settings, baseline, id);
     `);
+    migrate(db);
     return new BenchStore(db);
   }
 
@@ -118,8 +126,8 @@ export class BenchStore {
     const createdAt = result.created_at ?? new Date().toISOString();
     const info = this.db
       .prepare(
-        `INSERT INTO bench_results (created_at, model, backend, backend_version, settings, git_commit, source, baseline, avg_tok_s, report)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO bench_results (created_at, model, backend, backend_version, settings, git_commit, source, baseline, avg_tok_s, response_format, report)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       )
       .run(
         createdAt,
@@ -131,6 +139,7 @@ export class BenchStore {
         result.source,
         result.baseline ? 1 : 0,
         result.avg_tok_s,
+        result.response_format ?? "text",
         JSON.stringify(result.report),
       );
     return this.get(Number(info.lastInsertRowid))!;
@@ -164,6 +173,15 @@ export class BenchStore {
   }
 }
 
+/**
+ * Columns added after the table's first release, each with a default that describes the old rows: a database
+ * written by an older version opens, and its rows read as what they were (plain, unconstrained runs).
+ */
+function migrate(db: Database.Database): void {
+  const columns = new Set((db.prepare("PRAGMA table_info(bench_results)").all() as Array<{ name: string }>).map((c) => c.name));
+  if (!columns.has("response_format")) db.exec("ALTER TABLE bench_results ADD COLUMN response_format TEXT NOT NULL DEFAULT 'text'");
+}
+
 function fromRow(row: Row): StoredResult {
   return { ...row, baseline: row.baseline === 1 };
 }
@@ -185,6 +203,7 @@ export function recordReport(
       source,
       baseline: baselineFor.has(target.label),
       avg_tok_s: target.avg_output_tok_s,
+      response_format: target.response_format ?? "text",
       created_at: report.finished_at,
       report: { ...report, targets: [target], comparison: report.comparison },
     }),

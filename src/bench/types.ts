@@ -1,6 +1,7 @@
 /** The shapes of a benchmark: what is run (Workload) and what comes out (BenchReport, the `--json` document). */
 import type { Distribution } from "./stats.js";
 import type { Endpoint } from "./client.js";
+import type { ResponseFormatKind } from "./response-format.js";
 
 export type Scenario = "throughput" | "multiturn";
 
@@ -59,6 +60,8 @@ export interface TargetSpec {
   apiKey: string | null;
   /** For our own server's /admin/models/loaded (runner settings, RSS); optional. */
   adminKey: string | null;
+  /** Chat only: the `response_format` sent to this target; absent means `text` (none sent). */
+  responseFormat?: ResponseFormatKind;
 }
 
 /** What the harness could learn about a server: part of the stored record and of the gate's settings key. */
@@ -78,6 +81,8 @@ export interface LevelResult {
   errors: number;
   error_samples: string[];
   completion_tokens: number;
+  /** Completion tokens per successful request: below max_tokens when requests stop early (EOS, a closed grammar). */
+  completion_tokens_mean: number | null;
   content_chunks: number;
   wall_s: number;
   /** Aggregate: all completion tokens of the level / its wall time. */
@@ -122,6 +127,8 @@ export interface TargetReport {
   model: string;
   info: TargetInfo;
   ignore_eos: boolean;
+  /** The response_format sent (`text`: none); part of the gate's settings key (stored reports before it have none: text). */
+  response_format: ResponseFormatKind;
   /** The prompt length the server actually counted for the calibrated prompt. */
   prompt_tokens_actual: number | null;
   system_tokens_actual: number | null;

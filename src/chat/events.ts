@@ -25,5 +25,14 @@ export interface ChoiceUsage {
 /** One thing that happened in one choice; `tokens` are the log-probabilities of the text that produced it. */
 export type ChoiceEvent =
   | (OutputEvent & { choice: number; tokens?: TokenLogprob[] | undefined })
-  | { type: "finish"; choice: number; reason: FinishReason; outcome: ToolOutcome; usage: ChoiceUsage; tokens?: TokenLogprob[] | undefined }
+  | {
+      type: "finish";
+      choice: number;
+      reason: FinishReason;
+      /** The stop string that ended the answer (Anthropic's stop_sequence), when one did. */
+      stoppingWord?: string | null | undefined;
+      outcome: ToolOutcome;
+      usage: ChoiceUsage;
+      tokens?: TokenLogprob[] | undefined;
+    }
   | { type: "error"; choice: number; error: LmxError };

@@ -14,6 +14,7 @@ import { renderReport } from "../bench/render.js";
 import { BenchStore, benchDbPath, recordReport, settingsKey } from "../bench/store.js";
 import { DEFAULT_WORKLOAD, type BenchReport, type Scenario, type TargetSpec, type Workload } from "../bench/types.js";
 import type { Endpoint } from "../bench/client.js";
+import { RESPONSE_FORMATS, isResponseFormatKind, type ResponseFormatKind } from "../bench/response-format.js";
 
 export interface BenchCommandOptions {
   url: string;
@@ -23,6 +24,9 @@ export interface BenchCommandOptions {
   compare?: string;
   compareModel?: string;
   compareApiKey?: string;
+  /** Chat only: the response_format sent to --url's server and to the --compare server (default text: none). */
+  responseFormat?: string;
+  compareResponseFormat?: string;
   scenario: string;
   /** The scheduler scenarios' knobs (priority, swap); commander fills the defaults. */
   batchStreams?: number;
@@ -107,6 +111,14 @@ export function registerBenchCommand(program: Command): void {
     .option("--compare-model <id>", "model name for the --compare server (default: the same as --model)")
     .option("--compare-api-key <key>", "bearer key for the --compare server")
     .option(
+      "--response-format <kind>",
+      `${RESPONSE_FORMATS.join(" | ")}: the response_format sent with every request (chat endpoint only; json_schema asks for {"story": string}, so generation runs to max_tokens)`,
+    )
+    .option(
+      "--compare-response-format <kind>",
+      "the response_format for the --compare server (default text); --compare may be the same URL as --url, for constrained ÷ plain on one server",
+    )
+    .option(
       "--scenario <name>",
       "throughput | multiturn (a ~1,000-token system prompt and 5 turns of a growing chat) | priority (interactive TTFT under a batch backlog) | swap (clients alternating between models that do not fit together; --model a,b)",
       "throughput",
@@ -164,7 +176,7 @@ export async function runBenchCommand(options: BenchCommandOptions, io: BenchIo)
   let targets: TargetSpec[];
   try {
     workload = workloadFrom(options);
-    targets = targetsFrom(options);
+    targets = targetsFrom(options, workload);
   } catch (error) {
     io.err(`lmx bench: ${(error as Error).message}\n`);
     return BENCH_EXIT.usage;
@@ -305,7 +317,24 @@ function checkUrl(value: string, flag: string): string {
   return value.replace(/\/+$/, "");
 }
 
-function targetsFrom(options: BenchCommandOptions): TargetSpec[] {
+function responseFormat(value: string | undefined, flag: string): ResponseFormatKind {
+  if (value === undefined) return "text";
+  if (!isResponseFormatKind(value)) throw new Error(`${flag} must be one of ${RESPONSE_FORMATS.join(", ")}, not '${value}'`);
+  return value;
+}
+
+export function targetsFrom(options: BenchCommandOptions, workload: Workload): TargetSpec[] {
+  const ours = responseFormat(options.responseFormat, "--response-format");
+  const peer = responseFormat(options.compareResponseFormat, "--compare-response-format");
+  if (options.compareResponseFormat !== undefined && !options.compare) throw new Error("--compare-response-format needs --compare");
+  for (const [format, flag] of [
+    [ours, "--response-format"],
+    [peer, "--compare-response-format"],
+  ] as const) {
+    // response_format is a chat request field; the multiturn scenario measures prefix reuse, not decoding
+    if (format !== "text" && (workload.endpoint !== "chat" || workload.scenario !== "throughput"))
+      throw new Error(`${flag} ${format} needs --endpoint chat and the throughput scenario`);
+  }
   const targets: TargetSpec[] = [
     {
       label: "A",
@@ -313,6 +342,7 @@ function targetsFrom(options: BenchCommandOptions): TargetSpec[] {
       model: options.model ?? null,
       apiKey: options.apiKey ?? null,
       adminKey: options.adminKey ?? process.env["LMX_ADMIN_KEY"] ?? null,
+      responseFormat: ours,
     },
   ];
   if (options.compare) {
@@ -322,6 +352,7 @@ function targetsFrom(options: BenchCommandOptions): TargetSpec[] {
       model: options.compareModel ?? options.model ?? null,
       apiKey: options.compareApiKey ?? null,
       adminKey: null,
+      responseFormat: peer,
     });
   }
   return targets;

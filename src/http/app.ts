@@ -3,15 +3,19 @@ import http from "node:http";
 import type { Duplex } from "node:stream";
 import { LmxError, toHttp } from "../errors/codes.js";
 import type { GatewayContext } from "./context.js";
-import { bearerToken, matchesAny } from "./auth.js";
+import { apiKeyOf, matchesAny } from "./auth.js";
 import { sendError } from "./errors.js";
 import { createSecurityPolicy, enforceSecurity } from "./security.js";
 import { registerAdminRoutes } from "./routes/admin.js";
-import { chatOutcomeSink, registerGenerationRoutes } from "./routes/generation.js";
+import { registerAnthropicRoutes } from "./routes/anthropic.js";
+import { registerGenerationRoutes } from "./routes/generation.js";
 import { registerOllamaRoutes } from "./routes/ollama.js";
 import { registerHealthRoutes } from "./routes/health.js";
 import { registerMetricsRoutes } from "./routes/metrics.js";
 import { registerModelRoutes } from "./routes/models.js";
+import { registerResponsesRoutes } from "./routes/responses.js";
+import { registerUiRoutes } from "./routes/ui.js";
+import { sessionAuthenticates, sessionStoreFor } from "./ui-sessions.js";
 
 /**
  * Errors Node's HTTP parser raises before Fastify sees a request (oversized headers, stalled uploads, garbage)
@@ -72,14 +76,17 @@ export function buildApp(ctx: GatewayContext): FastifyInstance {
   registerHealthRoutes(app, ctx);
   // outside the /v1 plugin: scrapers use the admin key (when set), not an API key
   registerMetricsRoutes(app, ctx);
+  const sessions = ctx.config.api_keys.length > 0 ? sessionStoreFor(ctx) : null;
   const requireApiKey = async (request: FastifyRequest) => {
-    const key = bearerToken(request);
+    const key = apiKeyOf(request);
+    // the operator logged in to the dashboard holds the admin key, which is worth at least an API key
+    if (!key && sessions && sessionAuthenticates(sessions, request)) return;
     if (!key || !matchesAny(key, ctx.config.api_keys)) {
       throw new LmxError(
         "invalid_api_key",
         key
           ? "incorrect API key provided; it must be one of api_keys (LMX_API_KEYS)"
-          : "this server needs an API key: send Authorization: Bearer <key> with one of api_keys (LMX_API_KEYS)",
+          : "this server needs an API key: send Authorization: Bearer <key> (or x-api-key: <key>) with one of api_keys (LMX_API_KEYS)",
       );
     }
   };
@@ -87,12 +94,15 @@ export function buildApp(ctx: GatewayContext): FastifyInstance {
     if (ctx.config.api_keys.length > 0) openai.addHook("onRequest", requireApiKey);
     registerModelRoutes(openai, ctx);
     registerGenerationRoutes(openai, ctx);
+    registerAnthropicRoutes(openai, ctx);
+    registerResponsesRoutes(openai, ctx);
   });
   // Ollama's dialect: the same keys, the same chat layer and metrics (DELETE /api/delete also needs the admin key)
   app.register(async (ollama) => {
     if (ctx.config.api_keys.length > 0) ollama.addHook("onRequest", requireApiKey);
-    registerOllamaRoutes(ollama, ctx, chatOutcomeSink(ctx));
+    registerOllamaRoutes(ollama, ctx);
   });
   registerAdminRoutes(app, ctx);
+  registerUiRoutes(app, ctx);
   return app;
 }

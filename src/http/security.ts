@@ -88,7 +88,7 @@ export function createSecurityPolicy(config: { host: string; allowed_hosts: read
 }
 
 /** A page served by this server itself: its origin names the same host and port the request was sent to. */
-function sameOrigin(origin: string, hostHeader: string | undefined): boolean {
+export function sameOrigin(origin: string, hostHeader: string | undefined): boolean {
   if (!hostHeader) return false;
   const normalized = normalizeOrigin(origin);
   if (normalized === null || normalized === "*") return false;

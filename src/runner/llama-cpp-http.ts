@@ -25,6 +25,7 @@ async function route(engine: LlamaCppEngine, req: http.IncomingMessage, res: htt
   const requestId = headerValue(req, RUNNER_REQUEST_ID_HEADER) ?? `req-${Date.now().toString(36)}`;
   if (url === "/v1/embeddings") return sendEmbeddings(res, engine, body as EmbeddingRequest);
   if (url === "/completion") return rawCompletion(engine, parseRawCompletion(body), res, active);
+  if (url === "/tokenize") return sendJson(res, 200, { tokens: tokenize(engine, body) });
   if (url !== "/v1/chat/completions" && url !== "/v1/completions") throw new LmxError("not_found", `no runner route POST ${url}`);
   const kind: Kind = url === "/v1/chat/completions" ? "chat" : "completion";
   // Listening before preparing: a client that leaves while its request waits for a sequence must stop the wait
@@ -210,6 +211,17 @@ async function rawCompletion(engine: LlamaCppEngine, request: RawCompletionBody,
     if (prepared) engine.release(prepared);
     active.delete(controller);
   }
+}
+
+/** llama-server's `/tokenize`: `content`, `add_special` (default false) and `parse_special` (default true), answering token ids. */
+function tokenize(engine: LlamaCppEngine, body: unknown): number[] {
+  const { content, add_special: addSpecial = false, parse_special: parseSpecial = true } = (body ?? {}) as Record<string, unknown>;
+  if (typeof content !== "string") throw new LmxError("invalid_value", "/tokenize needs 'content' as a string", { param: "content" });
+  if (typeof addSpecial !== "boolean" || typeof parseSpecial !== "boolean") {
+    throw new LmxError("invalid_value", "/tokenize's add_special and parse_special are booleans", { param: "add_special" });
+  }
+  if (engine.isEmbeddingModel) throw new LmxError("model_is_embedding", "this model is loaded for embeddings, not generation", { param: "model" });
+  return engine.tokenizeRaw(content, addSpecial, parseSpecial).map(Number);
 }
 
 function finalOf(result: GenerationResult, content: string): CompletionFinal {

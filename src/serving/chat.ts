@@ -203,6 +203,7 @@ async function consume(
           type: "finish",
           choice,
           reason,
+          stoppingWord: chunk.stoppingWord,
           outcome: end.outcome,
           usage,
           ...(pending.length > 0 ? { tokens: pending } : {}),

@@ -71,16 +71,14 @@ export interface GenerateInput {
 export type GenerateOutcome =
   { kind: "answered"; completionId: string } | { kind: "failed"; completionId: string; error: LmxError } | { kind: "client_left" };
 
-export async function generate(ctx: ServingContext, input: GenerateInput): Promise<GenerateOutcome> {
-  const { endpoint, body, signal, recorder } = input;
-  if (ctx.state.shuttingDown) throw new LmxError("server_shutting_down", "the server is shutting down", { retryAfterSec: 5 });
-  // tools, JSON output, logprobs and n go through the chat layer; everything it refuses is refused before a load
-  const chatBody = endpoint.path === "/v1/chat/completions" ? (body as ChatCompletionRequest) : null;
-  // validated whichever path serves it: a tool_choice naming no offered tool is a 400 even without tools
-  const validatedJob = chatBody ? chatJobFrom(chatBody) : null;
-  const chatJob = chatBody && needsChatLayer(chatBody) ? validatedJob : null;
-  const rawCompletion = endpoint.path === "/v1/completions" && needsRawCompletion(body as CompletionRequest);
-  const requested = await ctx.inventory.resolve(body.model);
+/** The model a request names, or the local GGUF standing in for it; refused here when it cannot serve. */
+export async function resolveServable(
+  ctx: ServingContext,
+  name: string,
+  accepts: GenerationEndpoint["accepts"],
+  recorder: RequestRecorder,
+): Promise<{ model: ModelDescriptor; equivalent: ModelDescriptor | null }> {
+  const requested = await ctx.inventory.resolve(name);
   // an MLX/safetensors repo no backend here opens may be served by a local GGUF of the same model, if allowed
   const equivalent =
     ctx.config.gguf_fallback_enabled && ctx.scheduler.unservableReason(requested)?.code === "backend_unavailable"
@@ -90,8 +88,21 @@ export async function generate(ctx: ServingContext, input: GenerateInput): Promi
   recorder.model = model.id;
   // a bad file is left to the scheduler, which records it and quarantines what keeps failing
   const unservable = ctx.scheduler.unservableReason(model);
-  const refusal = (unservable?.code === "model_file_invalid" ? null : unservable) ?? endpoint.accepts(model);
+  const refusal = (unservable?.code === "model_file_invalid" ? null : unservable) ?? accepts(model);
   if (refusal) throw refusal;
+  return { model, equivalent };
+}
+
+export async function generate(ctx: ServingContext, input: GenerateInput): Promise<GenerateOutcome> {
+  const { endpoint, body, signal, recorder } = input;
+  if (ctx.state.shuttingDown) throw new LmxError("server_shutting_down", "the server is shutting down", { retryAfterSec: 5 });
+  // tools, JSON output, logprobs and n go through the chat layer; everything it refuses is refused before a load
+  const chatBody = endpoint.path === "/v1/chat/completions" ? (body as ChatCompletionRequest) : null;
+  // validated whichever path serves it: a tool_choice naming no offered tool is a 400 even without tools
+  const validatedJob = chatBody ? chatJobFrom(chatBody) : null;
+  const chatJob = chatBody && needsChatLayer(chatBody) ? validatedJob : null;
+  const rawCompletion = endpoint.path === "/v1/completions" && needsRawCompletion(body as CompletionRequest);
+  const { model, equivalent } = await resolveServable(ctx, body.model, endpoint.accepts, recorder);
   if (chatJob || rawCompletion) {
     try {
       if (!chatJob) return await answerTextCompletion(ctx, input, model);

@@ -11,27 +11,27 @@ import type { Priority } from "../scheduler/priority.js";
 import { planChat, type ChatPlan } from "../chat/plan.js";
 import type { ChatJob } from "../chat/request.js";
 import type { OutputParser, TemplateInfo } from "../chat/types.js";
-import type { KeepAlive } from "../api/ollama/convert.js";
+import { chatJobOf, generateJobOf, keepAliveOf, samplingOf, thinkingOf, type KeepAlive } from "../api/ollama/convert.js";
+import type { OllamaChatRequest, OllamaGenerateRequest } from "../api/ollama/schemas.js";
+import {
+  doneObject,
+  pieceObject,
+  type OllamaDelta,
+  type OllamaDoneReason,
+  type OllamaKind,
+  type OllamaStats,
+  type OllamaToolCall,
+} from "../api/ollama/wire.js";
+import { streamedErrorFor } from "../errors/dialects.js";
+import { drainWithin } from "./write-deadline.js";
 import type { ServingContext } from "./context.js";
 import type { ChoiceEvent, ChoiceUsage } from "../chat/events.js";
 import { startChatRun, type ChatOutcomeSink, type SamplingRequest } from "./chat.js";
-import { GENERATION_ENDPOINTS } from "./generate.js";
-
-export interface OllamaToolCall {
-  function: { name: string; arguments: Record<string, unknown> };
-}
-
-/** Durations in nanoseconds, as Ollama reports them. */
-export interface OllamaStats {
-  totalNs: number;
-  loadNs: number;
-  promptNs: number;
-  evalNs: number;
-}
+import { GENERATION_ENDPOINTS, type GenerateInput, type GenerateOutcome } from "./generate.js";
 
 export type OllamaPiece =
-  | { type: "delta"; content: string; thinking: string; toolCalls: OllamaToolCall[] }
-  | { type: "done"; reason: "stop" | "length" | "load" | "unload"; usage: ChoiceUsage; stats: OllamaStats }
+  | ({ type: "delta" } & OllamaDelta)
+  | { type: "done"; reason: OllamaDoneReason; usage: ChoiceUsage; stats: OllamaStats }
   | { type: "error"; error: LmxError };
 
 export interface OllamaGenerationInput {
@@ -128,6 +128,7 @@ function rawPlan(prompt: string): ChatPlan {
 
 export async function startOllamaGeneration(ctx: ServingContext, input: OllamaGenerationInput): Promise<OllamaGeneration> {
   const model = await generationModel(ctx, input.model);
+  if (input.recorder) input.recorder.model = model.id;
   const wasLoaded = ctx.scheduler.runnerFor(model.id) !== null;
   let loadMs = await ensureContext(ctx, model, input.numCtx);
   if (input.loadOnly) return loadOnly(ctx, model, input, wasLoaded);
@@ -238,4 +239,95 @@ function parseObject(text: string): Record<string, unknown> | null {
   } catch {
     return null;
   }
+}
+
+export type OllamaAnswerInput = Omit<GenerateInput, "endpoint" | "body"> & {
+  kind: OllamaKind;
+  body: OllamaChatRequest | OllamaGenerateRequest;
+  /** performance.now() when the request arrived. */
+  startedAt: number;
+};
+
+const NDJSON = "application/x-ndjson";
+const NO_DEADLINE_MS = 2 ** 31 - 1;
+
+/**
+ * /api/chat and /api/generate answered whole or as NDJSON. Refusals before the first generated text are thrown;
+ * a whole answer is written only once it is complete, so a failure before then is thrown too (its own status).
+ */
+export async function answerOllama(ctx: ServingContext, input: OllamaAnswerInput): Promise<GenerateOutcome> {
+  const { body, kind, signal } = input;
+  const generate = kind === "generate" ? (body as OllamaGenerateRequest) : null;
+  const job = generate ? generateJobOf(generate) : chatJobOf(body as OllamaChatRequest);
+  const { sampling, numCtx } = samplingOf(body.options);
+  let started: OllamaGeneration;
+  try {
+    started = await startOllamaGeneration(ctx, {
+      model: body.model,
+      job,
+      raw: generate ? { prompt: generate.prompt, always: generate.raw === true } : null,
+      showThinking: thinkingOf(body.think).show,
+      sampling,
+      numCtx,
+      keepAlive: keepAliveOf(body.keep_alive),
+      loadOnly: generate ? generate.prompt === "" : (body as OllamaChatRequest).messages.length === 0,
+      startedAt: input.startedAt,
+      signal,
+      priority: input.priority,
+      recorder: input.recorder,
+      runnerHeaders: input.runnerHeaders,
+      outcomes: input.chatOutcomes ?? null,
+    });
+  } catch (error) {
+    if (signal.aborted) return { kind: "client_left" };
+    throw error;
+  }
+  const id = `ollama-${input.headers["x-request-id"] ?? ""}`;
+  const raw = input.response.raw;
+  if (body.stream === false) {
+    const whole: OllamaDelta = { content: "", thinking: "", toolCalls: [] };
+    for await (const piece of started.pieces) {
+      if (piece.type === "delta") {
+        whole.content += piece.content;
+        whole.thinking += piece.thinking;
+        whole.toolCalls.push(...piece.toolCalls);
+      } else if (piece.type === "error") {
+        if (signal.aborted) return { kind: "client_left" };
+        // nothing was sent yet: the failure is answered with its own status
+        throw piece.error;
+      } else {
+        input.response.hijack();
+        raw.writeHead(200, { ...input.headers, ...started.headers, "content-type": "application/json" });
+        raw.end(JSON.stringify(doneObject(kind, body.model, whole, piece.reason, piece.usage, piece.stats)));
+        return { kind: "answered", completionId: id };
+      }
+    }
+    if (signal.aborted) return { kind: "client_left" };
+    throw new LmxError("internal_error", "the generation ended without its last event");
+  }
+  input.response.hijack();
+  raw.writeHead(200, { ...input.headers, ...started.headers, "content-type": NDJSON, "cache-control": "no-cache", "x-accel-buffering": "no" });
+  const write = async (value: unknown): Promise<boolean> => {
+    if (raw.write(`${JSON.stringify(value)}\n`)) return true;
+    const drained = await drainWithin(raw, signal, input.writeDeadline?.ms ?? NO_DEADLINE_MS);
+    if (drained === "timed_out") {
+      input.writeDeadline?.onTimeout(started.model.id);
+      raw.destroy();
+    }
+    return drained === "drained";
+  };
+  for await (const piece of started.pieces) {
+    if (piece.type === "delta") {
+      if (!(await write(pieceObject(kind, body.model, piece)))) return { kind: "client_left" };
+    } else if (piece.type === "error") {
+      if (signal.aborted) return { kind: "client_left" };
+      raw.end(streamedErrorFor("ollama", piece.error));
+      return { kind: "failed", completionId: id, error: piece.error };
+    } else {
+      const last: OllamaDelta = { content: "", thinking: "", toolCalls: [] };
+      raw.end(`${JSON.stringify(doneObject(kind, body.model, last, piece.reason, piece.usage, piece.stats))}\n`);
+      return { kind: "answered", completionId: id };
+    }
+  }
+  return { kind: "client_left" };
 }

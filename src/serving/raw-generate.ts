@@ -47,6 +47,8 @@ export type RawChunk =
   | {
       type: "done";
       finishReason: "stop" | "length";
+      /** The stop string that ended the generation, when one did (a client's or the template's end marker). */
+      stoppingWord: string | null;
       promptTokens: number;
       cachedTokens: number;
       completionTokens: number;
@@ -188,6 +190,7 @@ function doneChunk(final: CompletionFinal): RawChunk {
   return {
     type: "done",
     finishReason: final.stop_type === "limit" ? "length" : "stop",
+    stoppingWord: final.stop_type === "word" && final.stopping_word !== "" ? final.stopping_word : null,
     promptTokens: final.tokens_evaluated,
     cachedTokens: timings?.cache_n ?? 0,
     completionTokens: final.tokens_predicted,

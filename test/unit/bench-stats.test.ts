@@ -101,6 +101,7 @@ test("the gate: within the threshold passes, beyond fails, no baseline and faile
     source: "cli",
     baseline: true,
     avg_tok_s: 100,
+    response_format: "text",
     report: "{}",
   };
   const pass = evaluateGate(90, 0, baseline, 15);

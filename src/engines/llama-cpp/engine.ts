@@ -401,16 +401,25 @@ export class LlamaCppEngine {
     if (!this.context) throw notForGeneration();
     const bytes = Buffer.byteLength(request.prompt);
     refuseProvablyTooLong(bytes, this.longestTokenBytes(), this.info.contextSize, "prompt");
-    const tokens = this.model.tokenize(request.prompt, true);
-    if (this.model.tokens.shouldPrependBosToken && this.model.tokens.bos !== null && tokens[0] !== this.model.tokens.bos) {
-      tokens.unshift(this.model.tokens.bos);
-    }
+    const tokens = this.tokenizeRaw(request.prompt, true, true);
     const grammar = request.grammar === "" ? null : await this.grammars.get(request.grammar);
     const maxTokens = request.n_predict === -1 ? null : request.n_predict;
     return this.prepare(tokens, maxTokens, [...request.stop], new Set(), request, signal, "prompt", {
       grammar,
       nProbs: request.n_probs,
     });
+  }
+
+  /**
+   * A raw prompt's tokens exactly as `/completion` evaluates them (`addSpecial`: BOS when the model wants it;
+   * `parseSpecial`: special-token text becomes the token), for llama-server's `/tokenize` and token counting.
+   */
+  tokenizeRaw(prompt: string, addSpecial: boolean, parseSpecial: boolean): Token[] {
+    const tokens = this.model.tokenize(prompt, parseSpecial);
+    if (addSpecial && this.model.tokens.shouldPrependBosToken && this.model.tokens.bos !== null && tokens[0] !== this.model.tokens.bos) {
+      tokens.unshift(this.model.tokens.bos);
+    }
+    return tokens;
   }
 
   private async prepare(

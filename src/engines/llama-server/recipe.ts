@@ -68,6 +68,7 @@ export const llamaServerRecipe: ChildServerRecipe = {
     if (url === "/v1/chat/completions") prepared = chatBody(body as unknown as ChatCompletionRequest);
     else if (url === "/v1/completions") prepared = completionBody(body as unknown as CompletionRequest);
     else if (url === "/completion") prepared = rawBody(parseRawCompletion(body));
+    else if (url === "/tokenize") prepared = tokenizeBody(body);
     else throw new LmxError("not_found", `no runner route POST ${url}`);
     const check = checkContext(upstream, info, url, prepared, signal);
     // nobody may await a check whose request failed first: it must not become an unhandled rejection
@@ -156,6 +157,12 @@ function rawBody(request: RawCompletionBody): Record<string, unknown> {
   if (request.grammar === "") delete out["grammar"];
   if (request.preserved_tokens.length === 0) delete out["preserved_tokens"];
   return out;
+}
+
+/** `/tokenize` (token counting): only the fields that choose how the text is tokenized go through. */
+function tokenizeBody(body: Record<string, unknown>): Record<string, unknown> {
+  if (typeof body["content"] !== "string") throw new LmxError("invalid_value", "/tokenize needs 'content' as a string", { param: "content" });
+  return { content: body["content"], add_special: body["add_special"] === true, parse_special: body["parse_special"] !== false };
 }
 
 /**

@@ -15,6 +15,7 @@ import { registerEventRoutes } from "./events.js";
 import { asLmxError as asDownloadLmxError, downloadRequestFor, registerDownloadRoutes, startDownload } from "./downloads.js";
 import type { GatewayContext } from "../context.js";
 import { requireAdminKey } from "../auth.js";
+import { sessionAuthenticates, sessionStoreFor } from "../ui-sessions.js";
 import { snakeCaseKeys } from "../../api/admin/casing.js";
 
 const modelIdBody = z.strictObject({ model_id: z.string().min(1).max(512) });
@@ -54,7 +55,8 @@ async function diskReport(paths: string[]) {
 
 export function registerAdminRoutes(app: FastifyInstance, ctx: GatewayContext): void {
   app.register(async (admin) => {
-    admin.addHook("onRequest", async (request) => requireAdminKey(ctx.config.admin_key, request));
+    const sessions = sessionStoreFor(ctx);
+    admin.addHook("onRequest", async (request) => requireAdminKey(ctx.config.admin_key, request, (r) => sessionAuthenticates(sessions, r)));
     // every admin answer in one casing (snake_case), whatever the internal types call their fields
     admin.addHook("preSerialization", async (_request, _reply, payload) => snakeCaseKeys(payload));
 
@@ -89,6 +91,8 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: GatewayContext): 
           servable: ctx.scheduler.unservableReason(m) === null,
           quarantined: ctx.scheduler.unservableReason(m) === null ? ctx.scheduler.quarantineOf(m).quarantined : false,
           status: ctx.scheduler.unservableReason(m) ? "unavailable" : ctx.scheduler.status(m.id),
+          // why the last load or run failed ({code, message, at}), for the dashboard's reason and fix
+          last_error: ctx.scheduler.lastError(m.id),
           // how tool calling and structured output went with this model, per template family and backend
           tool_conformance: (conformance.get(m.id) ?? []).map((entry) => ({
             family: entry.family,

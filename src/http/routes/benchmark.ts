@@ -47,7 +47,24 @@ export interface BenchmarkRouteOptions {
 /** Per server, not per process: tests and embedders may run several gateways in one process. */
 const running = new WeakMap<GatewayContext, { model: string; startedAt: string }>();
 
+const storedQuery = z.strictObject({
+  model: z.string().min(1).max(512).optional(),
+  limit: z.coerce.number().int().min(1).max(500).optional(),
+});
+
 export function registerBenchmarkRoutes(admin: FastifyInstance, ctx: GatewayContext, options: BenchmarkRouteOptions = {}): void {
+  // the stored results (newest first), as `lmx bench` and POST /admin/benchmark recorded them: for the dashboard
+  admin.get("/admin/benchmarks", async (request) => {
+    const query = parseRequest(storedQuery, request.query ?? {});
+    const store = BenchStore.open(benchDbPath(ctx.config.state_dir));
+    try {
+      const rows = store.list({ ...(query.model ? { model: query.model } : {}), limit: query.limit ?? 50 });
+      return { object: "list", data: rows.map((row) => ({ ...row, report: JSON.parse(row.report) as unknown })) };
+    } finally {
+      store.close();
+    }
+  });
+
   admin.post("/admin/benchmark", async (request, reply) => {
     const body = parseRequest(benchmarkBody, request.body);
     const model = await ctx.inventory.resolve(body.model);

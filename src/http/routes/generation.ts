@@ -7,11 +7,11 @@ import type { RequestRecorder } from "../../metrics/request.js";
 import { traceContextFor, type TraceContext } from "../../metrics/trace.js";
 import type { GatewayContext } from "../context.js";
 import { asLmxError } from "../errors.js";
-import { bearerToken, sameKey } from "../auth.js";
+import { apiKeyOf, sameKey } from "../auth.js";
 import { isPriority, PRIORITIES, type Priority } from "../../scheduler/priority.js";
 import { checkPromptSize } from "../../serving/prompt-size.js";
 import type { ChatOutcomeSink } from "../../serving/chat.js";
-import { generate, GENERATION_ENDPOINTS, type GenerateOutcome, type GenerationEndpoint } from "../../serving/generate.js";
+import { generate, GENERATION_ENDPOINTS, type GenerateInput, type GenerateOutcome, type GenerationEndpoint } from "../../serving/generate.js";
 
 const ROUTES = [
   { endpoint: GENERATION_ENDPOINTS["/v1/chat/completions"], schema: chatCompletionRequestSchema },
@@ -50,33 +50,34 @@ function stateOf(ctx: GatewayContext, request: FastifyRequest): RequestState {
 
 export function registerGenerationRoutes(app: FastifyInstance, ctx: GatewayContext): void {
   for (const { endpoint, schema } of ROUTES) {
-    app.post(
-      endpoint.path,
-      {
-        onRequest: async (request) => {
-          stateOf(ctx, request);
-        },
-        onError: async (request, _reply, error) => {
-          stateOf(ctx, request).error = asLmxError(error);
-        },
-        onSend: async (request, reply, payload) => {
-          reply.header("traceparent", stateOf(ctx, request).trace.traceparent);
-          return payload;
-        },
-        // answers that did not reach the runner: refusals, and errors before the runner's first byte
-        onResponse: async (request, reply) => {
-          const state = stateOf(ctx, request);
-          if (state.countedByHandler) return;
-          state.recorder.finish(reply.statusCode, state.error?.code ?? "", performance.now());
-          logFinished(request, state, reply.statusCode);
-        },
-      },
-      (request, reply) => serve(ctx, endpoint, schema, request, reply),
-    );
+    app.post(endpoint.path, generationRouteHooks(ctx), (request, reply) => serve(ctx, endpoint, schema, request, reply));
   }
 }
 
-/** Validates, hands the request to the generation use-case, and counts and logs how it ended. */
+/** The hooks every generation route counts, traces and logs its requests with (the Responses API's too). */
+export function generationRouteHooks(ctx: GatewayContext) {
+  return {
+    onRequest: async (request: FastifyRequest) => {
+      stateOf(ctx, request);
+    },
+    onError: async (request: FastifyRequest, _reply: FastifyReply, error: unknown) => {
+      stateOf(ctx, request).error = asLmxError(error);
+    },
+    onSend: async (request: FastifyRequest, reply: FastifyReply, payload: unknown) => {
+      reply.header("traceparent", stateOf(ctx, request).trace.traceparent);
+      return payload;
+    },
+    // answers that did not reach the runner: refusals, and errors before the runner's first byte
+    onResponse: async (request: FastifyRequest, reply: FastifyReply) => {
+      const state = stateOf(ctx, request);
+      if (state.countedByHandler) return;
+      state.recorder.finish(reply.statusCode, state.error?.code ?? "", performance.now());
+      logFinished(request, state, reply.statusCode);
+    },
+  };
+}
+
+/** Validates and hands the request to the generation use-case. */
 async function serve(
   ctx: GatewayContext,
   endpoint: GenerationEndpoint,
@@ -84,10 +85,23 @@ async function serve(
   request: FastifyRequest,
   reply: FastifyReply,
 ): Promise<void> {
-  const state = stateOf(ctx, request);
-  const { recorder, trace } = state;
   const body = parseRequest(schema, request.body);
   checkPromptSize(body, ctx.config.max_prompt_bytes);
+  await serveCounted(ctx, request, reply, (common) => generate(ctx, { endpoint, body, ...common }));
+}
+
+/** What a generation use-case gets from its route, whatever the dialect. */
+export type GenerationRequestInput = Omit<GenerateInput, "endpoint" | "body">;
+
+/** Hands a validated request to a use-case, and counts and logs how it ended. */
+export async function serveCounted(
+  ctx: GatewayContext,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  answer: (input: GenerationRequestInput) => Promise<GenerateOutcome>,
+): Promise<void> {
+  const state = stateOf(ctx, request);
+  const { recorder, trace } = state;
   const priority = priorityOf(ctx, request);
   // named in this request's log lines (a field, not a third child logger per request on the hot path)
   state.priority = priority;
@@ -100,9 +114,7 @@ async function serve(
   state.countedByHandler = true;
   let outcome: GenerateOutcome;
   try {
-    outcome = await generate(ctx, {
-      endpoint,
-      body,
+    outcome = await answer({
       response: reply,
       signal: abort.signal,
       headers: { "x-request-id": String(request.id), traceparent: trace.traceparent },
@@ -172,7 +184,7 @@ export function priorityOf(ctx: GatewayContext, request: FastifyRequest): Priori
     }
     return value;
   }
-  const key = bearerToken(request);
+  const key = apiKeyOf(request);
   if (key) {
     for (const [known, priority] of Object.entries(ctx.config.priority.by_api_key)) if (sameKey(key, known)) return priority;
   }

@@ -15,31 +15,25 @@ import {
   ollamaEmbedSchema,
   ollamaGenerateSchema,
   ollamaModelNameSchema,
-  type OllamaChatRequest,
-  type OllamaGenerateRequest,
 } from "../../api/ollama/schemas.js";
-import { chatJobOf, generateJobOf, keepAliveOf, samplingOf, thinkingOf } from "../../api/ollama/convert.js";
+import { keepAliveOf } from "../../api/ollama/convert.js";
 import { runningOf, showOf, tagOf } from "../../api/ollama/models.js";
 import { detectFamily } from "../../chat/templates/family.js";
 import type { RequestRecorder } from "../../metrics/request.js";
 import { embedTexts } from "../../serving/ollama-embed.js";
-import { resolveOllamaModel, startOllamaGeneration, type OllamaPiece, type OllamaToolCall } from "../../serving/ollama-generate.js";
+import { answerOllama, resolveOllamaModel } from "../../serving/ollama-generate.js";
+import { checkPromptSize } from "../../serving/prompt-size.js";
 import { deleteDownloadedModel } from "../../serving/ollama-delete.js";
-import { drainWithin } from "../../serving/write-deadline.js";
-import type { ChatOutcomeSink } from "../../serving/chat.js";
 import { requireAdminKey } from "../auth.js";
 import type { GatewayContext } from "../context.js";
 import { asLmxError } from "../errors.js";
 import { asLmxError as asDownloadLmxError, downloadRequestFor, startDownload } from "./downloads.js";
-import { priorityOf } from "./generation.js";
+import { generationRouteHooks, priorityOf, serveCounted } from "./generation.js";
 
 const NDJSON = "application/x-ndjson";
 const PULL_POLL_MS = 200;
 
-/** Ollama's `created_at`: RFC 3339 with the current time. */
-const now = () => new Date().toISOString();
-
-export function registerOllamaRoutes(api: FastifyInstance, ctx: GatewayContext, outcomes: ChatOutcomeSink | null): void {
+export function registerOllamaRoutes(api: FastifyInstance, ctx: GatewayContext): void {
   api.get("/api/version", async () => ({ version: ctx.version }));
 
   api.get("/api/tags", async () => ({ models: (await ctx.inventory.list()).map(tagOf) }));
@@ -61,15 +55,15 @@ export function registerOllamaRoutes(api: FastifyInstance, ctx: GatewayContext, 
     return showOf(model, template, runner?.info.contextSize ?? model.settings.contextSize, detectFamily(template).thinking);
   });
 
-  api.post("/api/chat", (request, reply) => {
-    const body = parseRequest(ollamaChatSchema, request.body);
-    return generation(ctx, request, reply, body, outcomes, "chat");
-  });
-
-  api.post("/api/generate", (request, reply) => {
-    const body = parseRequest(ollamaGenerateSchema, request.body);
-    return generation(ctx, request, reply, body, outcomes, "generate");
-  });
+  // counted, traced and logged as /v1 generations are
+  for (const kind of ["chat", "generate"] as const) {
+    api.post(`/api/${kind}`, generationRouteHooks(ctx), async (request, reply) => {
+      const startedAt = performance.now();
+      const body = parseRequest(kind === "chat" ? ollamaChatSchema : ollamaGenerateSchema, request.body);
+      checkPromptSize(body, ctx.config.max_prompt_bytes);
+      await serveCounted(ctx, request, reply, (common) => answerOllama(ctx, { ...common, kind, body, startedAt }));
+    });
+  }
 
   api.post("/api/embed", async (request, reply) => {
     const started = performance.now();
@@ -156,144 +150,6 @@ async function counted<T>(
     request.log.debug({ code: lmx.code }, "ollama request refused");
     throw lmx;
   }
-}
-
-type Kind = "chat" | "generate";
-
-async function generation(
-  ctx: GatewayContext,
-  request: FastifyRequest,
-  reply: FastifyReply,
-  body: OllamaChatRequest | OllamaGenerateRequest,
-  outcomes: ChatOutcomeSink | null,
-  kind: Kind,
-): Promise<void> {
-  const startedAt = performance.now();
-  const recorder = ctx.metrics.startRequest(startedAt);
-  recorder.model = body.model;
-  const abort = new AbortController();
-  reply.raw.on("close", () => {
-    if (!reply.raw.writableFinished) abort.abort();
-  });
-  const stream = body.stream ?? true;
-  let pieces: AsyncIterable<OllamaPiece>;
-  let modelId: string;
-  let headers: Record<string, string>;
-  try {
-    const job = kind === "chat" ? chatJobOf(body as OllamaChatRequest) : generateJobOf(body as OllamaGenerateRequest);
-    const { sampling, numCtx } = samplingOf(body.options);
-    const generate = kind === "generate" ? (body as OllamaGenerateRequest) : null;
-    const loadOnly = generate ? generate.prompt === "" : (body as OllamaChatRequest).messages.length === 0;
-    const started = await startOllamaGeneration(ctx, {
-      model: body.model,
-      job,
-      raw: generate ? { prompt: generate.prompt, always: generate.raw === true } : null,
-      showThinking: thinkingOf(body.think).show,
-      sampling,
-      numCtx,
-      keepAlive: keepAliveOf(body.keep_alive),
-      loadOnly,
-      startedAt,
-      signal: abort.signal,
-      priority: priorityOf(ctx, request),
-      recorder,
-      runnerHeaders: {},
-      outcomes,
-    });
-    recorder.model = started.model.id;
-    modelId = body.model;
-    pieces = started.pieces;
-    headers = started.headers;
-  } catch (error) {
-    const lmx = asLmxError(error);
-    recorder.finish(lmx.status, lmx.code, performance.now());
-    throw lmx;
-  }
-  const shape = kind === "chat" ? chatObject : generateObject;
-  if (!stream) {
-    const merged: OllamaPiece & { type: "delta" } = { type: "delta", content: "", thinking: "", toolCalls: [] };
-    for await (const piece of pieces) {
-      if (piece.type === "delta") {
-        merged.content += piece.content;
-        merged.thinking += piece.thinking;
-        merged.toolCalls.push(...piece.toolCalls);
-      } else if (piece.type === "error") {
-        recorder.finish(piece.error.status, piece.error.code, performance.now());
-        if (abort.signal.aborted) {
-          reply.hijack();
-          return;
-        }
-        // nothing was sent yet: the failure gets its own status
-        throw piece.error;
-      } else {
-        recorder.finish(200, "", performance.now());
-        void reply
-          .headers(headers)
-          .type("application/json")
-          .send({ ...shape(modelId, merged), ...doneFields(piece) });
-        return;
-      }
-    }
-    if (!abort.signal.aborted) throw new LmxError("internal_error", "the generation ended without its last event");
-    recorder.finish(499, "client_closed", performance.now());
-    // the client is gone: nothing is answered
-    reply.hijack();
-    return;
-  }
-  reply.hijack();
-  const raw = reply.raw;
-  raw.writeHead(200, { ...headers, "content-type": NDJSON, "cache-control": "no-cache", "x-request-id": String(request.id) });
-  const write = async (value: unknown): Promise<boolean> => {
-    if (raw.write(`${JSON.stringify(value)}\n`)) return true;
-    const drained = await drainWithin(raw, abort.signal, ctx.config.stream_write_timeout_sec * 1000);
-    if (drained === "timed_out") raw.destroy();
-    return drained === "drained";
-  };
-  for await (const piece of pieces) {
-    if (piece.type === "delta") {
-      if (!(await write(shape(modelId, piece)))) break;
-    } else if (piece.type === "error") {
-      recorder.finish(piece.error.status, piece.error.code, performance.now());
-      raw.end(streamedErrorFor("ollama", piece.error));
-      return;
-    } else {
-      recorder.finish(200, "", performance.now());
-      const last = { type: "delta" as const, content: "", thinking: "", toolCalls: [] };
-      raw.end(`${JSON.stringify({ ...shape(modelId, last), ...doneFields(piece) })}\n`);
-      return;
-    }
-  }
-  recorder.finish(499, "client_closed", performance.now());
-  if (!raw.writableEnded) raw.destroy();
-}
-
-type Delta = Extract<OllamaPiece, { type: "delta" }>;
-
-function chatObject(model: string, piece: Delta) {
-  const message: { role: "assistant"; content: string; thinking?: string; tool_calls?: OllamaToolCall[] } = {
-    role: "assistant",
-    content: piece.content,
-  };
-  if (piece.thinking) message.thinking = piece.thinking;
-  if (piece.toolCalls.length > 0) message.tool_calls = piece.toolCalls;
-  return { model, created_at: now(), message, done: false };
-}
-
-function generateObject(model: string, piece: Delta) {
-  return { model, created_at: now(), response: piece.content, ...(piece.thinking ? { thinking: piece.thinking } : {}), done: false };
-}
-
-function doneFields(piece: Extract<OllamaPiece, { type: "done" }>) {
-  return {
-    done: true,
-    done_reason: piece.reason,
-    total_duration: piece.stats.totalNs,
-    load_duration: piece.stats.loadNs,
-    prompt_eval_count: piece.usage.promptTokens,
-    prompt_eval_duration: piece.stats.promptNs,
-    eval_count: piece.usage.completionTokens,
-    eval_duration: piece.stats.evalNs,
-  };
 }
 
 /**
