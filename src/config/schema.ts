@@ -140,6 +140,18 @@ export const configSchema = z.strictObject({
     }),
   /** Serve a local GGUF of the same model when an MLX/safetensors repo has no backend here. */
   gguf_fallback_enabled: z.boolean().default(false),
+  /** Ollama's API under /api/* (src/http/routes/ollama.ts). */
+  ollama: z
+    .strictObject({
+      /**
+       * options.num_ctx larger than the loaded context reloads the model with that context (never a silent
+       * truncation); false answers 400 instead.
+       */
+      allow_context_reload: z.boolean().default(true),
+      /** A second listener on this port serving the same app (Ollama's is 11434); null: none. */
+      port: z.number().int().min(0).max(65535).nullable().default(null),
+    })
+    .default({ allow_context_reload: true, port: null }),
   /** Time a client has to send a whole request (slow or stalled uploads are cut). */
   request_timeout_sec: z.number().positive().default(30),
   /**

@@ -29,11 +29,14 @@ import { createLogger } from "./logger.js";
 import { createSocketDir, removeStaleSocketDirs } from "./socket-dir.js";
 import { listenError, reasonOf, StartupError } from "./startup.js";
 import { makeDirSync } from "../util/make-dir.js";
+import { listenForOllama, type OllamaListener } from "./ollama-listener.js";
 
 export interface RunningServer {
   app: FastifyInstance;
   ctx: GatewayContext;
   url: string;
+  /** The Ollama port's listener (ollama.port), or null when off or it could not listen. */
+  ollamaUrl: string | null;
   close(): Promise<void>;
 }
 
@@ -166,6 +169,18 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     log.flush?.();
     throw startup ?? error;
   }
+  let ollamaListener: OllamaListener | null = null;
+  if (config.ollama.port !== null) {
+    try {
+      ollamaListener = await listenForOllama(app, config.host, config.ollama.port, config.request_timeout_sec * 1000);
+    } catch (error) {
+      // the main port serves; a taken Ollama port (Ollama itself running) is said, not fatal
+      log.error(
+        { port: config.ollama.port, err: reasonOf(error) },
+        "the Ollama API listener (ollama.port) could not listen; /api/* is served on the main port only",
+      );
+    }
+  }
   // only now: a start that fails should say why it failed, not warn about a server that never listened
   if (!isLoopback(config.host) && !config.admin_key) {
     log.warn({ host: config.host }, "listening beyond loopback without admin_key: anyone who can reach this port can load and unload models");
@@ -187,7 +202,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       scheduler.admission.rejectAll(new LmxError("server_shutting_down", "the server is shutting down", { retryAfterSec: 5 }));
       events.close();
       // stop accepting and let in-flight HTTP requests finish (bounded by the grace period), then stop runners
-      const drained = app.close();
+      const drained = Promise.all([app.close(), ollamaListener?.close()]);
       await Promise.race([drained, new Promise((r) => setTimeout(r, graceMs).unref())]);
       await scheduler.stopAll(1_000);
       await downloads.close();
@@ -200,7 +215,8 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     })();
     return closing;
   };
-  return { app, ctx, url, close };
+  const ollamaUrl = ollamaListener ? `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${ollamaListener.port}` : null;
+  return { app, ctx, url, ollamaUrl, close };
 }
 
 /**

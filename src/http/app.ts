@@ -1,4 +1,4 @@
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from "fastify";
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from "fastify";
 import http from "node:http";
 import type { Duplex } from "node:stream";
 import { LmxError, toHttp } from "../errors/codes.js";
@@ -9,6 +9,7 @@ import { createSecurityPolicy, enforceSecurity } from "./security.js";
 import { registerAdminRoutes } from "./routes/admin.js";
 import { registerAnthropicRoutes } from "./routes/anthropic.js";
 import { registerGenerationRoutes } from "./routes/generation.js";
+import { registerOllamaRoutes } from "./routes/ollama.js";
 import { registerHealthRoutes } from "./routes/health.js";
 import { registerMetricsRoutes } from "./routes/metrics.js";
 import { registerModelRoutes } from "./routes/models.js";
@@ -77,23 +78,22 @@ export function buildApp(ctx: GatewayContext): FastifyInstance {
   registerHealthRoutes(app, ctx);
   // outside the /v1 plugin: scrapers use the admin key (when set), not an API key
   registerMetricsRoutes(app, ctx);
-  app.register(async (openai) => {
-    if (ctx.config.api_keys.length > 0) {
-      const sessions = sessionStoreFor(ctx);
-      openai.addHook("onRequest", async (request) => {
-        const key = apiKeyOf(request);
-        // the operator logged in to the dashboard holds the admin key, which is worth at least an API key
-        if (!key && sessionAuthenticates(sessions, request)) return;
-        if (!key || !matchesAny(key, ctx.config.api_keys)) {
-          throw new LmxError(
-            "invalid_api_key",
-            key
-              ? "incorrect API key provided; it must be one of api_keys (LMX_API_KEYS)"
-              : "this server needs an API key: send Authorization: Bearer <key> (or x-api-key: <key>) with one of api_keys (LMX_API_KEYS)",
-          );
-        }
-      });
+  const sessions = ctx.config.api_keys.length > 0 ? sessionStoreFor(ctx) : null;
+  const requireApiKey = async (request: FastifyRequest) => {
+    const key = apiKeyOf(request);
+    // the operator logged in to the dashboard holds the admin key, which is worth at least an API key
+    if (!key && sessions && sessionAuthenticates(sessions, request)) return;
+    if (!key || !matchesAny(key, ctx.config.api_keys)) {
+      throw new LmxError(
+        "invalid_api_key",
+        key
+          ? "incorrect API key provided; it must be one of api_keys (LMX_API_KEYS)"
+          : "this server needs an API key: send Authorization: Bearer <key> (or x-api-key: <key>) with one of api_keys (LMX_API_KEYS)",
+      );
     }
+  };
+  app.register(async (openai) => {
+    if (ctx.config.api_keys.length > 0) openai.addHook("onRequest", requireApiKey);
     registerModelRoutes(openai, ctx);
     registerGenerationRoutes(openai, ctx);
     registerAnthropicRoutes(openai, ctx);
@@ -101,6 +101,11 @@ export function buildApp(ctx: GatewayContext): FastifyInstance {
     registerSkillRoutes(openai, ctx);
     // the skills as an MCP server: behind the same API keys as /v1/*
     registerMcpRoutes(openai, { catalog: ctx.skills, version: ctx.version });
+  });
+  // Ollama's dialect: the same keys, the same chat layer and metrics (DELETE /api/delete also needs the admin key)
+  app.register(async (ollama) => {
+    if (ctx.config.api_keys.length > 0) ollama.addHook("onRequest", requireApiKey);
+    registerOllamaRoutes(ollama, ctx);
   });
   registerAdminRoutes(app, ctx);
   registerUiRoutes(app, ctx);

@@ -159,7 +159,7 @@ export async function serveCounted(
 }
 
 /** Tool-calling and JSON outcomes go to the metrics and the conformance registry. */
-function chatOutcomeSink(ctx: GatewayContext): ChatOutcomeSink {
+export function chatOutcomeSink(ctx: GatewayContext): ChatOutcomeSink {
   return {
     record(model, backend, plan, outcome) {
       if (outcome === "json_valid" || outcome === "json_invalid") {
