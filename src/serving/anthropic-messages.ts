@@ -18,10 +18,9 @@ import { GENERATION_ENDPOINTS, resolveServable, type GenerateInput, type Generat
 import { countPromptTokens } from "./tokenize.js";
 import { checkPromptSize } from "./prompt-size.js";
 import type { ChatJob } from "../chat/request.js";
-import { drainWithin } from "./write-deadline.js";
+import { deadlineFor, deadlineWriter } from "./write-deadline.js";
 import type { RequestRecorder } from "../metrics/request.js";
 
-const NO_DEADLINE_MS = 2 ** 31 - 1;
 /** Chat models only: an embedding model is refused as on /v1/chat/completions. */
 const accepts = GENERATION_ENDPOINTS["/v1/chat/completions"].accepts;
 
@@ -87,17 +86,7 @@ export async function answerMessages(ctx: ServingContext, input: MessagesInput):
     raw.end(JSON.stringify(messageBody(meta, assembler.blocks(), stop, anthropicUsage(finish.usage))));
     return { kind: "answered", completionId: meta.id };
   }
-  const deadlineMs = input.writeDeadline?.ms ?? NO_DEADLINE_MS;
-  const write = async (text: string): Promise<boolean> => {
-    if (text === "" || raw.write(text)) return true;
-    const drained = await drainWithin(raw, signal, deadlineMs);
-    if (drained === "timed_out") {
-      input.writeDeadline?.onTimeout(model.id);
-      raw.destroy();
-      return false;
-    }
-    return drained === "drained";
-  };
+  const write = deadlineWriter(raw, signal, deadlineFor(input, model.id));
   const encoder = new MessageStreamEncoder(meta);
   if (!(await write(encoder.start()))) return { kind: "client_left" };
   for await (const event of run.events) {

@@ -13,9 +13,7 @@ import type { ServingContext } from "./context.js";
 import { startChatRun, type ChatOutcomeSink, type ChoiceUsage, type SamplingRequest } from "./chat.js";
 import { answerWithToolLoop } from "./tool-loop.js";
 import type { GenerateInput, GenerateOutcome } from "./generate.js";
-import { drainWithin } from "./write-deadline.js";
-
-const NO_DEADLINE_MS = 2 ** 31 - 1;
+import { deadlineFor, deadlineWriter } from "./write-deadline.js";
 
 export async function answerChatCompletion(
   ctx: ServingContext,
@@ -85,17 +83,8 @@ export async function answerChatCompletion(
     );
     return { kind: "answered", completionId };
   }
-  const deadlineMs = input.writeDeadline?.ms ?? NO_DEADLINE_MS;
-  const write = async (value: unknown): Promise<boolean> => {
-    if (raw.write(`data: ${JSON.stringify(value)}\n\n`)) return true;
-    const drained = await drainWithin(raw, signal, deadlineMs);
-    if (drained === "timed_out") {
-      input.writeDeadline?.onTimeout(model.id);
-      raw.destroy();
-      return false;
-    }
-    return drained === "drained";
-  };
+  const send = deadlineWriter(raw, signal, deadlineFor(input, model.id));
+  const write = (value: unknown): Promise<boolean> => send(`data: ${JSON.stringify(value)}\n\n`);
   for (let i = 0; i < job.choices; i++) if (!(await write(roleChunk(meta, i)))) return { kind: "client_left" };
   for await (const event of run.events) {
     if (event.type === "error") {
@@ -116,7 +105,13 @@ export async function answerChatCompletion(
   return { kind: "answered", completionId };
 }
 
-export function samplingOf(body: ChatCompletionRequest): SamplingRequest {
+/** The sampling fields OpenAI's chat and completions bodies share (completions have no max_completion_tokens). */
+type SamplingFields = Pick<
+  ChatCompletionRequest,
+  "max_tokens" | "temperature" | "top_p" | "top_k" | "min_p" | "seed" | "presence_penalty" | "frequency_penalty" | "stop" | "ignore_eos"
+> & { max_completion_tokens?: number | null | undefined };
+
+export function samplingOf(body: SamplingFields): SamplingRequest {
   return {
     maxTokens: body.max_completion_tokens ?? body.max_tokens ?? null,
     temperature: body.temperature,

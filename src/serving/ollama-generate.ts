@@ -23,7 +23,7 @@ import {
   type OllamaToolCall,
 } from "../api/ollama/wire.js";
 import { streamedErrorFor } from "../errors/dialects.js";
-import { drainWithin } from "./write-deadline.js";
+import { deadlineFor, deadlineWriter } from "./write-deadline.js";
 import type { ServingContext } from "./context.js";
 import type { ChoiceEvent, ChoiceUsage } from "../chat/events.js";
 import { startChatRun, type ChatOutcomeSink, type SamplingRequest } from "./chat.js";
@@ -249,7 +249,6 @@ export type OllamaAnswerInput = Omit<GenerateInput, "endpoint" | "body"> & {
 };
 
 const NDJSON = "application/x-ndjson";
-const NO_DEADLINE_MS = 2 ** 31 - 1;
 
 /**
  * /api/chat and /api/generate answered whole or as NDJSON. Refusals before the first generated text are thrown;
@@ -307,15 +306,8 @@ export async function answerOllama(ctx: ServingContext, input: OllamaAnswerInput
   }
   input.response.hijack();
   raw.writeHead(200, { ...input.headers, ...started.headers, "content-type": NDJSON, "cache-control": "no-cache", "x-accel-buffering": "no" });
-  const write = async (value: unknown): Promise<boolean> => {
-    if (raw.write(`${JSON.stringify(value)}\n`)) return true;
-    const drained = await drainWithin(raw, signal, input.writeDeadline?.ms ?? NO_DEADLINE_MS);
-    if (drained === "timed_out") {
-      input.writeDeadline?.onTimeout(started.model.id);
-      raw.destroy();
-    }
-    return drained === "drained";
-  };
+  const send = deadlineWriter(raw, signal, deadlineFor(input, started.model.id));
+  const write = (value: unknown): Promise<boolean> => send(`${JSON.stringify(value)}\n`);
   for await (const piece of started.pieces) {
     if (piece.type === "delta") {
       if (!(await write(pieceObject(kind, body.model, piece)))) return { kind: "client_left" };

@@ -13,15 +13,13 @@ import type { ResponsesStore } from "../state/responses-store.js";
 import type { ServingContext } from "./context.js";
 import { startChatRun, type ChatRun } from "./chat.js";
 import { GENERATION_ENDPOINTS, resolveServable, type GenerateInput, type GenerateOutcome } from "./generate.js";
-import { drainWithin } from "./write-deadline.js";
+import { deadlineFor, deadlineWriter } from "./write-deadline.js";
 
 export type StoredResponses = ResponsesStore<ResponseItem, ResponseObject>;
 
 export interface ResponsesInput extends Omit<GenerateInput, "endpoint" | "body"> {
   body: ResponseCreateRequest;
 }
-
-const NO_DEADLINE_MS = 2 ** 31 - 1;
 
 export async function answerResponse(ctx: ServingContext, store: StoredResponses, input: ResponsesInput): Promise<GenerateOutcome> {
   const { body, signal, recorder } = input;
@@ -99,18 +97,11 @@ export async function answerResponse(ctx: ServingContext, store: StoredResponses
     connection: "keep-alive",
     "x-accel-buffering": "no",
   });
-  const deadlineMs = input.writeDeadline?.ms ?? NO_DEADLINE_MS;
   let sequence = 0;
+  const send = deadlineWriter(raw, signal, deadlineFor(input, model.id));
   const write = async (events: ResponseStreamEvent[]): Promise<boolean> => {
     for (const event of events) {
-      if (raw.write(`event: ${event.type}\ndata: ${JSON.stringify({ ...event, sequence_number: sequence++ })}\n\n`)) continue;
-      const drained = await drainWithin(raw, signal, deadlineMs);
-      if (drained === "timed_out") {
-        input.writeDeadline?.onTimeout(model.id);
-        raw.destroy();
-        return false;
-      }
-      if (drained !== "drained") return false;
+      if (!(await send(`event: ${event.type}\ndata: ${JSON.stringify({ ...event, sequence_number: sequence++ })}\n\n`))) return false;
     }
     return true;
   };

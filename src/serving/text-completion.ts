@@ -5,7 +5,6 @@
  */
 import { randomBytes } from "node:crypto";
 import type { CompletionRequest } from "../api/openai/schemas.js";
-import { stopList } from "../api/openai/messages.js";
 import { openAiUsage, sumUsage } from "../api/openai/chat-wire.js";
 import { LmxError, toOpenAiBody } from "../errors/codes.js";
 import type { ModelDescriptor } from "../inventory/types.js";
@@ -13,12 +12,11 @@ import type { ChatPlan } from "../chat/plan.js";
 import type { ChatJob } from "../chat/request.js";
 import type { OutputParser } from "../chat/types.js";
 import type { ServingContext } from "./context.js";
+import { samplingOf } from "./chat-completion.js";
 import { startChatRun, type ChoiceUsage, type FinishReason } from "./chat.js";
 import type { GenerateInput, GenerateOutcome } from "./generate.js";
 import type { TokenLogprob } from "../chat/events.js";
-import { drainWithin } from "./write-deadline.js";
-
-const NO_DEADLINE_MS = 2 ** 31 - 1;
+import { deadlineFor, deadlineWriter } from "./write-deadline.js";
 
 export function needsRawCompletion(body: CompletionRequest): boolean {
   return (body.n ?? 1) > 1 || (body.logprobs !== null && body.logprobs !== undefined);
@@ -93,18 +91,7 @@ export async function answerTextCompletion(ctx: ServingContext, input: GenerateI
       model,
       job,
       plan,
-      sampling: {
-        maxTokens: body.max_tokens ?? null,
-        temperature: body.temperature,
-        topP: body.top_p,
-        topK: body.top_k,
-        minP: body.min_p,
-        seed: body.seed,
-        presencePenalty: body.presence_penalty,
-        frequencyPenalty: body.frequency_penalty,
-        stop: stopList(body.stop),
-        ignoreEos: body.ignore_eos ?? false,
-      },
+      sampling: samplingOf(body),
       signal,
       priority: input.priority,
       recorder: input.recorder,
@@ -129,15 +116,8 @@ export async function answerTextCompletion(ctx: ServingContext, input: GenerateI
   const logprobs = Array.from({ length: choices }, () => new LegacyLogprobCollector(top ?? 0, 0));
   const usages: ChoiceUsage[] = [];
   let failure: LmxError | null = null;
-  const write = async (value: unknown): Promise<boolean> => {
-    if (raw.write(`data: ${JSON.stringify(value)}\n\n`)) return true;
-    const drained = await drainWithin(raw, signal, input.writeDeadline?.ms ?? NO_DEADLINE_MS);
-    if (drained === "timed_out") {
-      input.writeDeadline?.onTimeout(model.id);
-      raw.destroy();
-    }
-    return drained === "drained";
-  };
+  const send = deadlineWriter(raw, signal, deadlineFor(input, model.id));
+  const write = (value: unknown): Promise<boolean> => send(`data: ${JSON.stringify(value)}\n\n`);
   for await (const event of run.events) {
     if (event.type === "error") {
       failure ??= event.error;

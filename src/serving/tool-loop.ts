@@ -19,9 +19,8 @@ import type { LoopSkills, ServingContext } from "./context.js";
 import { startChatRun, type ChatOutcomeSink, type ChatRun, type ChoiceEvent, type ChoiceUsage } from "./chat.js";
 import { samplingOf } from "./chat-completion.js";
 import type { GenerateInput, GenerateOutcome } from "./generate.js";
-import { drainWithin } from "./write-deadline.js";
+import { deadlineFor, deadlineWriter } from "./write-deadline.js";
 
-const NO_DEADLINE_MS = 2 ** 31 - 1;
 export const DEFAULT_MAX_LOOP_STEPS = 4;
 
 /** One call the server ran, as listed in `message.executed_tool_calls`. */
@@ -65,17 +64,8 @@ export async function answerWithToolLoop(
   const raw = input.response.raw;
   let headersSent = false;
 
-  const deadlineMs = input.writeDeadline?.ms ?? NO_DEADLINE_MS;
-  const write = async (value: unknown): Promise<boolean> => {
-    if (raw.write(`data: ${JSON.stringify(value)}\n\n`)) return true;
-    const drained = await drainWithin(raw, signal, deadlineMs);
-    if (drained === "timed_out") {
-      input.writeDeadline?.onTimeout(model.id);
-      raw.destroy();
-      return false;
-    }
-    return drained === "drained";
-  };
+  const send = deadlineWriter(raw, signal, deadlineFor(input, model.id));
+  const write = (value: unknown): Promise<boolean> => send(`data: ${JSON.stringify(value)}\n\n`);
   /** Streamed: the chunk now; whole: collected for the answer. */
   const forward = async (event: ChoiceEvent): Promise<boolean> => {
     if (!stream) {

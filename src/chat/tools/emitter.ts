@@ -2,7 +2,7 @@
  * What every family's parser shares: turning decided text into events, validating a call against the tools,
  * and the whitespace policy that makes the events independent of how the text was split into chunks.
  */
-import type { OutputEvent, ToolDefinition, ToolOutcome } from "../types.js";
+import type { OutputEvent, OutputParser, ToolDefinition, ToolOutcome } from "../types.js";
 import { memberOf, type JsonSpan } from "./json-span.js";
 
 export interface ParserOptions {
@@ -165,5 +165,49 @@ export class TrimmedStream {
   end(): void {
     this.pendingWs = "";
     this.started = false;
+  }
+}
+
+/**
+ * What every family's parser shares: text arrives in pieces into a buffer, `drain` reads what it can decide, the
+ * emitter hands out the events. Subclasses write only their family's reading of the buffer.
+ */
+export abstract class BufferedParser implements OutputParser {
+  protected readonly out: Emitter;
+  protected buffer = "";
+
+  constructor(options: ParserOptions) {
+    this.out = new Emitter(options);
+  }
+
+  push(text: string): OutputEvent[] {
+    this.buffer += text;
+    this.drain(false);
+    return this.out.take();
+  }
+
+  finish(): { events: OutputEvent[]; outcome: ToolOutcome } {
+    this.drain(true);
+    return this.out.finish();
+  }
+
+  /** Reads what the buffer decides; `final` when no more text will come. */
+  protected abstract drain(final: boolean): void;
+
+  /**
+   * Emits the content before `marker` and drops it from the buffer. True when the buffer now starts with the
+   * marker; false when there is none yet (the tail that could begin one is held back unless `final`).
+   */
+  protected contentUntil(marker: string, final: boolean): boolean {
+    const at = this.buffer.indexOf(marker);
+    if (at < 0) {
+      const end = this.buffer.length - (final ? 0 : heldSuffix(this.buffer, [marker]));
+      this.out.content(this.buffer.slice(0, end));
+      this.buffer = this.buffer.slice(end);
+      return false;
+    }
+    this.out.content(this.buffer.slice(0, at));
+    this.buffer = this.buffer.slice(at);
+    return true;
   }
 }

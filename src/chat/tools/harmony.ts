@@ -5,8 +5,8 @@
  * `analysis` bodies are reasoning, `final` and recipient-less `commentary` bodies are content, a body addressed
  * `to=functions.NAME` is a call whose JSON arguments are the body.
  */
-import type { OutputEvent, OutputParser, ToolOutcome } from "../types.js";
-import { Emitter, argumentsText, findMarker, heldSuffix, TrimmedStream, type ParserOptions } from "./emitter.js";
+import type { OutputParser } from "../types.js";
+import { BufferedParser, argumentsText, findMarker, heldSuffix, TrimmedStream, type ParserOptions } from "./emitter.js";
 import { scanJsonValue } from "./json-span.js";
 
 export const H_START = "<|start|>";
@@ -30,28 +30,11 @@ export function harmonyParser(options: ParserOptions): OutputParser {
   return new HarmonyParser(options);
 }
 
-class HarmonyParser implements OutputParser {
-  private readonly out: Emitter;
+class HarmonyParser extends BufferedParser {
   private readonly reasoning = new TrimmedStream();
-  private buffer = "";
   private body: Body | null = null;
 
-  constructor(options: ParserOptions) {
-    this.out = new Emitter(options);
-  }
-
-  push(text: string): OutputEvent[] {
-    this.buffer += text;
-    this.drain(false);
-    return this.out.take();
-  }
-
-  finish(): { events: OutputEvent[]; outcome: ToolOutcome } {
-    this.drain(true);
-    return this.out.finish();
-  }
-
-  private drain(final: boolean): void {
+  protected drain(final: boolean): void {
     for (;;) {
       if (this.body === null) {
         if (!this.header(final)) return;

@@ -5,8 +5,8 @@
  * A call is recognised only at the start of the answer or right after `<|python_tag|>`: mid-answer JSON is
  * content.
  */
-import type { OutputEvent, OutputParser, ToolOutcome } from "../types.js";
-import { Emitter, heldSuffix, readCall, type ParserOptions } from "./emitter.js";
+import type { OutputParser } from "../types.js";
+import { BufferedParser, readCall, type ParserOptions } from "./emitter.js";
 import { scanJsonValue } from "./json-span.js";
 
 export const PYTHON_TAG = "<|python_tag|>";
@@ -21,40 +21,16 @@ export function llama3Parser(options: ParserOptions): OutputParser {
   return new Llama3Parser(options);
 }
 
-class Llama3Parser implements OutputParser {
-  private readonly out: Emitter;
-  private buffer = "";
+class Llama3Parser extends BufferedParser {
   /** `start`: a call may begin here; `calls`: between calls; `content`: plain text (until a python tag). */
   private state: "start" | "calls" | "content" = "start";
   private scannedTo = 0;
 
-  constructor(options: ParserOptions) {
-    this.out = new Emitter(options);
-  }
-
-  push(text: string): OutputEvent[] {
-    this.buffer += text;
-    this.drain(false);
-    return this.out.take();
-  }
-
-  finish(): { events: OutputEvent[]; outcome: ToolOutcome } {
-    this.drain(true);
-    return this.out.finish();
-  }
-
-  private drain(final: boolean): void {
+  protected drain(final: boolean): void {
     for (;;) {
       if (this.state === "content") {
-        const tag = this.buffer.indexOf(PYTHON_TAG);
-        if (tag < 0) {
-          const end = this.buffer.length - (final ? 0 : heldSuffix(this.buffer, [PYTHON_TAG]));
-          this.out.content(this.buffer.slice(0, end));
-          this.buffer = this.buffer.slice(end);
-          return;
-        }
-        this.out.content(this.buffer.slice(0, tag));
-        this.buffer = this.buffer.slice(tag + PYTHON_TAG.length);
+        if (!this.contentUntil(PYTHON_TAG, final)) return;
+        this.buffer = this.buffer.slice(PYTHON_TAG.length);
         this.state = "calls";
         continue;
       }

@@ -3,8 +3,8 @@
  * the parser also reads it without the space, with an `"id"` member in each call, and the newer (v11+) form
  * `[TOOL_CALLS]NAME[ARGS]{…}` (optionally `[CALL_ID]id` before `[ARGS]`), one marker per call.
  */
-import type { OutputEvent, OutputParser, ToolOutcome } from "../types.js";
-import { Emitter, argumentsText, heldSuffix, readCall, type ParsedCall, type ParserOptions } from "./emitter.js";
+import type { OutputParser } from "../types.js";
+import { BufferedParser, argumentsText, readCall, type ParsedCall, type ParserOptions } from "./emitter.js";
 import { scanJsonValue } from "./json-span.js";
 
 export const TOOL_CALLS = "[TOOL_CALLS]";
@@ -31,39 +31,14 @@ export function mistralParser(options: ParserOptions): OutputParser {
   return new MistralParser(options);
 }
 
-class MistralParser implements OutputParser {
-  private readonly out: Emitter;
-  private buffer = "";
+class MistralParser extends BufferedParser {
   private inCalls = false;
   private scannedTo = 0;
 
-  constructor(options: ParserOptions) {
-    this.out = new Emitter(options);
-  }
-
-  push(text: string): OutputEvent[] {
-    this.buffer += text;
-    this.drain(false);
-    return this.out.take();
-  }
-
-  finish(): { events: OutputEvent[]; outcome: ToolOutcome } {
-    this.drain(true);
-    return this.out.finish();
-  }
-
-  private drain(final: boolean): void {
+  protected drain(final: boolean): void {
     for (;;) {
       if (!this.inCalls) {
-        const marker = this.buffer.indexOf(TOOL_CALLS);
-        if (marker < 0) {
-          const end = this.buffer.length - (final ? 0 : heldSuffix(this.buffer, [TOOL_CALLS]));
-          this.out.content(this.buffer.slice(0, end));
-          this.buffer = this.buffer.slice(end);
-          return;
-        }
-        this.out.content(this.buffer.slice(0, marker));
-        this.buffer = this.buffer.slice(marker);
+        if (!this.contentUntil(TOOL_CALLS, final)) return;
         this.inCalls = true;
         this.scannedTo = 0;
       }

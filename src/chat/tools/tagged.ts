@@ -4,8 +4,8 @@
  * One parser reads both, tolerant of whitespace, of `parameters` for `arguments` and of a missing closing tag at
  * the very end (generation may stop on it).
  */
-import type { OutputEvent, OutputParser, ToolOutcome } from "../types.js";
-import { Emitter, heldSuffix, readCall, type ParserOptions } from "./emitter.js";
+import type { OutputParser } from "../types.js";
+import { BufferedParser, readCall, type ParserOptions } from "./emitter.js";
 import { scanJsonValue } from "./json-span.js";
 
 export const TOOL_CALL_OPEN = "<tool_call>";
@@ -15,40 +15,15 @@ export function taggedParser(options: ParserOptions): OutputParser {
   return new TaggedParser(options);
 }
 
-class TaggedParser implements OutputParser {
-  private readonly out: Emitter;
-  private buffer = "";
+class TaggedParser extends BufferedParser {
   private inCall = false;
   /** How much of the call's text the last incomplete scan saw: only a `}` (or a tag's `>`) can decide it. */
   private scannedTo = 0;
 
-  constructor(options: ParserOptions) {
-    this.out = new Emitter(options);
-  }
-
-  push(text: string): OutputEvent[] {
-    this.buffer += text;
-    this.drain(false);
-    return this.out.take();
-  }
-
-  finish(): { events: OutputEvent[]; outcome: ToolOutcome } {
-    this.drain(true);
-    return this.out.finish();
-  }
-
-  private drain(final: boolean): void {
+  protected drain(final: boolean): void {
     for (;;) {
       if (!this.inCall) {
-        const open = this.buffer.indexOf(TOOL_CALL_OPEN);
-        if (open < 0) {
-          const end = this.buffer.length - (final ? 0 : heldSuffix(this.buffer, [TOOL_CALL_OPEN]));
-          this.out.content(this.buffer.slice(0, end));
-          this.buffer = this.buffer.slice(end);
-          return;
-        }
-        this.out.content(this.buffer.slice(0, open));
-        this.buffer = this.buffer.slice(open);
+        if (!this.contentUntil(TOOL_CALL_OPEN, final)) return;
         this.inCall = true;
         this.scannedTo = 0;
       }
