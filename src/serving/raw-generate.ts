@@ -6,12 +6,11 @@
  * directly when the runner offers it (prepared by the same recipe the runner's relay uses), else through the
  * runner's socket, exactly as `relay.ts` does for the OpenAI routes.
  */
-import type { Dispatcher } from "undici";
 import type { RunnerHandle } from "../engines/backend.js";
-import { fromOpenAiBody, LmxError } from "../errors/codes.js";
+import { LmxError } from "../errors/codes.js";
 import type { CompletionFinal, CompletionPartial, CompletionProbability } from "../api/llama/completion.js";
 import { RUNNER_REQUEST_ID_HEADER } from "../runner/protocol.js";
-import { crashError, withRetryAfter } from "./relay.js";
+import { crashError, openRunnerRequest } from "./relay.js";
 
 const PATH = "/completion";
 
@@ -101,42 +100,16 @@ export async function* rawGenerate(
   if (direct) direct.active++;
   let finished = false;
   try {
-    let body = rawCompletionBody(request);
-    let path = PATH;
-    let check: Promise<void> | null = null;
-    if (direct) ({ path, body, check } = direct.prepare(PATH, body, controller.signal));
-    // a refusal ends the generation it raced with at once
-    check?.catch(abort);
-    let upstream: Dispatcher.ResponseData;
-    try {
-      upstream = await (direct?.dispatcher ?? runner.dispatcher).request({
-        path,
-        method: "POST",
-        headers: { ...headers, "content-type": "application/json", [RUNNER_REQUEST_ID_HEADER]: headers[RUNNER_REQUEST_ID_HEADER] ?? "raw" },
-        body: JSON.stringify(body),
-        signal: controller.signal,
-        // a fresh connection per request to a child server (see DirectRoute)
-        ...(direct ? { reset: true } : {}),
-      });
-    } catch (error) {
-      if (signal.aborted) return;
-      if (check) await check;
-      throw await crashError(runner, error);
-    }
-    if (check) {
-      try {
-        await check;
-      } catch (error) {
-        upstream.body.destroy();
-        throw error;
-      }
-    }
-    const mapError = (status: number, json: unknown, text: string) =>
-      direct ? direct.mapError(status, json, text) : fromOpenAiBody(json, "internal_error", `runner answered HTTP ${status}: ${text.slice(0, 300)}`);
-    if (upstream.statusCode !== 200) {
-      const text = await upstream.body.text().catch(() => "");
-      throw withRetryAfter(mapError(upstream.statusCode, parseJson(text), text), upstream.headers["retry-after"]);
-    }
+    const opened = await openRunnerRequest(runner, direct, {
+      path: PATH,
+      body: rawCompletionBody(request),
+      headers: { ...headers, [RUNNER_REQUEST_ID_HEADER]: headers[RUNNER_REQUEST_ID_HEADER] ?? "raw" },
+      signal: controller.signal,
+      clientSignal: signal,
+      onRefused: abort,
+    });
+    if (!opened) return;
+    const { upstream, mapError } = opened;
     const events = new SseEvents();
     try {
       for await (const bytes of upstream.body) {

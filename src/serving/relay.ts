@@ -4,6 +4,7 @@
  * If the runner dies mid-way, the client gets a clear error (an SSE error event and [DONE] for streams).
  */
 import type { ServerResponse } from "node:http";
+import type { Dispatcher } from "undici";
 import type { RunnerHandle } from "../engines/backend.js";
 import type { DirectRoute } from "../engines/child-server/direct.js";
 import { fromOpenAiBody, LmxError, toOpenAiBody } from "../errors/codes.js";
@@ -70,8 +71,8 @@ export async function forwardToRunner(reply: ResponseSink, options: ForwardOptio
 
 async function forward(reply: ResponseSink, options: ForwardOptions, direct: DirectRoute | null): Promise<ForwardOutcome> {
   const { runner, signal, recorder } = options;
-  let path = options.path;
-  let body = options.body as Record<string, unknown>;
+  const { path } = options;
+  const body = options.body as Record<string, unknown>;
   // the child generates while its check (token count: no silent truncation) runs; nothing is answered before
   // the check passed, so a refused request is refused exactly as before
   const controller = new AbortController();
@@ -81,48 +82,16 @@ async function forward(reply: ResponseSink, options: ForwardOptions, direct: Dir
     else signal.addEventListener("abort", () => controller.abort(), { once: true });
   }
   const upstreamSignal = direct ? controller.signal : signal;
-  let check: Promise<void> | null = null;
-  if (direct) ({ path, body, check } = direct.prepare(path, body, upstreamSignal));
-  // a refusal ends the generation it raced with at once (a non-streamed answer would otherwise run to its end)
-  check?.catch(() => controller.abort());
-  let upstream;
-  try {
-    upstream = await (direct?.dispatcher ?? runner.dispatcher).request({
-      path,
-      method: "POST",
-      headers: { ...options.runnerHeaders, "content-type": "application/json", [RUNNER_REQUEST_ID_HEADER]: options.requestId },
-      body: JSON.stringify(body),
-      signal: upstreamSignal,
-      // a fresh connection per request to a child server (see DirectRoute)
-      ...(direct ? { reset: true } : {}),
-    });
-  } catch (error) {
-    if (signal.aborted) return { kind: "client_closed" }; // nothing to answer
-    // a refusal by the check ends the request it raced with: the check's error is the answer
-    if (check) await check;
-    throw await crashError(runner, error);
-  }
-  if (check) {
-    try {
-      await check;
-    } catch (error) {
-      upstream.body.destroy();
-      throw error;
-    }
-  }
-  if (upstream.statusCode !== 200) {
-    const text = await upstream.body.text().catch(() => "");
-    let json: unknown = null;
-    try {
-      json = JSON.parse(text);
-    } catch {
-      // an unparsable error body is itself the problem to report below
-    }
-    const error = direct
-      ? direct.mapError(upstream.statusCode, json, text)
-      : fromOpenAiBody(json, "internal_error", `runner answered HTTP ${upstream.statusCode}`);
-    throw withRetryAfter(error, upstream.headers["retry-after"]);
-  }
+  const opened = await openRunnerRequest(runner, direct, {
+    path,
+    body,
+    headers: { ...options.runnerHeaders, [RUNNER_REQUEST_ID_HEADER]: options.requestId },
+    signal: upstreamSignal,
+    clientSignal: signal,
+    onRefused: () => controller.abort(),
+  });
+  if (!opened) return { kind: "client_closed" }; // nothing to answer
+  const { upstream } = opened;
   const raw = reply.raw;
   reply.hijack();
   raw.writeHead(200, {
@@ -179,6 +148,73 @@ async function forward(reply: ResponseSink, options: ForwardOptions, direct: Dir
     if (usage) recorder!.usage(usage);
   }
   return { kind: "answered" };
+}
+
+export interface RunnerRequest {
+  path: string;
+  body: Record<string, unknown>;
+  headers: Record<string, string>;
+  /** Aborts the request to the runner (or child). */
+  signal: AbortSignal;
+  /** The client's: once it is aborted nothing is answered. */
+  clientSignal: AbortSignal;
+  /** Called when the direct route's check refuses the request, to end the generation it raced with. */
+  onRefused: () => void;
+}
+
+/**
+ * Sends one generation request to a runner, or straight to its child server (prepared by the recipe, its check
+ * awaited before anything is answered), and returns the 200 response. A refusal is thrown as our error, with the
+ * runner's Retry-After; a broken connection as the runner's crash. Null: the client left first.
+ */
+export async function openRunnerRequest(
+  runner: RunnerHandle,
+  direct: DirectRoute | null,
+  request: RunnerRequest,
+): Promise<{ upstream: Dispatcher.ResponseData; mapError: (status: number, json: unknown, text: string) => LmxError } | null> {
+  let { path, body } = request;
+  let check: Promise<void> | null = null;
+  if (direct) ({ path, body, check } = direct.prepare(path, body, request.signal));
+  // a refusal ends the generation it raced with at once (a non-streamed answer would otherwise run to its end)
+  check?.catch(request.onRefused);
+  let upstream: Dispatcher.ResponseData;
+  try {
+    upstream = await (direct?.dispatcher ?? runner.dispatcher).request({
+      path,
+      method: "POST",
+      headers: { ...request.headers, "content-type": "application/json" },
+      body: JSON.stringify(body),
+      signal: request.signal,
+      // a fresh connection per request to a child server (see DirectRoute)
+      ...(direct ? { reset: true } : {}),
+    });
+  } catch (error) {
+    if (request.clientSignal.aborted) return null;
+    // a refusal by the check ends the request it raced with: the check's error is the answer
+    if (check) await check;
+    throw await crashError(runner, error);
+  }
+  if (check) {
+    try {
+      await check;
+    } catch (error) {
+      upstream.body.destroy();
+      throw error;
+    }
+  }
+  const mapError = (status: number, json: unknown, text: string): LmxError =>
+    direct ? direct.mapError(status, json, text) : fromOpenAiBody(json, "internal_error", `runner answered HTTP ${status}: ${text.slice(0, 300)}`);
+  if (upstream.statusCode !== 200) {
+    const text = await upstream.body.text().catch(() => "");
+    let json: unknown = null;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      // an unparsable error body is itself the problem to report
+    }
+    throw withRetryAfter(mapError(upstream.statusCode, json, text), upstream.headers["retry-after"]);
+  }
+  return { upstream, mapError };
 }
 
 /**
