@@ -43,7 +43,7 @@ export async function answerMessages(ctx: ServingContext, input: MessagesInput):
         signal,
         priority: input.priority,
         recorder: input.recorder,
-        runnerHeaders: { ...input.runnerHeaders, "x-lmx-priority": input.priority },
+        runnerHeaders: input.runnerHeaders,
       },
       input.chatOutcomes ?? null,
     );

@@ -35,7 +35,7 @@ export async function answerChatCompletion(
       signal,
       priority: input.priority,
       recorder: input.recorder,
-      runnerHeaders: { ...input.runnerHeaders, "x-lmx-priority": input.priority },
+      runnerHeaders: input.runnerHeaders,
     },
     outcomes,
   );

@@ -159,7 +159,9 @@ interface PrimedGeneration {
 }
 
 async function prime(lease: ModelLease, request: RawGenerateRequest, input: ChatRunInput): Promise<PrimedGeneration> {
-  const iterator = rawGenerate(lease.runner, request, input.signal, input.runnerHeaders)[Symbol.asyncIterator]();
+  // the class travels with the request (engines that schedule by priority can read it)
+  const headers = { ...input.runnerHeaders, "x-lmx-priority": input.priority };
+  const iterator = rawGenerate(lease.runner, request, input.signal, headers)[Symbol.asyncIterator]();
   const first = await iterator.next();
   return { lease, iterator, first };
 }

@@ -147,7 +147,7 @@ export async function startOllamaGeneration(ctx: ServingContext, input: OllamaGe
       signal: input.signal,
       priority: input.priority,
       recorder: input.recorder,
-      runnerHeaders: { ...input.runnerHeaders, "x-lmx-priority": input.priority },
+      runnerHeaders: input.runnerHeaders,
     },
     input.outcomes,
   );

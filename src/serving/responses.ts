@@ -55,7 +55,7 @@ export async function answerResponse(ctx: ServingContext, store: StoredResponses
         signal,
         priority: input.priority,
         recorder,
-        runnerHeaders: { ...input.runnerHeaders, "x-lmx-priority": input.priority },
+        runnerHeaders: input.runnerHeaders,
       },
       input.chatOutcomes ?? null,
     );

@@ -95,7 +95,7 @@ export async function answerTextCompletion(ctx: ServingContext, input: GenerateI
       signal,
       priority: input.priority,
       recorder: input.recorder,
-      runnerHeaders: { ...input.runnerHeaders, "x-lmx-priority": input.priority },
+      runnerHeaders: input.runnerHeaders,
     },
     null,
   );

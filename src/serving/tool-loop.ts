@@ -97,7 +97,7 @@ export async function answerWithToolLoop(
           signal,
           priority: input.priority,
           recorder: input.recorder,
-          runnerHeaders: { ...input.runnerHeaders, "x-lmx-priority": input.priority },
+          runnerHeaders: input.runnerHeaders,
         },
         outcomes,
       );
