@@ -74,13 +74,14 @@ const BY_STATUS: Readonly<Record<number, ErrorCode>> = {
  * code of ours is the node's problem, not the client's: node_unavailable, so the caller fails over.
  */
 export function nodeAnswerError(node: string, status: number, json: unknown, text: string, retryAfterSec: number): LmxError {
+  // before our own codes: an LMX node's invalid_api_key is about our key for it, not the client's
+  if (status === 401 || status === 403) {
+    return nodeUnavailable(node, { kind: "auth", message: `it refused our key (HTTP ${status}); check api_key for this node` }, retryAfterSec);
+  }
   const code = (json as { error?: { code?: unknown } } | null)?.error?.code;
   if (isErrorCode(code)) return fromOpenAiBody(json, "internal_error", text);
   const message = (json as { error?: { message?: unknown } } | null)?.error?.message;
   const said = typeof message === "string" ? message : text.slice(0, 300);
-  if (status === 401 || status === 403) {
-    return nodeUnavailable(node, { kind: "auth", message: `it refused our key (HTTP ${status}); check api_key for this node` }, retryAfterSec);
-  }
   const mapped = BY_STATUS[status];
   if (mapped) return new LmxError(mapped, `node '${node}' answered HTTP ${status}: ${said}`, { param: status === 404 ? "model" : null });
   return nodeUnavailable(node, { kind: "http", message: `it answered HTTP ${status}: ${said}` }, retryAfterSec);

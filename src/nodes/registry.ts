@@ -84,7 +84,10 @@ export class NodeRegistry {
   candidates(modelId: string): RemoteNode[] {
     const scored = this.nodes
       .map((node, order) => ({ node, order, model: node.model(modelId) }))
-      .filter((c): c is { node: RemoteNode; order: number; model: NodeModel } => c.node.up === true && c.model !== undefined && c.model.status !== "unavailable");
+      .filter(
+        (c): c is { node: RemoteNode; order: number; model: NodeModel } =>
+          c.node.up === true && c.model !== undefined && c.model.status !== "unavailable",
+      );
     const load = (c: { node: RemoteNode; model: NodeModel }) => (c.model.running ?? 0) + (c.model.waiting ?? 0) + c.node.route.active;
     scored.sort((a, b) => RANK[a.model.status] - RANK[b.model.status] || load(a) - load(b) || a.order - b.order);
     return scored.map((c) => c.node);

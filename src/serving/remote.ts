@@ -63,7 +63,9 @@ export async function serveOnNodes(ctx: ServingContext, input: GenerateInput, no
         extraHeaders: { ...input.headers, "x-lmx-backend": `node:${node.name}`, "x-lmx-node": node.name },
         runnerHeaders: { ...input.runnerHeaders, ...node.requestHeaders() },
         recorder,
-        ...(input.writeDeadline ? { writeDeadline: { ms: input.writeDeadline.ms, onTimeout: () => input.writeDeadline?.onTimeout(body.model) } } : {}),
+        ...(input.writeDeadline
+          ? { writeDeadline: { ms: input.writeDeadline.ms, onTimeout: () => input.writeDeadline?.onTimeout(body.model) } }
+          : {}),
       });
       if (outcome.kind === "client_closed" || signal.aborted) {
         registry.countRequest(node.name, "client_left");
