@@ -13,9 +13,8 @@ export const nodeConfigSchema = z
     name: z.string().regex(NODE_NAME, "node names use lower-case letters, digits, _ and - (at most 64), starting with a letter or digit"),
     /** The server's address, http(s)://host:port with an optional path; a trailing /v1 is the same address. */
     url: z
-      .url("url is an address like http://10.0.0.2:1234")
-      .refine((u) => /^https?:\/\//.test(u), "url must be http:// or https://")
-      .refine((u) => !new URL(u).search && !new URL(u).hash, "url takes no query or fragment"),
+      .url({ protocol: /^https?$/, error: "url is an http(s) address like http://10.0.0.2:1234" })
+      .refine((u) => !URL.canParse(u) || (!new URL(u).search && !new URL(u).hash), "url takes no query or fragment"),
     /** Sent as `Authorization: Bearer <key>` on every request to the node (its api_keys). */
     api_key: z.string().min(1).nullable().default(null),
     /** LMX nodes only: read their load from /admin/status with this key (default: api_key; without it, no load). */

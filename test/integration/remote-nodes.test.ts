@@ -171,6 +171,55 @@ describe("two LMX servers on this machine", { timeout: 240_000 }, () => {
   );
 
   test(
+    "the node where the model is loaded is tried first; a node that fails to connect is failed over to the next",
+    { timeout: 120_000 },
+    async () => {
+      const b1 = await startTestServer({ demo_model: false, models: modelsOfB() });
+      const b2 = await startTestServer({ demo_model: false, models: modelsOfB() });
+      let front: TestServer | null = null;
+      try {
+        // loaded on b1 only, before A's first (and, with this interval, only) health check sees it
+        const load = await getJson(`${b1.url}/admin/models/load`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ model_id: "story-b" }),
+        });
+        assert.equal(load.status, 200);
+        front = await startTestServer({
+          demo_model: false,
+          models: [],
+          // b2 first in the config: only the loaded status puts b1 ahead
+          nodes: [
+            { name: "b2", url: b2.url, health_interval_sec: 3600 },
+            { name: "b1", url: b1.url, health_interval_sec: 3600 },
+          ],
+        });
+        const a = front;
+        await waitFor(
+          async () => (await getJson<{ data: NodeView[] }>(`${a.url}/admin/nodes`)).body.data.every((n) => n.up === true),
+          30_000,
+          "both nodes up",
+        );
+        const client = clientOf(a);
+        assert.equal((await plainAnswer(client, "story-b")).response.headers.get("x-lmx-node"), "b1", "loaded beats config order");
+        await b1.stop();
+        // A has not checked since: the request finds b1 gone, marks it down and is served by b2
+        const failedOver = await plainAnswer(client, "story-b");
+        assert.equal(failedOver.response.headers.get("x-lmx-node"), "b2");
+        assert.ok((failedOver.data.choices[0]?.message.content ?? "").length > 0);
+        const { body } = await getJson<{ data: NodeView[] }>(`${a.url}/admin/nodes`);
+        assert.equal(body.data.find((n) => n.name === "b1")?.up, false);
+        assert.equal(body.data.find((n) => n.name === "b1")?.error?.kind, "refused");
+        assert.equal((await plainAnswer(client, "story-b")).response.headers.get("x-lmx-node"), "b2", "a down node is skipped");
+      } finally {
+        await front?.stop();
+        await b2.stop();
+        await b1.stop().catch(() => undefined);
+      }
+    },
+  );
+
+  test(
     "a node that refuses our key is down with kind auth and lists nothing; a model no node listed stays model_not_found",
     { timeout: 120_000 },
     async () => {
