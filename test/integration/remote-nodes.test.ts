@@ -7,11 +7,13 @@
 import assert from "node:assert/strict";
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import net, { type AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import OpenAI from "openai";
 import { stringify as toYaml } from "yaml";
+import { NO_LLAMA_SERVER, testLlamaServerBinary } from "../helpers/llama-server.js";
 import { PROJECT_ROOT, testModel, type TestModel } from "../helpers/models.js";
 import { getJson, showLogsOnFailure, startTestServer, waitFor, type TestServer } from "../helpers/server.js";
 
@@ -366,6 +368,66 @@ describe("across two network namespaces", { timeout: 240_000 }, () => {
     },
   );
 });
+
+/** A node of kind openai: llama.cpp's own llama-server, a real OpenAI-compatible server that knows nothing of ours. */
+describe("an OpenAI-compatible node", { timeout: 120_000 }, () => {
+  const binary = testLlamaServerBinary();
+
+  test("A lists llama-server's model and relays to it, streamed and not", { timeout: 100_000, skip: !binary && NO_LLAMA_SERVER }, async () => {
+    const port = await freePort();
+    const child = spawn(
+      binary!,
+      ["-m", storyModel.path, "--alias", "story-ls", "--host", "127.0.0.1", "--port", String(port), "-c", "512", "-np", "1", "-t", "1"],
+      {
+        stdio: "ignore",
+      },
+    );
+    let a: TestServer | null = null;
+    try {
+      await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/health`).catch(() => null))?.status === 200, 60_000, "llama-server ready");
+      a = await startTestServer({
+        demo_model: false,
+        models: [],
+        nodes: [{ name: "ls", url: `http://127.0.0.1:${port}/v1`, kind: "openai", health_interval_sec: 1 }],
+      });
+      const server = a;
+      await showLogsOnFailure(server, async () => {
+        await waitFor(async () => (await getJson<{ data: NodeView[] }>(`${server.url}/admin/nodes`)).body.data[0]?.up === true, 30_000, "ls up");
+        const { body } = await getJson<{ data: Array<Record<string, unknown>> }>(`${server.url}/v1/models`);
+        const listed = body.data.find((m) => m.id === "story-ls");
+        assert.equal(listed?.["node"], "ls");
+        assert.equal(listed?.["status"], "loaded", "an openai node serves what it lists");
+        const client = clientOf(server);
+        const direct = new OpenAI({ baseURL: `http://127.0.0.1:${port}/v1`, apiKey: "unused", maxRetries: 0 });
+        const prompt = "Once upon a time";
+        const expected = (await direct.completions.create({ model: "story-ls", prompt, max_tokens: 12, temperature: 0 })).choices[0]?.text;
+        const { data, response } = await client.completions.create({ model: "story-ls", prompt, max_tokens: 12, temperature: 0 }).withResponse();
+        assert.equal(data.choices[0]?.text, expected);
+        assert.equal(response.headers.get("x-lmx-node"), "ls");
+        const stream = await client.completions.create({ model: "story-ls", prompt, max_tokens: 12, temperature: 0, stream: true });
+        let text = "";
+        for await (const chunk of stream) text += chunk.choices[0]?.text ?? "";
+        assert.equal(text, expected, "streamed through A equals llama-server's answer");
+      });
+    } finally {
+      await a?.stop();
+      const exited = new Promise((r) => child.once("exit", r));
+      child.kill("SIGKILL");
+      await exited;
+    }
+  });
+});
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = net.createServer();
+    probe.once("error", reject);
+    probe.listen(0, "127.0.0.1", () => {
+      const { port } = probe.address() as AddressInfo;
+      probe.close(() => resolve(port));
+    });
+  });
+}
 
 function spawnable(command: string): boolean {
   try {
