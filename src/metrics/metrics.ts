@@ -193,7 +193,8 @@ export class LmxMetrics {
     );
     const nodes = sources.nodes;
     if (nodes) {
-      for (const node of nodes()) this.nodeFailures.inc({ node: node.name, kind: "refused" }, 0);
+      // series that exist from the start, so rate() and increase() see a node's first answer and first failure
+      for (const node of nodes()) for (const outcome of ["answered", "unreachable"]) this.nodeRequests.inc({ node: node.name, outcome }, 0);
       new Gauge({
         name: "lmx:node_up",
         help: "1 when the remote node's last health check (or relayed request) reached it, 0 when not; absent before its first check.",

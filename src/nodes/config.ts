@@ -14,7 +14,9 @@ export const nodeConfigSchema = z
     /** The server's address, http(s)://host:port with an optional path; a trailing /v1 is the same address. */
     url: z
       .url({ protocol: /^https?$/, error: "url is an http(s) address like http://10.0.0.2:1234" })
-      .refine((u) => !URL.canParse(u) || (!new URL(u).search && !new URL(u).hash), "url takes no query or fragment"),
+      .refine((u) => !URL.canParse(u) || (!new URL(u).search && !new URL(u).hash), "url takes no query or fragment")
+      // the relay connects to the origin, which drops user:password: a key there would be silently unused
+      .refine((u) => !URL.canParse(u) || (!new URL(u).username && !new URL(u).password), "put the node's key in api_key, not in the url"),
     /** Sent as `Authorization: Bearer <key>` on every request to the node (its api_keys). */
     api_key: z.string().min(1).nullable().default(null),
     /** LMX nodes only: read their load from /admin/status with this key (default: api_key; without it, no load). */

@@ -31,6 +31,7 @@ describe("config nodes:", () => {
       { name: "b", url: "ftp://b:1" },
       { name: "b", url: "not a url" },
       { name: "b", url: "http://b:1/?x=1" },
+      { name: "b", url: "http://user:secret@b:1" },
       { name: "b", url: "http://b:1", kind: "vllm" },
       { name: "b", url: "http://b:1", apikey: "x" },
     ]) {
