@@ -131,7 +131,8 @@ async function routingScenario(a: TestServer, direct: OpenAI, stopB: () => Promi
 }
 
 function modelsOfB(): Array<{ id: string; path: string; parallel: number; context_size: number }> {
-  return [{ id: "story-b", path: storyModel.path, parallel: 2, context_size: 256 }];
+  // room for a long generation (the stream cut in the namespace test)
+  return [{ id: "story-b", path: storyModel.path, parallel: 2, context_size: 2048 }];
 }
 
 describe("two LMX servers on this machine", { timeout: 240_000 }, () => {
@@ -334,7 +335,7 @@ describe("across two network namespaces", { timeout: 240_000 }, () => {
   }
 
   test(
-    "A reaches B's model over a veth pair; B killed and restarted in its namespace",
+    "A reaches B's model over a veth pair; B killed and restarted in its namespace; a stream cut by B's death ends with node_unavailable",
     { timeout: 200_000, skip: !canRun && "needs root and iproute2 (ip netns)" },
     async () => {
       const ip = (...args: string[]) => execFileSync("ip", args, { stdio: "pipe" });
@@ -361,7 +362,32 @@ describe("across two network namespaces", { timeout: 240_000 }, () => {
       });
       const server = a;
       const direct = new OpenAI({ baseURL: `http://${addrB}:${portB}/v1`, apiKey: KEY_B, maxRetries: 0 });
-      await showLogsOnFailure(server, () => routingScenario(server, direct, stopChild, startChild));
+      await showLogsOnFailure(server, async () => {
+        await routingScenario(server, direct, stopChild, startChild);
+        // B killed while its answer streams through A: the stream ends with a node_unavailable error event and [DONE]
+        const res = await fetch(`${server.url}/v1/chat/completions`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ model: "story-b", messages, max_tokens: 1800, ignore_eos: true, stream: true }),
+        });
+        assert.equal(res.status, 200);
+        const reader = res.body!.getReader();
+        let text = "";
+        let killed = false;
+        for (;;) {
+          const { done, value } = await reader.read();
+          if (done) break;
+          text += Buffer.from(value).toString("utf8");
+          if (!killed && text.includes("data: ")) {
+            killed = true;
+            await stopChild();
+          }
+        }
+        assert.match(text, /data: \{"error":\{[^\n]*"code":"node_unavailable"/);
+        assert.ok(text.endsWith("data: [DONE]\n\n"), text.slice(-200));
+        assert.equal((await nodeB(server))?.up, false, "the node is down until a check finds it back");
+        assert.match(await (await fetch(`${server.url}/metrics`)).text(), /^lmx:node_requests_total\{node="b",outcome="failed"\} 1$/m);
+      });
       // the relayed traffic went through A's end of the pair
       const bytes = Number(execFileSync("cat", [`/sys/class/net/${vethA}/statistics/tx_bytes`], { encoding: "utf8" }).trim());
       assert.ok(bytes > 0, "bytes left through the veth interface");
