@@ -14,6 +14,7 @@ import { registerDoctorCommand } from "./commands/doctor.js";
 import { registerEnginesCommand } from "./commands/engines.js";
 import { registerLoadCommands } from "./commands/load.js";
 import { registerModelsCommand } from "./commands/models.js";
+import { registerNodesCommand } from "./commands/nodes.js";
 import { registerProbeCommand } from "./commands/probe.js";
 import { registerPullCommand } from "./commands/pull.js";
 import { registerServiceCommand } from "./commands/service.js";
@@ -41,6 +42,7 @@ const program = new Command("lmx")
 registerServeCommand(program);
 registerStatusCommand(program);
 registerModelsCommand(program);
+registerNodesCommand(program);
 registerLoadCommands(program);
 registerPullCommand(program);
 registerDoCommand(program);

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { skillsConfigSchema } from "../skills/config.js";
+import { nodesConfigSchema } from "../nodes/config.js";
 
 const positiveInt = z.number().int().positive();
 const threadsSetting = z.union([z.literal("auto"), positiveInt]);
@@ -267,6 +268,8 @@ export const configSchema = z.strictObject({
   log_keep: z.number().int().min(1).default(5),
   /** Skills the server runs itself: built-ins, command skills, Agent Skills folders, MCP servers (docs/skills.md). */
   skills: skillsConfigSchema,
+  /** Other LMX servers and OpenAI-compatible endpoints requests may be routed to (docs/scale-out.md). */
+  nodes: nodesConfigSchema,
 });
 
 export type ConfigInput = z.input<typeof configSchema>;

@@ -30,6 +30,11 @@ export interface RunnerHandle {
   /** Resolves when the process is gone, however it ended. */
   readonly exited: Promise<RunnerExit>;
   stats(): Promise<RunnerStats | null>;
+  /**
+   * Why a connection to this runner broke, where its own exit cannot say (a remote server has no local
+   * process to wait for); absent: the relay waits briefly for the process's exit and reads it.
+   */
+  brokenError?(cause: unknown): LmxError;
   /** Drain in-flight requests for up to `graceMs`, then end the process. */
   stop(graceMs: number): Promise<void>;
 }

@@ -58,6 +58,8 @@ export const ERROR_CODES = {
   queue_timeout: { status: 503, type: "server_error", fault: "resource", retryable: true },
   server_shutting_down: { status: 503, type: "server_error", fault: "server", retryable: true },
   runner_busy: { status: 503, type: "server_error", fault: "resource", retryable: true },
+  /** The remote node(s) serving this model are down or refused us (src/nodes/); local models are unaffected. */
+  node_unavailable: { status: 503, type: "server_error", fault: "backend", retryable: true },
   insufficient_memory: { status: 507, type: "server_error", fault: "resource", retryable: true },
   insufficient_disk: { status: 507, type: "server_error", fault: "resource", retryable: false },
   skill_not_found: { status: 404, type: "invalid_request_error", fault: "client", retryable: false },

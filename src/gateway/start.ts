@@ -17,6 +17,7 @@ import { MemoryBudget } from "../scheduler/memory-budget.js";
 import { Scheduler } from "../scheduler/scheduler.js";
 import { EventHub } from "../events/hub.js";
 import { LmxMetrics } from "../metrics/metrics.js";
+import { NodeRegistry } from "../nodes/registry.js";
 import { openStateDatabase } from "../state/database.js";
 import { CompatibilityRegistry } from "../state/compatibility-registry.js";
 import { ChatConformanceRegistry } from "../state/chat-conformance.js";
@@ -122,7 +123,16 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   const events = new EventHub(downloads);
   scheduler.on("transition", (transition) => events.modelMoved(transition));
   scheduler.admission.on("depth", (depth) => events.queueChanged(depth));
+  const nodes = new NodeRegistry(config.nodes, {
+    onChange: (node, previous) => {
+      if (node.up) log.info({ node: node.name, models: node.models.length }, previous === null ? "node reachable" : "node is back");
+      else log.warn({ node: node.name, kind: node.error?.kind, err: node.error?.message }, "node unavailable");
+    },
+    onFailure: (node, kind) => metrics.nodeFailures.inc({ node, kind }),
+    onRequest: (node, outcome) => metrics.nodeRequests.inc({ node, outcome }),
+  });
   const metrics = new LmxMetrics({
+    nodes: () => nodes.snapshots(),
     models: scheduler,
     admission: scheduler.admission,
     memory,
@@ -147,6 +157,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     config,
     inventory,
     scheduler,
+    nodes,
     // listens to model load/unload events from here on: built before auto_load starts
     metrics,
     log,
@@ -162,6 +173,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     await app.close().catch(() => undefined);
     await downloads.close().catch(() => undefined);
     await skills.close().catch(() => undefined);
+    nodes.close();
     rmSync(socketDir, { recursive: true, force: true });
     closeQuietly(state);
     const startup = listenError(error, config.host, config.port);
@@ -190,7 +202,8 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${port}`;
   log.info({ url, models: (await inventory.list()).map((m) => m.id), state_dir: config.state_dir }, "opta-lmx listening");
 
-  void autoLoad(ctx).finally(() => {
+  // ready once auto_load ended and every node was checked once (up or down), so /v1/models lists their models
+  void Promise.all([autoLoad(ctx), nodes.start()]).finally(() => {
     ctx.state.ready = true;
   });
 
@@ -207,6 +220,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       await scheduler.stopAll(1_000);
       await downloads.close();
       await skills.close().catch(() => undefined);
+      nodes.close();
       app.server.closeAllConnections();
       rmSync(socketDir, { recursive: true, force: true });
       closeQuietly(state);

@@ -101,6 +101,11 @@ export class Inventory {
     return model;
   }
 
+  /** A model by id or alias from the last scan, without waiting for one (routing to remote nodes asks first). */
+  peek(id: string): ModelDescriptor | null {
+    return this.byId.get(id) ?? null;
+  }
+
   /**
    * A servable local GGUF of the same model as an MLX/safetensors repo (gguf_fallback_enabled): names are
    * compared after dropping the owner and packaging words (mlx, gguf, 4bit, quantization tags), so

@@ -34,6 +34,8 @@ export interface MetricsSources {
   diskPaths: readonly string[];
   /** Models refused after repeated failed loads; lmx:quarantined_models is 0 without it. */
   quarantinedModels?: () => number;
+  /** Remote nodes (src/nodes/) for lmx:node_up and lmx:node_requests_in_flight; none without it. */
+  nodes?: () => ReadonlyArray<{ name: string; up: boolean | null; inFlight: number }>;
 }
 
 // vLLM's buckets, extended below 10 ms: a small model on a CPU answers faster than vLLM's GPUs ever wait.
@@ -81,6 +83,8 @@ export class LmxMetrics {
   readonly structuredOutputs: Counter<"model" | "outcome">;
   readonly skillExecutions: Counter<"skill" | "outcome">;
   readonly skillDuration: Histogram<"skill" | "outcome">;
+  readonly nodeRequests: Counter<"node" | "outcome">;
+  readonly nodeFailures: Counter<"node" | "kind">;
 
   private runnerStatsCache: { at: number; stats: Promise<Map<string, RunnerStats>> } | null = null;
   /** bytesDone last seen per download job, for lmx:download_bytes_total. */
@@ -176,6 +180,42 @@ export class LmxMetrics {
       ["skill", "outcome"],
       SKILL_BUCKETS,
     );
+
+    this.nodeRequests = counter(
+      "lmx:node_requests_total",
+      "Requests relayed to remote nodes, by node and outcome (answered, failed after the answer started, refused by the node, unreachable, client_left).",
+      ["node", "outcome"],
+    );
+    this.nodeFailures = counter(
+      "lmx:node_failures_total",
+      "Health checks and relayed requests that could not reach a node, by kind (refused, timeout, unreachable, reset, auth, http, bad_answer).",
+      ["node", "kind"],
+    );
+    const nodes = sources.nodes;
+    if (nodes) {
+      // series that exist from the start, so rate() and increase() see a node's first answer and first failure
+      for (const node of nodes()) for (const outcome of ["answered", "unreachable"]) this.nodeRequests.inc({ node: node.name, outcome }, 0);
+      new Gauge({
+        name: "lmx:node_up",
+        help: "1 when the remote node's last health check (or relayed request) reached it, 0 when not; absent before its first check.",
+        labelNames: ["node"],
+        registers,
+        collect() {
+          this.reset();
+          for (const node of nodes()) if (node.up !== null) this.set({ node: node.name }, node.up ? 1 : 0);
+        },
+      });
+      new Gauge({
+        name: "lmx:node_requests_in_flight",
+        help: "Requests this gateway is relaying to each remote node now.",
+        labelNames: ["node"],
+        registers,
+        collect() {
+          this.reset();
+          for (const node of nodes()) this.set({ node: node.name }, node.inFlight);
+        },
+      });
+    }
 
     sources.models.on("load", (event: ModelLoadEvent) => {
       this.modelLoads.inc({ model: event.model, outcome: event.outcome, code: event.code ?? "" });

@@ -3,6 +3,7 @@ import type { Inventory } from "../inventory/inventory.js";
 import type { Scheduler } from "../scheduler/scheduler.js";
 import type { SkillLookup } from "../chat/request.js";
 import type { SkillExecution } from "../skills/types.js";
+import type { NodeRegistry } from "../nodes/registry.js";
 
 /** What the server-side tool loop needs of the skills registry (src/skills/registry.ts). */
 export interface LoopSkills extends SkillLookup {
@@ -17,4 +18,6 @@ export interface ServingContext {
   state: { ready: boolean; shuttingDown: boolean };
   /** The skills registry; absent where skills are off (then `{"type":"skill"}` tools are refused). */
   skills?: LoopSkills | null;
+  /** Remote nodes requests may be routed to (src/nodes/); absent or empty: everything is served here. */
+  nodes?: NodeRegistry | null;
 }

@@ -18,6 +18,7 @@ import { answerChatCompletion } from "./chat-completion.js";
 import type { CompletionRequest } from "../api/openai/schemas.js";
 import { answerTextCompletion, needsRawCompletion } from "./text-completion.js";
 import type { ChatOutcomeSink } from "./chat.js";
+import { routeToNodes, serveOnNodes } from "./remote.js";
 
 export type GenerationPath = "/v1/chat/completions" | "/v1/completions" | "/v1/embeddings";
 
@@ -67,6 +68,8 @@ export interface GenerateInput {
   writeDeadline?: { ms: number; onTimeout: (model: string) => void };
   /** Where tool-calling and JSON outcomes are counted (metrics, conformance registry). */
   chatOutcomes?: ChatOutcomeSink | null;
+  /** The request came from another node (x-lmx-via): it is served here or refused, never routed on. */
+  fromNode?: boolean;
 }
 
 export type GenerateOutcome =
@@ -79,7 +82,16 @@ export async function resolveServable(
   accepts: GenerationEndpoint["accepts"],
   recorder: RequestRecorder,
 ): Promise<{ model: ModelDescriptor; equivalent: ModelDescriptor | null }> {
-  const requested = await ctx.inventory.resolve(name);
+  const requested = await ctx.inventory.resolve(name).catch((error: unknown) => {
+    const nodes = ctx.nodes?.listing(name).map((n) => n.name) ?? [];
+    if (!(error instanceof LmxError) || error.code !== "model_not_found" || nodes.length === 0) throw error;
+    // only the OpenAI endpoints relay to nodes (the others need the chat layer, which needs a local runner)
+    throw new LmxError(
+      "model_not_found",
+      `the model '${name}' is on remote node(s) ${nodes.join(", ")}, served through /v1/chat/completions, /v1/completions and /v1/embeddings only`,
+      { param: "model" },
+    );
+  });
   // an MLX/safetensors repo no backend here opens may be served by a local GGUF of the same model, if allowed
   const equivalent =
     ctx.config.gguf_fallback_enabled && ctx.scheduler.unservableReason(requested)?.code === "backend_unavailable"
@@ -103,6 +115,9 @@ export async function generate(ctx: ServingContext, input: GenerateInput): Promi
   const validatedJob = chatBody ? chatJobFrom(chatBody, ctx.skills ?? undefined) : null;
   const chatJob = chatBody && needsChatLayer(chatBody) ? validatedJob : null;
   const rawCompletion = endpoint.path === "/v1/completions" && needsRawCompletion(body as CompletionRequest);
+  // a model on a remote node goes there whole (src/serving/remote.ts says why this is a step, not a lease)
+  const nodes = routeToNodes(ctx, body.model, input.fromNode === true);
+  if (nodes) return serveOnNodes(ctx, input, nodes);
   const { model, equivalent } = await resolveServable(ctx, body.model, endpoint.accepts, recorder);
   if (chatJob || rawCompletion) {
     try {

@@ -19,8 +19,14 @@ const NO_DEADLINE_MS = 2 ** 31 - 1;
 /** How long to wait for the exit event after the runner connection broke, to say why it broke. */
 const EXIT_GRACE_MS = 500;
 
+/**
+ * What the relay needs of a runner: where to send, and how to explain a broken connection. A local runner's
+ * handle is one; so is a remote node's (src/nodes/), which has no process.
+ */
+export type RelayTarget = Pick<RunnerHandle, "dispatcher" | "direct" | "exited" | "brokenError">;
+
 export interface ForwardOptions {
-  runner: RunnerHandle;
+  runner: RelayTarget;
   path: string;
   body: unknown;
   requestId: string;
@@ -41,7 +47,8 @@ export interface ForwardOptions {
 /** How a forwarded request ended once the runner had accepted it (a refusal before that is thrown). */
 export type ForwardOutcome = { kind: "answered" } | { kind: "client_closed" } | { kind: "failed"; error: LmxError };
 
-export async function crashError(runner: RunnerHandle, cause: unknown): Promise<LmxError> {
+export async function crashError(runner: Pick<RunnerHandle, "exited" | "brokenError">, cause: unknown): Promise<LmxError> {
+  if (runner.brokenError) return runner.brokenError(cause);
   const exit = await Promise.race([runner.exited, new Promise<null>((r) => setTimeout(() => r(null), EXIT_GRACE_MS).unref())]);
   if (exit && exit.reason !== "stopped") return exit.reason;
   if (exit) return new LmxError("model_crashed", "the model was unloaded while this request was running", { retryAfterSec: 1 });
@@ -168,7 +175,7 @@ export interface RunnerRequest {
  * runner's Retry-After; a broken connection as the runner's crash. Null: the client left first.
  */
 export async function openRunnerRequest(
-  runner: RunnerHandle,
+  runner: RelayTarget,
   direct: DirectRoute | null,
   request: RunnerRequest,
 ): Promise<{ upstream: Dispatcher.ResponseData; mapError: (status: number, json: unknown, text: string) => LmxError } | null> {

@@ -10,6 +10,7 @@ import { autoThreads } from "../../inventory/settings.js";
 import { runnerSettingsSchema, type RunnerSettingsInput } from "../../config/schema.js";
 import type { ResolvedRunnerSettings } from "../../runner/protocol.js";
 import { registerReliabilityRoutes } from "./reliability.js";
+import { registerNodeRoutes } from "./nodes.js";
 import { registerBenchmarkRoutes } from "./benchmark.js";
 import { registerEventRoutes } from "./events.js";
 import { asLmxError as asDownloadLmxError, downloadRequestFor, registerDownloadRoutes, startDownload } from "./downloads.js";
@@ -154,6 +155,7 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: GatewayContext): 
 
     registerDownloadRoutes(admin, ctx, ctx.downloads);
     registerReliabilityRoutes(admin, ctx);
+    registerNodeRoutes(admin, ctx);
     registerBenchmarkRoutes(admin, ctx);
     registerEventRoutes(admin, ctx);
 

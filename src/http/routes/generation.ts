@@ -11,6 +11,7 @@ import { apiKeyOf, sameKey } from "../auth.js";
 import { isPriority, PRIORITIES, type Priority } from "../../scheduler/priority.js";
 import { checkPromptSize } from "../../serving/prompt-size.js";
 import type { ChatOutcomeSink } from "../../serving/chat.js";
+import { VIA_HEADER } from "../../nodes/node.js";
 import { generate, GENERATION_ENDPOINTS, type GenerateInput, type GenerateOutcome, type GenerationEndpoint } from "../../serving/generate.js";
 
 const ROUTES = [
@@ -87,7 +88,8 @@ async function serve(
 ): Promise<void> {
   const body = parseRequest(schema, request.body);
   checkPromptSize(body, ctx.config.max_prompt_bytes);
-  await serveCounted(ctx, request, reply, (common) => generate(ctx, { endpoint, body, ...common }));
+  const fromNode = request.headers[VIA_HEADER] !== undefined;
+  await serveCounted(ctx, request, reply, (common) => generate(ctx, { endpoint, body, fromNode, ...common }));
 }
 
 /** What a generation use-case gets from its route, whatever the dialect. */
