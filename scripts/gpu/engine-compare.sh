@@ -9,6 +9,8 @@
 #   bash scripts/gpu/engine-compare.sh isolate # carry dist, after bench: ours vs llama-server with our runner's exact
 #                                              # flags, and llama-server default vs the same, at 8 streams
 #   bash scripts/gpu/engine-compare.sh flags   # carry dist, after bench: the runner's flags minus one at a time vs default
+#   bash scripts/gpu/engine-compare.sh priority # carry dist, after wait: `lmx bench --scenario priority` (32 batch
+#                                              # streams, parallel 4) on ours with priority classes, ours FIFO, llama-server
 # Here, before: npm run build; bash ../shared/gpu/pack.sh; bash scripts/gpu/pack-cpu-prebuilt.sh
 # The CPU prebuilt is what the runner's memory estimate process loads (node-llama-cpp's GGUF insights);
 # generation runs in the CUDA llama-server. Nothing built there is kept or committed.
@@ -106,7 +108,50 @@ case "${1:-}" in
       port=$((port + 1))
     done
     ;;
+  priority)
+    # docs/benchmarks.md "Priority classes": the same workload as scripts/bench/scenarios.sh priority, on the GPU
+    stage_dist
+    record_gpu
+    make_model
+    pkill -f "main.js serve" 2>/dev/null || true
+    pkill -f llama-server 2>/dev/null || true
+    sleep 1
+    : > $OUT/priority.txt
+    for mode in priority fifo; do
+      slots=$([ "$mode" = priority ] && echo 1 || echo 0)
+      rm -rf /root/lmxstate-p
+      cat > /root/lmx-p.yaml <<YAML
+port: 18181
+gpu: cuda
+state_dir: /root/lmxstate-p
+demo_model: false
+log_level: warn
+loader_timeout_sec: 600
+discovery: {hf_cache: false, lmstudio: false, ollama: false}
+backends: {llama_server: $LSB/bin/llama-server}
+memory: {max_percent: 95}
+priority: {interactive_slots: $slots}
+models:
+  - {id: rand-1b, path: /root/models/rand-1b-f16.gguf, parallel: 4, context_size: 1024, threads: 4, gpu_layers: max}
+auto_load: [rand-1b]
+YAML
+      node dist/src/cli/main.js serve --config /root/lmx-p.yaml > /root/lmx-p.log 2>&1 &
+      pid=$!
+      for i in $(seq 1 180); do curl -s http://127.0.0.1:18181/admin/models/loaded | grep -q '"rand-1b"' && break; sleep 1; done
+      echo "== ours (llama-server engine, CUDA), $mode" | tee -a $OUT/priority.txt
+      node dist/src/cli/main.js bench --scenario priority --url http://127.0.0.1:18181 --model rand-1b \
+        $([ "$mode" = fifo ] && echo --no-priority-headers) >> $OUT/priority.txt 2>&1 || true
+      kill $pid; wait $pid 2>/dev/null || true
+    done
+    $LSB/bin/llama-server -m /root/models/rand-1b-f16.gguf -ngl all -np 4 -c 4096 -t 4 --port 18182 --no-webui > /root/peer-p.log 2>&1 &
+    pid=$!
+    for i in $(seq 1 180); do curl -sf http://127.0.0.1:18182/health > /dev/null 2>&1 && break; sleep 1; done
+    echo "== llama-server (4 slots, CUDA), FIFO" | tee -a $OUT/priority.txt
+    node dist/src/cli/main.js bench --scenario priority --url http://127.0.0.1:18182 --model rand-1b --no-priority-headers >> $OUT/priority.txt 2>&1 || true
+    kill $pid; wait $pid 2>/dev/null || true
+    cat $OUT/priority.txt
+    ;;
   *)
-    echo "usage: $0 setup|build|wait|bench|isolate|flags"; exit 2
+    echo "usage: $0 setup|build|wait|bench|isolate|flags|priority"; exit 2
     ;;
 esac
