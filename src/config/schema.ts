@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { skillsConfigSchema } from "../skills/config.js";
+import { agentsConfigSchema } from "../agents/config.js";
 
 const positiveInt = z.number().int().positive();
 const threadsSetting = z.union([z.literal("auto"), positiveInt]);
@@ -263,6 +264,8 @@ export const configSchema = z.strictObject({
   log_keep: z.number().int().min(1).default(5),
   /** Skills the server runs itself: built-ins, command skills, Agent Skills folders, MCP servers (docs/skills.md). */
   skills: skillsConfigSchema,
+  /** Agent runs: roles beyond the built-ins, the auto model's fallback, retention (docs/agents.md). */
+  agents: agentsConfigSchema,
 });
 
 export type ConfigInput = z.input<typeof configSchema>;
