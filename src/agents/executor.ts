@@ -69,7 +69,8 @@ export class AgentRuns {
     this.bus = new AgentEventBus(this.store);
     this.roles = new RoleCatalog(deps.config.roles);
     const interrupted = this.store.interruptUnfinished(Date.now());
-    if (interrupted.length > 0) deps.log.warn({ runs: interrupted }, "agent runs left unfinished by the previous gateway marked failed (interrupted)");
+    if (interrupted.length > 0)
+      deps.log.warn({ runs: interrupted }, "agent runs left unfinished by the previous gateway marked failed (interrupted)");
     this.store.prune();
   }
 
@@ -78,9 +79,13 @@ export class AgentRuns {
     const { spec, at } = input;
     const roles = spec.roles.map((name, i) => this.roleOrRefuse(name, `${at}.roles[${i}]`));
     for (const { field, role } of helperRoles(spec)) this.roleOrRefuse(role, `${at}.${field}`);
-    if (spec.strategy === "router" && new Set(spec.roles).size < 1) throw new LmxError("invalid_value", "router needs roles to choose from", { param: `${at}.roles` });
+    if (spec.strategy === "router" && new Set(spec.roles).size < 1)
+      throw new LmxError("invalid_value", "router needs roles to choose from", { param: `${at}.roles` });
     roles.forEach((role, i) => this.checkSkills(role, `${at}.roles[${i}]`));
-    const choice = spec.model === "auto" ? await chooseAutoModel(this.deps.serving, this.deps.config.default_model) : { id: spec.model, reason: "named by the request" };
+    const choice =
+      spec.model === "auto"
+        ? await chooseAutoModel(this.deps.serving, this.deps.config.default_model)
+        : { id: spec.model, reason: "named by the request" };
     const { model } = await this.resolve(choice.id, `${at}.model`);
     const now = Date.now();
     const run: RunRecord = {
@@ -109,7 +114,15 @@ export class AgentRuns {
     this.store.createRun(run);
     this.bus.publish(run.id, "run.queued", { id: run.id, status: "queued" });
     const log = this.deps.log.child({ run_id: run.id, trace_id: input.trace.traceId, traceparent: run.traceparent, priority: input.priority });
-    const active: ActiveRun = { run, controller: new AbortController(), ended: false, running: new Map(), nextStep: 0, models: new Map([[model.id, model]]), log };
+    const active: ActiveRun = {
+      run,
+      controller: new AbortController(),
+      ended: false,
+      running: new Map(),
+      nextStep: 0,
+      models: new Map([[model.id, model]]),
+      log,
+    };
     this.active.set(run.id, active);
     void this.execute(active, spec, input.trace);
     return { ...run };
@@ -143,7 +156,10 @@ export class AgentRuns {
 
   private async execute(active: ActiveRun, spec: RunSpec, trace: TraceContext): Promise<void> {
     const { run, controller } = active;
-    const timer = setTimeout(() => this.end(active, "timed_out", "timeout", { code: "timeout", message: `the run exceeded timeout_sec (${run.timeoutSec})` }), run.timeoutSec * 1000);
+    const timer = setTimeout(
+      () => this.end(active, "timed_out", "timeout", { code: "timeout", message: `the run exceeded timeout_sec (${run.timeoutSec})` }),
+      run.timeoutSec * 1000,
+    );
     timer.unref();
     try {
       await Promise.resolve();
@@ -244,7 +260,9 @@ export class AgentRuns {
       ...(role.sampling.seed !== undefined ? { seed: role.sampling.seed } : {}),
       ...(role.sampling.ignore_eos ? { ignore_eos: true } : {}),
       ...(role.skills.length > 0 ? { tools: role.skills.map((name) => ({ type: "skill", skill: { name } })) } : {}),
-      ...(request.schema ? { response_format: { type: "json_schema", json_schema: { name: request.schema.name, schema: request.schema.schema } } } : {}),
+      ...(request.schema
+        ? { response_format: { type: "json_schema", json_schema: { name: request.schema.name, schema: request.schema.schema } } }
+        : {}),
     });
     const executed: ExecutedToolCall[] = [];
     let outcome: Awaited<ReturnType<typeof converse>> | null = null;
@@ -332,14 +350,21 @@ export class AgentRuns {
   private checkSkills(role: Role, param: string): void {
     for (const skill of role.skills) {
       if (!this.deps.serving.skills?.get(skill)) {
-        throw new LmxError("invalid_value", `role '${role.name}' allows skill '${skill}', which this server does not have (GET /v1/skills)`, { param });
+        throw new LmxError("invalid_value", `role '${role.name}' allows skill '${skill}', which this server does not have (GET /v1/skills)`, {
+          param,
+        });
       }
     }
   }
 
   private async resolve(name: string, param: string): Promise<{ model: ModelDescriptor }> {
     try {
-      return await resolveServable(this.deps.serving, name, GENERATION_ENDPOINTS["/v1/chat/completions"].accepts, this.deps.metrics.startRequest(performance.now()));
+      return await resolveServable(
+        this.deps.serving,
+        name,
+        GENERATION_ENDPOINTS["/v1/chat/completions"].accepts,
+        this.deps.metrics.startRequest(performance.now()),
+      );
     } catch (error) {
       if (error instanceof LmxError && error.param === "model") throw new LmxError(error.code, error.message, { param });
       throw error;

@@ -160,7 +160,9 @@ export class AgentRunStore {
       this.state.write("agent-runs", () => {
         const last = this.state.db.prepare("SELECT MAX(seq) AS seq FROM agent_run_events WHERE run_id = ?").get(runId) as { seq: number | null };
         const seq = (last.seq ?? 0) + 1;
-        this.state.db.prepare("INSERT INTO agent_run_events (run_id, seq, type, data) VALUES (?, ?, ?, ?)").run(runId, seq, type, JSON.stringify(data));
+        this.state.db
+          .prepare("INSERT INTO agent_run_events (run_id, seq, type, data) VALUES (?, ?, ?, ?)")
+          .run(runId, seq, type, JSON.stringify(data));
         return seq;
       }) ?? 0
     );

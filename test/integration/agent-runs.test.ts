@@ -83,7 +83,11 @@ describe("agent runs", { timeout: 600_000 }, () => {
         },
       },
     });
-    await waitFor(async () => (await getJson<{ data: unknown[] }>(`${server.url}/admin/models/loaded`)).body.data.length > 0, 60_000, "the model to load");
+    await waitFor(
+      async () => (await getJson<{ data: unknown[] }>(`${server.url}/admin/models/loaded`)).body.data.length > 0,
+      60_000,
+      "the model to load",
+    );
   });
   after(async () => {
     await server?.stop();
@@ -127,7 +131,13 @@ describe("agent runs", { timeout: 600_000 }, () => {
           ["reduce", "summarizer", "completed"],
         ],
       );
-      assert.deepEqual(steps.slice(0, 2).map((s) => s.role).sort(), ["researcher", "reviewer"]);
+      assert.deepEqual(
+        steps
+          .slice(0, 2)
+          .map((s) => s.role)
+          .sort(),
+        ["researcher", "reviewer"],
+      );
       for (const step of steps) {
         assert.ok(step.usage.completion_tokens > 0, `step ${step.index} generated`);
         // every step is a span of the caller's trace
@@ -191,15 +201,24 @@ describe("agent runs", { timeout: 600_000 }, () => {
 
   test("vote: several answers, then a judge picks one; without a judge the majority wins", async () => {
     const judged = await finished(
-      (await create({ request: { strategy: "vote", prompt: "Name a colour", roles: ["researcher", "reviewer", "planner"], judge: "judge", max_tokens: 4 } })).body.id,
+      (
+        await create({
+          request: { strategy: "vote", prompt: "Name a colour", roles: ["researcher", "reviewer", "planner"], judge: "judge", max_tokens: 4 },
+        })
+      ).body.id,
     );
     assert.equal(judged.status, "completed", JSON.stringify(judged));
     assert.equal(judged.decision?.["method"], "judge");
     const winner = judged.decision?.["winner"] as number;
     assert.equal(judged.output, judged.steps![winner]!.output);
-    assert.deepEqual(judged.steps!.map((s) => s.kind), ["answer", "answer", "answer", "judge"]);
+    assert.deepEqual(
+      judged.steps!.map((s) => s.kind),
+      ["answer", "answer", "answer", "judge"],
+    );
 
-    const majority = await finished((await create({ request: { strategy: "vote", prompt: "Name a colour", roles: ["researcher"], samples: 3 } })).body.id);
+    const majority = await finished(
+      (await create({ request: { strategy: "vote", prompt: "Name a colour", roles: ["researcher"], samples: 3 } })).body.id,
+    );
     assert.equal(majority.status, "completed");
     assert.equal(majority.decision?.["method"], "majority");
     assert.equal(majority.steps!.length, 3);
@@ -261,13 +280,20 @@ describe("agent runs", { timeout: 600_000 }, () => {
     showLogsOnFailure(server, async () => {
       const waits = async () => {
         const text = await (await fetch(`${BASE}/metrics`)).text();
-        const value = (name: string, priority: string) => Number(new RegExp(`^lmx:queue_wait_seconds_${name}\\{priority="${priority}"\\} (\\S+)$`, "m").exec(text)?.[1] ?? "0");
-        return { batch: { sum: value("sum", "batch"), count: value("count", "batch") }, interactive: { sum: value("sum", "interactive"), count: value("count", "interactive") } };
+        const value = (name: string, priority: string) =>
+          Number(new RegExp(`^lmx:queue_wait_seconds_${name}\\{priority="${priority}"\\} (\\S+)$`, "m").exec(text)?.[1] ?? "0");
+        return {
+          batch: { sum: value("sum", "batch"), count: value("count", "batch") },
+          interactive: { sum: value("sum", "interactive"), count: value("count", "interactive") },
+        };
       };
       const before = await waits();
       const ids = await Promise.all(
         Array.from({ length: 20 }, async () => {
-          const res = await create({ request: { strategy: "parallel_map", prompt: "Risks?", roles: ["researcher", "reviewer"], max_parallelism: 2, max_tokens: 24 } }, { "x-priority": "batch" });
+          const res = await create(
+            { request: { strategy: "parallel_map", prompt: "Risks?", roles: ["researcher", "reviewer"], max_parallelism: 2, max_tokens: 24 } },
+            { "x-priority": "batch" },
+          );
           assert.equal(res.status, 201, JSON.stringify(res.body));
           return res.body.id;
         }),
@@ -314,7 +340,9 @@ describe("agent runs", { timeout: 600_000 }, () => {
       assert.ok(interactiveCount >= 1 && interactive >= 1);
       const batchMean = (afterWaits.batch.sum - before.batch.sum) / batchCount;
       const interactiveMean = (afterWaits.interactive.sum - before.interactive.sum) / interactiveCount;
-      console.log(`# ${interactive} interactive requests; mean queue wait: interactive ${interactiveMean.toFixed(4)} s, batch steps ${batchMean.toFixed(4)} s`);
+      console.log(
+        `# ${interactive} interactive requests; mean queue wait: interactive ${interactiveMean.toFixed(4)} s, batch steps ${batchMean.toFixed(4)} s`,
+      );
       assert.ok(interactiveMean < batchMean, `interactive requests waited ${interactiveMean} s on average, batch steps ${batchMean} s`);
     }));
 });

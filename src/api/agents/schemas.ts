@@ -18,7 +18,10 @@ const roleRef = z.string().min(1).max(64);
 /** What to run: the same fields in both request shapes. */
 export const runSpecSchema = z.strictObject({
   strategy: z.enum(STRATEGIES),
-  prompt: z.string().min(1).max(256 * 1024),
+  prompt: z
+    .string()
+    .min(1)
+    .max(256 * 1024),
   roles: z.array(roleRef).min(1).max(MAX_ROLES),
   model: z.string().min(1).max(256).default("auto"),
   max_parallelism: z.number().int().min(1).max(MAX_PARALLELISM).default(4),
