@@ -77,6 +77,7 @@ export class AgentRuns {
   /** Validates, records (status queued) and starts a run; refusals are thrown before anything is stored. */
   async create(input: CreateRunInput): Promise<RunRecord> {
     const { spec, at } = input;
+    if (this.deps.serving.state.shuttingDown) throw new LmxError("server_shutting_down", "the server is shutting down", { retryAfterSec: 5 });
     const roles = spec.roles.map((name, i) => this.roleOrRefuse(name, `${at}.roles[${i}]`));
     for (const { field, role } of helperRoles(spec)) this.roleOrRefuse(role, `${at}.${field}`);
     if (spec.strategy === "router" && new Set(spec.roles).size < 1)
@@ -195,9 +196,15 @@ export class AgentRuns {
     const { run } = active;
     active.controller.abort();
     const now = Date.now();
+    // steps cut by the run's end were cancelled (a sibling's failure included); an interrupted one failed, as at a restart
+    const interrupted = reason === "interrupted";
     for (const step of active.running.values()) {
-      const stepStatus = status === "failed" && reason !== "interrupted" ? "failed" : "cancelled";
-      this.store.saveStep({ ...step, status: stepStatus, finishedAt: now, error: error ?? { code: "cancelled", message: "the run was cancelled" } });
+      this.store.saveStep({
+        ...step,
+        status: interrupted ? "failed" : "cancelled",
+        finishedAt: now,
+        error: interrupted && error ? error : { code: "cancelled", message: `the run ended (${status}) while this step ran` },
+      });
     }
     active.running.clear();
     run.status = status;
