@@ -7,7 +7,8 @@ import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { after, before, describe, test } from "node:test";
 import { promisify } from "node:util";
-import { testModel } from "../helpers/models.js";
+import path from "node:path";
+import { PROJECT_ROOT, testModel } from "../helpers/models.js";
 import { getJson, showLogsOnFailure, startTestServer, waitFor, type TestServer } from "../helpers/server.js";
 
 const run = promisify(execFile);
@@ -274,6 +275,26 @@ describe("agent runs", { timeout: 600_000 }, () => {
     const badList = await getJson<ErrorBody>(`${BASE}/v1/agents/runs?status=sleeping`);
     assert.equal(badList.status, 400);
     assert.equal(badList.body.error.param, "status");
+  });
+
+  test("lmx agents: run --follow prints the steps and the output; ls, show, and cancel of an ended run", async () => {
+    const CLI = path.join(PROJECT_ROOT, "dist", "src", "cli", "main.js");
+    const cli = (...args: string[]) =>
+      run(process.execPath, [CLI, ...args, "--url", BASE], { timeout: 60_000, env: { ...process.env, NO_COLOR: "1" } });
+    const followed = await cli("agents", "run", "Plan a release", "-s", "handoff", "-r", "researcher,reviewer", "--follow");
+    assert.match(followed.stdout, /step 0 · researcher[\s\S]*step 1 · reviewer[\s\S]*output/);
+    const id = /run (run_[0-9a-f]+) completed/.exec(followed.stderr)?.[1];
+    assert.ok(id, followed.stderr);
+    const listed = JSON.parse((await cli("agents", "ls", "--status", "completed", "--json")).stdout) as { data: Run[] };
+    assert.ok(listed.data.some((r) => r.id === id));
+    const shown = await cli("agents", "show", id);
+    assert.match(shown.stdout, /status\s+completed/);
+    assert.match(shown.stdout, /step 1 handoff · reviewer completed/);
+    await assert.rejects(cli("agents", "cancel", id), (error: { code: number; stderr: string }) => {
+      assert.equal(error.code, 1);
+      assert.match(error.stderr, /already ended/);
+      return true;
+    });
   });
 
   test("20 runs at once, max_parallelism 2 each, on 4 slots: all finish, slots never exceeded, interactive requests keep their priority", () =>
