@@ -31,7 +31,7 @@ async function startGateway(configFile: string): Promise<{ process: ChildProcess
   const url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`gateway did not start: ${output}`)), 30_000);
     const check = () => {
-      const match = /listening on (http:\/\/\S+)/.exec(output);
+      const match = /"url":"(http:\/\/[^"]+)","models"/.exec(output);
       if (match?.[1]) {
         clearTimeout(timer);
         resolve(match[1]);

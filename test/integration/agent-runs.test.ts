@@ -145,6 +145,13 @@ describe("agent runs", { timeout: 600_000 }, () => {
         assert.match(step.traceparent, /^00-4bf92f3577b34da6a3ce929d0e0e4736-[0-9a-f]{16}-01$/);
       }
       assert.equal(done.output, steps[2]!.output);
+      // the gateway's lines about the run name its trace
+      const started = server
+        .logs()
+        .split("\n")
+        .filter((line) => line.includes('"msg":"agent run started"') && line.includes(runId));
+      assert.equal(started.length, 1);
+      assert.match(started[0]!, /"trace_id":"4bf92f3577b34da6a3ce929d0e0e4736"/);
       const list = JSON.parse(await bash(RUNBOOK_LIST)) as { object: string; data: Run[] };
       assert.equal(list.object, "list");
       assert.ok(list.data.some((r) => r.id === runId));
@@ -261,6 +268,9 @@ describe("agent runs", { timeout: 600_000 }, () => {
       assert.equal(res.body.error.param, param, JSON.stringify(res.body));
       assert.equal(res.body.error.type, "invalid_request_error");
     }
+    const priority = await create({ request: spec }, { "x-priority": "urgent" });
+    assert.equal(priority.status, 400);
+    assert.equal(priority.body.error.param, "x-priority");
     for (const path of ["/v1/agents/runs/run_nope", "/v1/agents/runs/run_nope/events"]) {
       const res = await getJson<ErrorBody>(`${BASE}${path}`);
       assert.equal(res.status, 404);
