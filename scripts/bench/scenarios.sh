@@ -4,7 +4,8 @@
 #                                         ours with affinity on, then off (the FIFO behaviour before it)
 #   scripts/bench/scenarios.sh priority   32 batch streams on rand-100m (parallel 4) plus interactive arrivals:
 #                                         ours with priority classes (interactive_slots 1), ours FIFO, llama-server
-# env: SECONDS_PER_RUN (swap, default 60), LLAMA_SERVER, MODELS_DIR (default /tmp/lmxbench/models)
+# env: SECONDS_PER_RUN (swap, default 60), LLAMA_SERVER, MODELS_DIR (default /tmp/lmxbench/models),
+#      MIN_RESIDENT_SEC (swap, default 8, the server's default), ENGINE (priority: llama-server, the default, or node-llama-cpp for ours)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 what="${1:?swap or priority}"
@@ -13,6 +14,7 @@ models_dir="${MODELS_DIR:-/tmp/lmxbench/models}"
 story="$root/../shared/models/stories260K.gguf"
 work="$(mktemp -d /tmp/lmx-scenario-XXXXXX)"
 port=28490
+engine_binary=$([ "${ENGINE:-llama-server}" = node-llama-cpp ] && echo false || echo "$binary")
 pids=()
 cleanup() { for p in "${pids[@]:-}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
@@ -25,7 +27,7 @@ state_dir: $work/state
 demo_model: false
 discovery: { hf_cache: false, lmstudio: false, ollama: false }
 log_level: warn
-backends: { llama_server: $binary }
+backends: { llama_server: $engine_binary }
 $1
 YAML
   node "$root/dist/src/cli/main.js" serve --config "$work/lmx.yaml" > "$work/ours.log" 2>&1 &
@@ -39,7 +41,7 @@ case "$what" in
   swap)
     for affinity in true false; do
       # each runner is reserved ~50 MiB (120 MiB overhead is the default; 50 here): one fits in 80 MiB, two do not
-      serve "affinity: { enabled: $affinity, min_resident_sec: 2 }
+      serve "affinity: { enabled: $affinity, min_resident_sec: ${MIN_RESIDENT_SEC:-8} }
 memory: { budget_bytes: 83886080, runner_overhead_mb: 50 }
 models:
   - { id: a, path: $story, threads: 1, parallel: 4, context_size: 256 }
@@ -60,7 +62,7 @@ models:
 models:
   - { id: rand-100m, path: $model, threads: 2, parallel: 4, context_size: 512 }"
       curl -sf "http://127.0.0.1:$port/v1/completions" -H 'content-type: application/json' -d '{"model":"rand-100m","prompt":"Hi","max_tokens":1}' >/dev/null
-      echo "== ours, $mode"
+      echo "== ours ($(grep -o 'llama_server: [^ ]*' "$work/lmx.yaml" | sed 's/llama_server: false/node-llama-cpp/;s/llama_server: .*/llama-server/')), $mode"
       node "$root/dist/src/cli/main.js" bench --scenario priority --url "http://127.0.0.1:$port" --model rand-100m $([ "$mode" = fifo ] && echo --no-priority-headers)
       stop_all
     done

@@ -175,8 +175,12 @@ export const configSchema = z.strictObject({
       enabled: z.boolean().default(true),
       /** The longest a load waits for busy models before 507. */
       max_wait_sec: z.number().positive().default(120),
-      /** A model just loaded serves at least this long before it is asked to make room. */
-      min_resident_sec: z.number().min(0).default(2),
+      /**
+       * A model just loaded serves at least this long before it is asked to make room: every swap costs a load and
+       * the prompt cache, so swaps are spaced (8 s: 8 clients alternating between two models swap ≤ 1/4 as often as
+       * without affinity; docs/benchmarks.md).
+       */
+      min_resident_sec: z.number().min(0).default(8),
     })
     .prefault({}),
   /**

@@ -115,3 +115,5 @@ export interface RunnerStats {
 }
 
 export const RUNNER_REQUEST_ID_HEADER = "x-lmx-request-id";
+/** The request's priority class (interactive, normal, batch); engines that schedule by priority read it. */
+export const RUNNER_PRIORITY_HEADER = "x-lmx-priority";

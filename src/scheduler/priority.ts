@@ -1,8 +1,8 @@
 /**
  * Priority classes: people at a keyboard (interactive) before the fleet's ordinary traffic (normal) before bulk
  * jobs (batch). A waiting request climbs one class per `agingMs` it has waited, and among equals the older one
- * goes first, so a batch request under a constant interactive stream is admitted at the first free sequence
- * after at most 2 × agingMs: nothing starves.
+ * goes first, so a batch request under a constant interactive stream ranks interactive after 2 × agingMs and
+ * then waits only for the requests that were already ahead of it when it arrived: nothing starves.
  */
 export const PRIORITIES = ["interactive", "normal", "batch"] as const;
 export type Priority = (typeof PRIORITIES)[number];

@@ -5,6 +5,7 @@
  * answers them); what happens after is an event in the run.
  */
 import { LmxError } from "../errors/codes.js";
+import { RUNNER_PRIORITY_HEADER } from "../runner/protocol.js";
 import type { ModelDescriptor } from "../inventory/types.js";
 import type { RequestRecorder } from "../metrics/request.js";
 import type { ModelLease } from "../scheduler/scheduler.js";
@@ -160,7 +161,7 @@ interface PrimedGeneration {
 
 async function prime(lease: ModelLease, request: RawGenerateRequest, input: ChatRunInput): Promise<PrimedGeneration> {
   // the class travels with the request (engines that schedule by priority can read it)
-  const headers = { ...input.runnerHeaders, "x-lmx-priority": input.priority };
+  const headers = { ...input.runnerHeaders, [RUNNER_PRIORITY_HEADER]: input.priority };
   const iterator = rawGenerate(lease.runner, request, input.signal, headers)[Symbol.asyncIterator]();
   const first = await iterator.next();
   return { lease, iterator, first };

@@ -5,6 +5,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { LmxError } from "../errors/codes.js";
+import { RUNNER_PRIORITY_HEADER } from "../runner/protocol.js";
 import type { ModelDescriptor } from "../inventory/types.js";
 import type { RequestRecorder } from "../metrics/request.js";
 import type { ModelLease } from "../scheduler/scheduler.js";
@@ -149,7 +150,7 @@ export async function generate(ctx: ServingContext, input: GenerateInput): Promi
         ...(equivalent ? { "x-lmx-served-model": equivalent.id } : {}),
       },
       // the class travels with the request (engines that schedule by priority can read it)
-      runnerHeaders: { ...input.runnerHeaders, "x-lmx-priority": input.priority },
+      runnerHeaders: { ...input.runnerHeaders, [RUNNER_PRIORITY_HEADER]: input.priority },
       recorder,
       ...(input.writeDeadline ? { writeDeadline: { ms: input.writeDeadline.ms, onTimeout: () => input.writeDeadline?.onTimeout(model.id) } } : {}),
     });
