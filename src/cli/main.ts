@@ -19,6 +19,7 @@ import { registerProbeCommand } from "./commands/probe.js";
 import { registerPullCommand } from "./commands/pull.js";
 import { registerServiceCommand } from "./commands/service.js";
 import { registerSkillsCommand } from "./commands/skills.js";
+import { registerAgentsCommand } from "./commands/agents.js";
 import { registerStatusCommand } from "./commands/status.js";
 import { EXIT } from "./exit.js";
 import { registerServeCommand } from "./serve.js";
@@ -53,6 +54,7 @@ registerDoctorCommand(program);
 registerEnginesCommand(program);
 registerServiceCommand(program);
 registerSkillsCommand(program);
+registerAgentsCommand(program);
 registerBenchCommand(program);
 
 try {

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { skillsConfigSchema } from "../skills/config.js";
 import { nodesConfigSchema } from "../nodes/config.js";
+import { agentsConfigSchema } from "../agents/config.js";
 
 const positiveInt = z.number().int().positive();
 const threadsSetting = z.union([z.literal("auto"), positiveInt]);
@@ -270,6 +271,8 @@ export const configSchema = z.strictObject({
   skills: skillsConfigSchema,
   /** Other LMX servers and OpenAI-compatible endpoints requests may be routed to (docs/scale-out.md). */
   nodes: nodesConfigSchema,
+  /** Agent runs: roles beyond the built-ins, the auto model's fallback, retention (docs/agents.md). */
+  agents: agentsConfigSchema,
 });
 
 export type ConfigInput = z.input<typeof configSchema>;

@@ -72,6 +72,10 @@ export const ERROR_CODES = {
   skill_failed: { status: 502, type: "server_error", fault: "server", retryable: false },
   skill_timeout: { status: 504, type: "server_error", fault: "server", retryable: true },
   mcp_server_unavailable: { status: 502, type: "server_error", fault: "server", retryable: true },
+  /** No agent run has this id (never created, or dropped by agents.max_runs_kept). */
+  agent_run_not_found: { status: 404, type: "invalid_request_error", fault: "client", retryable: false },
+  /** The run already ended (completed, failed, cancelled, timed out): there is nothing to cancel. */
+  agent_run_finished: { status: 409, type: "invalid_request_error", fault: "client", retryable: false },
   internal_error: { status: 500, type: "server_error", fault: "server", retryable: true },
 } as const satisfies Record<string, ErrorSpec>;
 

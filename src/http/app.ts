@@ -18,6 +18,7 @@ import { registerSkillRoutes } from "./routes/skills.js";
 import { registerUiRoutes } from "./routes/ui.js";
 import { sessionAuthenticates, sessionStoreFor } from "./ui-sessions.js";
 import { registerMcpRoutes } from "./routes/mcp.js";
+import { registerAgentRoutes } from "./routes/agents.js";
 
 /**
  * Errors Node's HTTP parser raises before Fastify sees a request (oversized headers, stalled uploads, garbage)
@@ -99,6 +100,7 @@ export function buildApp(ctx: GatewayContext): FastifyInstance {
     registerAnthropicRoutes(openai, ctx);
     registerResponsesRoutes(openai, ctx);
     registerSkillRoutes(openai, ctx);
+    registerAgentRoutes(openai, ctx);
     // the skills as an MCP server: behind the same API keys as /v1/*
     registerMcpRoutes(openai, { catalog: ctx.skills, version: ctx.version });
   });

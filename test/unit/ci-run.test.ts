@@ -1,6 +1,6 @@
 /**
  * .ci/run on a minimal image: every tool the build and the tests need is installed by name (make, python3,
- * chromium included), without recommends, and the script then runs exactly `npm test`. It runs here on a copy of
+ * chromium, curl and jq included), without recommends, and the script then runs exactly `npm test`. It runs here on a copy of
  * .ci with a PATH that has none of the tools and an apt-get stand-in that records what it was asked for.
  */
 import assert from "node:assert/strict";
@@ -20,7 +20,7 @@ function which(tool: string): string {
   return found;
 }
 
-test(".ci/run installs git, cmake, make, g++, python3, tmux, prometheus (promtool) and chromium without recommends, then runs npm test", () => {
+test(".ci/run installs git, cmake, make, g++, python3, tmux, prometheus (promtool), chromium, curl and jq without recommends, then runs npm test", () => {
   const repo = path.join(dir, "repo");
   cpSync(path.join(PROJECT_ROOT, ".ci"), path.join(repo, ".ci"), { recursive: true });
   mkdirSync(path.join(dir, "shared", "models"), { recursive: true });
@@ -41,7 +41,7 @@ test(".ci/run installs git, cmake, make, g++, python3, tmux, prometheus (promtoo
   assert.ok(install, lines.join("\n"));
   assert.match(install, /--no-install-recommends/);
   const packages = install.split(" ").filter((w) => !w.startsWith("-") && !["apt-get", "install"].includes(w));
-  assert.deepEqual(packages.sort(), ["chromium", "cmake", "g++", "git", "make", "prometheus", "python3", "tmux"]);
+  assert.deepEqual(packages.sort(), ["chromium", "cmake", "curl", "g++", "git", "jq", "make", "prometheus", "python3", "tmux"]);
   assert.equal(lines.at(-2), "npm run lint", "lint runs in CI, before the tests");
   assert.equal(lines.at(-1), "npm test", "the last step is exactly the README's `npm test`");
 });
