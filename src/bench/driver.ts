@@ -5,6 +5,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { performance } from "node:perf_hooks";
+import type { Dispatcher } from "undici";
 import {
   apiPath,
   createDispatcher,
@@ -187,8 +188,10 @@ function rootUrl(url: string): string {
 
 async function prepareTarget(spec: TargetSpec, workload: Workload, runTag: string, progress: (line: string) => void): Promise<PreparedTarget> {
   const maxConcurrency = Math.max(...workload.concurrency);
-  const agent = createDispatcher(maxConcurrency + 2, workload.timeoutMs);
-  const close = () => agent.close().catch(() => {});
+  // an in-process caller (autotune) may hand its own connection to a runner; that one is the caller's to close
+  const own = spec.dispatcher ? null : createDispatcher(maxConcurrency + 2, workload.timeoutMs);
+  const agent: Dispatcher = spec.dispatcher ?? own!;
+  const close = () => (own ? own.close().catch(() => {}) : Promise.resolve());
   try {
     const model = spec.model ?? (await defaultModel(spec, agent));
     const conn: TargetConnection = { url: spec.url, model, apiKey: spec.apiKey, dispatcher: agent };
@@ -248,7 +251,7 @@ function systemTurn(serial: number, runTag: string, chars: number): ChatTurn {
   return { role: "system", content: `${uniquePrompt(serial, runTag, chars)} You are a helpful assistant: answer questions about this story.` };
 }
 
-async function defaultModel(spec: TargetSpec, agent: ReturnType<typeof createDispatcher>): Promise<string> {
+async function defaultModel(spec: TargetSpec, agent: Dispatcher): Promise<string> {
   const auth: Record<string, string> = spec.apiKey ? { authorization: `Bearer ${spec.apiKey}` } : {};
   const answer = await getJson(apiPath(spec.url, "/v1/models"), agent, auth);
   if (answer.status !== 200) throw new BenchError(`${spec.url}: GET /v1/models answered ${errorMessage(answer)}; pass --model`);

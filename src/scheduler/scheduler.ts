@@ -390,6 +390,48 @@ export class Scheduler extends EventEmitter {
     );
   }
 
+  /**
+   * Runs `use` against an isolated runner of this model on this backend with the descriptor's settings
+   * (autotune's candidates): never the runner that serves, placed in the same memory budget and never evicting
+   * (a candidate that does not fit is refused with insufficient_memory), stopped again afterwards, whatever
+   * `use` did. A load failure is thrown as the engine's LmxError; what is recorded where is the caller's call.
+   */
+  async trial<T>(
+    descriptor: ModelDescriptor,
+    backend: Backend,
+    options: { token: string; loaderTimeoutMs: number },
+    use: (runner: RunnerHandle) => Promise<T>,
+  ): Promise<T> {
+    this.refuseIfClosed();
+    const memory = this.options.memory;
+    try {
+      const runner = await backend.start(descriptor, {
+        ...this.options.start,
+        log: this.options.log,
+        loaderTimeoutMs: options.loaderTimeoutMs,
+        admit: (estimate) =>
+          this.placementLock.run(async () => {
+            const need = estimate.ram + memory.runnerOverheadBytes;
+            if (!memory.fits(need)) {
+              throw new LmxError(
+                "insufficient_memory",
+                `this candidate needs an estimated ${Math.ceil(need / 1048576)} MiB and the memory budget has ${Math.max(0, Math.floor((memory.budgetBytes - memory.usedBytes) / 1048576))} MiB free; autotune never evicts loaded models`,
+              );
+            }
+            memory.reserve(options.token, `trial:${descriptor.id}`, need, "estimate");
+          }),
+      });
+      try {
+        return await use(runner);
+      } finally {
+        await runner.stop(0);
+      }
+    } finally {
+      memory.release(options.token);
+      this.roomMayHaveChanged();
+    }
+  }
+
   // ---- loading -------------------------------------------------------------------------------------------
 
   private capacityOf(id: string, priority: Priority): number {
