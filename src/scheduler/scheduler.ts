@@ -21,6 +21,7 @@ import { type MemoryBudget, Mutex } from "./memory-budget.js";
 import { decidePlacement, type PlacementDecision, type Resident } from "./placement.js";
 import { probeBackends, type ProbeResult } from "./probe.js";
 import type { Priority } from "./priority.js";
+import type { SettingsSources } from "../tuning/precedence.js";
 
 export { runtimeSignature } from "./backend-policy.js";
 export type { ProbeResult } from "./probe.js";
@@ -91,6 +92,8 @@ interface ModelSlot {
   wanted: boolean;
   /** Settings an operator chose with an explicit load; kept across crash reloads. */
   overrides: Partial<ResolvedRunnerSettings>;
+  /** Where those came from (src/tuning/precedence.ts), over the descriptor's own sources. */
+  overrideSources: Partial<SettingsSources>;
   /** The backend and compatibility key of the current runner, so its death is recorded against the right key. */
   servedBy: { backend: Backend; key: CompatibilityKey } | null;
   /** Why the runner is draining, for the move to unloaded once it is gone. */
@@ -135,6 +138,9 @@ export interface LoadedModelView {
   reservedBytes: number;
   pinned: boolean;
   keepAliveSec: number | null;
+  /** The settings the runner was started with, and which layer each came from (docs/autotune.md). */
+  settings: ResolvedRunnerSettings;
+  settingsSource: Partial<SettingsSources>;
 }
 
 export interface ModelLoadEvent {
@@ -234,19 +240,26 @@ export class Scheduler extends EventEmitter {
    * this does, and a loaded runner with other settings is drained and replaced. The answer is the runner that
    * serves once this command ran, in the order commands arrived.
    */
-  async load(descriptor: ModelDescriptor, overrides: Partial<ResolvedRunnerSettings>): Promise<{ runner: RunnerHandle; reloaded: boolean }> {
+  async load(
+    descriptor: ModelDescriptor,
+    overrides: Partial<ResolvedRunnerSettings>,
+    sources?: Partial<SettingsSources>,
+  ): Promise<{ runner: RunnerHandle; reloaded: boolean }> {
     this.refuseIfClosed();
     const slot = this.slotFor(descriptor);
     return this.serialized(slot, async () => {
       slot.wanted = true;
       const wanted = { ...slot.overrides, ...overrides };
       const current = this.isReady(slot) ? slot.runner : null;
-      const differs = (Object.keys(overrides) as Array<keyof ResolvedRunnerSettings>).some(
-        (key) => JSON.stringify(this.effectiveSettings(slot)[key]) !== JSON.stringify(wanted[key]),
-      );
+      // the model's own settings may have changed too since it loaded (a tuned profile applied or rolled back)
+      const next: ResolvedRunnerSettings = { ...descriptor.settings, ...wanted };
+      const running = this.effectiveSettings(slot);
+      const differs = (Object.keys(next) as Array<keyof ResolvedRunnerSettings>).some((key) => JSON.stringify(running[key]) !== JSON.stringify(next[key]));
       if (current && !differs) return { runner: current, reloaded: false };
       if (current) await this.unloadNow(slot, this.options.unloadGraceMs, "reloaded with new settings");
+      slot.descriptor = descriptor;
       slot.overrides = wanted;
+      if (sources) slot.overrideSources = { ...slot.overrideSources, ...sources };
       return { runner: await this.loadNow(slot, current ? "reloaded with new settings" : "requested"), reloaded: current !== null };
     });
   }
@@ -329,6 +342,8 @@ export class Scheduler extends EventEmitter {
         reservedBytes: slot.token ? this.options.memory.held(slot.token) : 0,
         pinned: slot.descriptor.pinned,
         keepAliveSec: slot.descriptor.keepAliveMs === null ? null : slot.descriptor.keepAliveMs / 1000,
+        settings: this.effectiveSettings(slot),
+        settingsSource: { ...slot.descriptor.settingsSource, ...slot.overrideSources },
       });
     }
     return views;
@@ -829,6 +844,7 @@ export class Scheduler extends EventEmitter {
         lastError: null,
         wanted: false,
         overrides: {},
+        overrideSources: {},
         servedBy: null,
         drainReason: null,
         interactiveSlots: 0,

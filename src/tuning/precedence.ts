@@ -25,6 +25,39 @@ export const SETTING_NAMES = [
 ] as const satisfies ReadonlyArray<keyof RunnerSettingsInput>;
 export type SettingName = (typeof SETTING_NAMES)[number];
 
+/** Each setting's field in the resolved settings a runner is started with. */
+export const RESOLVED_KEY: Readonly<Record<SettingName, keyof ResolvedRunnerSettings>> = {
+  context_size: "contextSize",
+  parallel: "parallel",
+  threads: "threads",
+  threads_batch: "threadsBatch",
+  batch_size: "batchSize",
+  ubatch_size: "ubatchSize",
+  gpu_layers: "gpuLayers",
+  flash_attention: "flashAttention",
+  cache_type_k: "cacheTypeK",
+  cache_type_v: "cacheTypeV",
+  prompt_cache_mb: "promptCacheMb",
+  draft_model: "draftModel",
+  draft_max: "draftMax",
+};
+
+/** The resolved values of the settings whose source passes `from`, with their sources (what a load overrides). */
+export function pickBySource(
+  resolved: ResolvedLoadSettings,
+  from: (source: SettingSource) => boolean,
+): { overrides: Partial<ResolvedRunnerSettings>; sources: Partial<SettingsSources> } {
+  const overrides: Record<string, unknown> = {};
+  const sources: Partial<SettingsSources> = {};
+  for (const name of SETTING_NAMES) {
+    if (!from(resolved.sources[name])) continue;
+    const key = RESOLVED_KEY[name];
+    overrides[key] = resolved.settings[key];
+    sources[name] = resolved.sources[name];
+  }
+  return { overrides: overrides as Partial<ResolvedRunnerSettings>, sources };
+}
+
 /** "load" | "profile:<id>" | "preset:<name>" | "model" | "defaults" | "built-in". */
 export type SettingSource = string;
 export type SettingsSources = Record<SettingName, SettingSource>;

@@ -134,11 +134,11 @@ export class ProfileStore {
    * The profile a load of this model uses here: the newest applied one among the backends (name and version)
    * this server has, in their preference order.
    */
-  current(modelId: string, machine: string, backends: ReadonlyArray<{ name: string; version: string }>): TunedProfile | null {
+  current(modelId: string, machine: string, backends: () => ReadonlyArray<{ name: string; version: string }>): TunedProfile | null {
     const cacheKey = `${modelId}\u0000${machine}`;
     if (this.cache.has(cacheKey)) return this.cache.get(cacheKey) ?? null;
     let found: TunedProfile | null = null;
-    for (const backend of backends) {
+    for (const backend of backends()) {
       const row = this.read(
         () =>
           this.state.db
@@ -158,7 +158,7 @@ export class ProfileStore {
   }
 
   /** Marks the current profile rolled back; the answer is what is current now (null: no profile applies). */
-  rollback(current: TunedProfile, backends: ReadonlyArray<{ name: string; version: string }>): TunedProfile | null {
+  rollback(current: TunedProfile, backends: () => ReadonlyArray<{ name: string; version: string }>): TunedProfile | null {
     this.state.write("profiles", () => this.state.db.prepare("UPDATE tuning_profiles SET status = 'rolled_back' WHERE id = ?").run(current.id));
     this.cache.clear();
     return this.current(current.modelId, current.machine, backends);

@@ -50,6 +50,9 @@ export interface SearchPlan {
   extra?: RunnerSettingsInput[];
 }
 
+/** Thrown by a measurement that did not run through no fault of the candidate (no room in the memory budget). */
+export class CandidateSkipped extends Error {}
+
 /** Measures one candidate; throws when it cannot load or crashes (the message is the reason). */
 export type MeasureCandidate = (settings: RunnerSettingsInput, workload: Workload, label: string) => Promise<CandidateMetrics>;
 
@@ -147,7 +150,7 @@ export async function runSearch(
         record.metrics = await measure(p.settings, workload, p.label);
         record.score = Math.round(scoreV1(record.metrics) * 100) / 100;
       } catch (error) {
-        record.outcome = "failed";
+        record.outcome = error instanceof CandidateSkipped ? "skipped" : "failed";
         record.reason = (error as Error).message;
       }
       if (rung === 0) costs.push(Date.now() - t0);
