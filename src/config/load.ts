@@ -164,7 +164,9 @@ export function loadConfig(options: LoadConfigOptions = {}): ServerConfig {
   }
   for (const model of config.models) {
     if (model.preset !== undefined && !presetNames(config.presets).includes(model.preset)) {
-      throw new ConfigError(`invalid configuration: model "${model.id}" names preset "${model.preset}"; known: ${presetNames(config.presets).join(", ")}`);
+      throw new ConfigError(
+        `invalid configuration: model "${model.id}" names preset "${model.preset}"; known: ${presetNames(config.presets).join(", ")}`,
+      );
     }
   }
   return {

@@ -254,7 +254,9 @@ export class Scheduler extends EventEmitter {
       // the model's own settings may have changed too since it loaded (a tuned profile applied or rolled back)
       const next: ResolvedRunnerSettings = { ...descriptor.settings, ...wanted };
       const running = this.effectiveSettings(slot);
-      const differs = (Object.keys(next) as Array<keyof ResolvedRunnerSettings>).some((key) => JSON.stringify(running[key]) !== JSON.stringify(next[key]));
+      const differs = (Object.keys(next) as Array<keyof ResolvedRunnerSettings>).some(
+        (key) => JSON.stringify(running[key]) !== JSON.stringify(next[key]),
+      );
       if (current && !differs) return { runner: current, reloaded: false };
       if (current) await this.unloadNow(slot, this.options.unloadGraceMs, "reloaded with new settings");
       slot.descriptor = descriptor;

@@ -21,7 +21,7 @@ import type { ProfileStore, TunedProfile } from "./profiles.js";
 import type { MachineSignature } from "./machine.js";
 import { metricsOf, SCORE_VERSION, type CandidateMetrics } from "./score.js";
 import { CandidateSkipped, runSearch, type CandidateRecord, type SearchProgress, type SearchResult } from "./search.js";
-import { tunablesFor } from "./tunables.js";
+import { tunablesFor, type Tunable } from "./tunables.js";
 import { resolveWorkload, type WorkloadInput } from "./workloads.js";
 
 export interface AutotuneRequest {
@@ -31,6 +31,8 @@ export interface AutotuneRequest {
   dryRun: boolean;
   /** Settings to try besides the grid's (an operator's own guesses). */
   candidates?: RunnerSettingsInput[];
+  /** Only these axes (tunable names, GET /admin/autotune/tunables); absent: all of the backend's. */
+  axes?: string[];
 }
 
 export type JobStatus = "running" | "completed" | "failed";
@@ -99,10 +101,20 @@ export class AutotuneService {
       throw new LmxError("invalid_value", `budget_sec is at most ${this.deps.maxBudgetSec} here (autotune.max_budget_sec)`, { param: "budget_sec" });
     }
     const workload = resolveWorkload(request.workload);
+    // claimed before the first await: a second request arriving meanwhile gets 409
+    const claim = { modelId: request.modelId, id: "(starting)", startedAt: new Date().toISOString() } as AutotuneJobView;
+    this.running = claim;
+    let prepared;
+    try {
+      prepared = await this.prepare(request);
+    } catch (error) {
+      this.running = null;
+      throw error;
+    }
     const job: AutotuneJobView = {
       id: randomUUID(),
-      modelId: request.modelId,
-      backend: null,
+      modelId: prepared.model.id,
+      backend: prepared.backend.name,
       status: "running",
       startedAt: new Date().toISOString(),
       finishedAt: null,
@@ -114,11 +126,10 @@ export class AutotuneService {
       result: null,
       error: null,
     };
-    // taken before the first await: a second request arriving meanwhile gets 409
     this.running = job;
     this.jobs.set(job.id, job);
     while (this.jobs.size > KEEP_JOBS) this.jobs.delete(this.jobs.keys().next().value as string);
-    const done = this.run(job, request, workload)
+    const done = this.run(job, request, workload, prepared)
       .catch((error: unknown) => {
         const lmx = error instanceof LmxError ? error : new LmxError("internal_error", String((error as Error)?.message ?? error));
         job.status = "failed";
@@ -133,27 +144,55 @@ export class AutotuneService {
     return { job, done };
   }
 
-  private async run(job: AutotuneJobView, request: AutotuneRequest, named: ReturnType<typeof resolveWorkload>): Promise<void> {
+  /** The model, its backend and the axes to search, checked before a job exists: a bad request is a 4xx, not a failed job. */
+  private async prepare(request: AutotuneRequest): Promise<{ model: ModelDescriptor; backend: Backend; tunables: readonly Tunable[] }> {
     const { scheduler, inventory } = this.deps;
     const model = await inventory.resolve(request.modelId);
-    job.modelId = model.id;
     const unservable = scheduler.unservableReason(model);
     if (unservable) throw unservable;
-    if (model.type === "embedding") throw new LmxError("model_is_embedding", `'${model.id}' is an embedding model; autotune measures generation`, { param: "model_id" });
+    if (model.type === "embedding")
+      throw new LmxError("model_is_embedding", `'${model.id}' is an embedding model; autotune measures generation`, { param: "model_id" });
     const backend = scheduler.candidates(model)[0];
-    if (!backend) throw new LmxError("backend_unavailable", `no backend here can load '${model.id}' (quarantined or none opens it)`, { param: "model_id" });
-    job.backend = backend.name;
-    const tunables = tunablesFor(backend.name);
+    if (!backend)
+      throw new LmxError("backend_unavailable", `no backend here can load '${model.id}' (quarantined or none opens it)`, { param: "model_id" });
+    const all = tunablesFor(backend.name);
+    const unknown = (request.axes ?? []).filter((a) => !all.some((t) => t.name === a));
+    if (unknown.length > 0) {
+      throw new LmxError("invalid_value", `unknown axes for ${backend.name}: ${unknown.join(", ")}; known: ${all.map((t) => t.name).join(", ")}`, {
+        param: "axes",
+      });
+    }
+    return { model, backend, tunables: request.axes ? all.filter((t) => request.axes!.includes(t.name)) : all };
+  }
+
+  private async run(
+    job: AutotuneJobView,
+    request: AutotuneRequest,
+    named: ReturnType<typeof resolveWorkload>,
+    { model, backend, tunables }: { model: ModelDescriptor; backend: Backend; tunables: readonly Tunable[] },
+  ): Promise<void> {
     const context = {
       cores: this.deps.machine.cores,
       gpu: model.settings.gpu !== "cpu" && this.deps.machine.gpu !== "cpu",
       concurrency: Math.max(...named.workload.concurrency),
       base: model.settings,
     };
-    this.deps.log("info", "autotune started", { model: model.id, backend: backend.name, workload: named.name, budget_sec: request.budgetSec, job: job.id });
+    this.deps.log("info", "autotune started", {
+      model: model.id,
+      backend: backend.name,
+      workload: named.name,
+      budget_sec: request.budgetSec,
+      job: job.id,
+    });
     let serial = 0;
     const result = await runSearch(
-      { tunables, context, workload: named.workload, budgetMs: request.budgetSec * 1000, ...(request.candidates ? { extra: request.candidates } : {}) },
+      {
+        tunables,
+        context,
+        workload: named.workload,
+        budgetMs: request.budgetSec * 1000,
+        ...(request.candidates ? { extra: request.candidates } : {}),
+      },
       (settings, workload, label) => this.measure(job, model, backend, settings, workload, label, ++serial),
       (progress) => {
         const { candidate, ...rest } = progress;

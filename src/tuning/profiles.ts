@@ -123,9 +123,11 @@ export class ProfileStore {
   history(modelId: string, machine: string, limit = 50): TunedProfile[] {
     return this.read(
       () =>
-        (this.state.db.prepare("SELECT * FROM tuning_profiles WHERE model_id = ? AND machine = ? ORDER BY id DESC LIMIT ?").all(modelId, machine, limit) as Row[]).map(
-          fromRow,
-        ),
+        (
+          this.state.db
+            .prepare("SELECT * FROM tuning_profiles WHERE model_id = ? AND machine = ? ORDER BY id DESC LIMIT ?")
+            .all(modelId, machine, limit) as Row[]
+        ).map(fromRow),
       [],
     );
   }

@@ -131,7 +131,16 @@ export async function runSearch(
   const costs: number[] = [];
 
   const run = async (p: Planned, rung: 0 | 1, workload: Workload): Promise<CandidateRecord> => {
-    const record: CandidateRecord = { n: records.length + 1, rung, label: p.label, settings: p.settings, outcome: "ok", reason: null, metrics: null, score: null };
+    const record: CandidateRecord = {
+      n: records.length + 1,
+      rung,
+      label: p.label,
+      settings: p.settings,
+      outcome: "ok",
+      reason: null,
+      metrics: null,
+      score: null,
+    };
     const elapsed = Date.now() - started;
     const typical = costs.length > 0 ? costs.reduce((a, b) => a + b, 0) / costs.length : 0;
     // rung 1 runs longer than rung 0: a rough 2× of the measured rung-0 cost
@@ -144,7 +153,15 @@ export async function runSearch(
       record.reason = `budget: ${Math.round(elapsed / 1000)} s used of ${Math.round(plan.budgetMs / 1000)} s, a candidate takes about ${Math.round(expected / 1000)} s`;
       stoppedEarly = true;
     } else {
-      onProgress({ n: record.n, total, rung, candidate: null, best: bestView(best), elapsedMs: elapsed, message: `candidate ${record.n} of ${total}: ${p.label}` });
+      onProgress({
+        n: record.n,
+        total,
+        rung,
+        candidate: null,
+        best: bestView(best),
+        elapsedMs: elapsed,
+        message: `candidate ${record.n} of ${total}: ${p.label}`,
+      });
       const t0 = Date.now();
       try {
         record.metrics = await measure(p.settings, workload, p.label);
@@ -228,7 +245,10 @@ function winnerSettings(plan: Pick<SearchPlan, "tunables" | "context">, base: Ru
 }
 
 function asRanked(r: CandidateRecord): { score: number; metrics: CandidateMetrics } {
-  return { score: r.score ?? -Infinity, metrics: r.metrics ?? { tok_s: 0, ttft_ms: 0, error_rate: 1, total_ms: Infinity, queue_ms: Infinity, requests: 0 } };
+  return {
+    score: r.score ?? -Infinity,
+    metrics: r.metrics ?? { tok_s: 0, ttft_ms: 0, error_rate: 1, total_ms: Infinity, queue_ms: Infinity, requests: 0 },
+  };
 }
 
 function bestView(r: CandidateRecord | null): SearchProgress["best"] {

@@ -130,8 +130,21 @@ const promptCache: Tunable = {
 /** Per backend name: what it exposes. llama-server reads them all; node-llama-cpp has no KV types, prompt cache or draft. */
 export const TUNABLES: Readonly<Record<string, readonly Tunable[]>> = {
   "llama-server": [threads, threadsBatch, parallel, batch, flashAttention, kvCache, gpuLayers, contextSize, draft, promptCache],
-  "llama.cpp": [threads, parallel, { ...batch, values: () => [{ batch_size: 256 }, { batch_size: 512 }, { batch_size: 2048 }] }, flashAttention, gpuLayers, contextSize],
-  "llama.cpp-cpu": [threads, parallel, { ...batch, values: () => [{ batch_size: 256 }, { batch_size: 512 }, { batch_size: 2048 }] }, flashAttention, contextSize],
+  "llama.cpp": [
+    threads,
+    parallel,
+    { ...batch, values: () => [{ batch_size: 256 }, { batch_size: 512 }, { batch_size: 2048 }] },
+    flashAttention,
+    gpuLayers,
+    contextSize,
+  ],
+  "llama.cpp-cpu": [
+    threads,
+    parallel,
+    { ...batch, values: () => [{ batch_size: 256 }, { batch_size: 512 }, { batch_size: 2048 }] },
+    flashAttention,
+    contextSize,
+  ],
 };
 
 export function tunablesFor(backend: string): readonly Tunable[] {

@@ -30,6 +30,8 @@ const autotuneBody = z.strictObject({
   dry_run: z.boolean().optional(),
   /** Settings to try besides the grid's. */
   candidates: z.array(runnerSettingsSchema).max(16).optional(),
+  /** Only these axes (tunable names); default: every axis of the backend. */
+  axes: z.array(z.string().min(1).max(64)).max(32).optional(),
   /** Answer when the search ends instead of at once (scripts, tests). */
   wait: z.boolean().optional(),
 });
@@ -85,7 +87,10 @@ export function registerAutotuneRoutes(admin: FastifyInstance, ctx: GatewayConte
     machine,
     workloads: WORKLOADS,
     backends: Object.fromEntries(
-      Object.entries(TUNABLES).map(([backend, list]) => [backend, list.map((t) => ({ name: t.name, settings: t.settings, range: t.range, memory: t.memory }))]),
+      Object.entries(TUNABLES).map(([backend, list]) => [
+        backend,
+        list.map((t) => ({ name: t.name, settings: t.settings, range: t.range, memory: t.memory })),
+      ]),
     ),
   }));
 
@@ -98,6 +103,7 @@ export function registerAutotuneRoutes(admin: FastifyInstance, ctx: GatewayConte
       budgetSec: body.budget_sec ?? DEFAULT_BUDGET_SEC,
       dryRun: body.dry_run ?? false,
       ...(body.candidates ? { candidates: body.candidates } : {}),
+      ...(body.axes ? { axes: body.axes } : {}),
     });
     if (body.wait) return done;
     return reply.code(202).send({ ...job, poll: `/admin/autotune/jobs/${job.id}` });
@@ -127,7 +133,8 @@ export function registerAutotuneRoutes(admin: FastifyInstance, ctx: GatewayConte
     const model = await ctx.inventory.resolve(match[1]!);
     const backends = () => ctx.scheduler.candidates(model);
     const current = profiles.current(model.id, machine.id, backends);
-    if (!current) throw new LmxError("not_found", `'${model.id}' has no tuned profile in use on this machine; nothing to roll back`, { param: "model_id" });
+    if (!current)
+      throw new LmxError("not_found", `'${model.id}' has no tuned profile in use on this machine; nothing to roll back`, { param: "model_id" });
     const now = profiles.rollback(current, backends);
     return {
       model_id: model.id,
