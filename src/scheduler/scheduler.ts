@@ -257,7 +257,12 @@ export class Scheduler extends EventEmitter {
       const differs = (Object.keys(next) as Array<keyof ResolvedRunnerSettings>).some(
         (key) => JSON.stringify(running[key]) !== JSON.stringify(next[key]),
       );
-      if (current && !differs) return { runner: current, reloaded: false };
+      if (current && !differs) {
+        // the same settings, perhaps chosen by another layer now (a profile that picked what the preset had)
+        slot.descriptor = descriptor;
+        if (sources) slot.overrideSources = { ...slot.overrideSources, ...sources };
+        return { runner: current, reloaded: false };
+      }
       if (current) await this.unloadNow(slot, this.options.unloadGraceMs, "reloaded with new settings");
       slot.descriptor = descriptor;
       slot.overrides = wanted;
