@@ -544,6 +544,16 @@ function compareTurns(a: TargetReport, b: TargetReport): Array<{ concurrency: nu
  * Our gateway: /admin/models/loaded (backend, version, runner settings, runner RSS). llama-server: /props
  * (build, slots, context). Anything else: unknown. Read after the run, so RSS is the loaded, used process.
  */
+/** The tuned profile named in a loaded model's settings_source ("profile:12"), if any setting came from one. */
+function tunedProfileOf(sources: unknown): number | null {
+  if (!sources || typeof sources !== "object") return null;
+  for (const value of Object.values(sources as Record<string, unknown>)) {
+    const match = typeof value === "string" ? /^profile:(\d+)$/.exec(value) : null;
+    if (match) return Number(match[1]);
+  }
+  return null;
+}
+
 async function describeTarget(target: PreparedTarget): Promise<TargetInfo> {
   const root = rootUrl(target.spec.url);
   const auth: Record<string, string> = {};
@@ -569,6 +579,7 @@ async function describeTarget(target: PreparedTarget): Promise<TargetInfo> {
           },
           runner_rss_bytes: typeof rss === "number" ? rss : null,
           runner_pid: typeof entry["pid"] === "number" ? entry["pid"] : null,
+          tuned_profile_id: tunedProfileOf(entry["settings_source"]),
         };
       }
     }

@@ -79,6 +79,8 @@ export interface TargetInfo {
   /** Resident memory of the process that runs the model, where the server reports it. */
   runner_rss_bytes: number | null;
   runner_pid: number | null;
+  /** The tuned profile the model runs with (our server's settings_source), for the perf gate; not part of the settings key. */
+  tuned_profile_id?: number | null;
 }
 
 export interface LevelResult {

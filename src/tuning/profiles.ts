@@ -4,6 +4,7 @@
  * a key is its newest `applied` row; rolling back marks that row `rolled_back`, which makes the applied row
  * before it current again (the last known good), or none (the settings below profiles apply again).
  */
+import Database from "better-sqlite3";
 import type { RunnerSettingsInput } from "../config/schema.js";
 import type { StateDatabase } from "../state/database.js";
 import type { CandidateMetrics } from "./score.js";
@@ -172,6 +173,21 @@ export class ProfileStore {
     } catch {
       return fallback;
     }
+  }
+}
+
+/** One profile read straight from a state database file (`lmx bench --gate`); null when there is none. */
+export function readProfileFile(file: string, id: number): TunedProfile | null {
+  let db: Database.Database | null = null;
+  try {
+    db = new Database(file, { readonly: true, fileMustExist: true });
+    const row = db.prepare("SELECT * FROM tuning_profiles WHERE id = ?").get(id) as Row | undefined;
+    return row ? fromRow(row) : null;
+  } catch {
+    // no database, or one from before profiles: no tuned baseline
+    return null;
+  } finally {
+    db?.close();
   }
 }
 

@@ -98,8 +98,9 @@ export function planGrid(plan: Pick<SearchPlan, "tunables" | "context" | "extra"
   const { context } = plan;
   const base = baseValues(context.base);
   // the current settings, held to the real cores: a config asking for more threads than cores is the trap itself
-  const baseline = clampThreads({}, context.cores);
+  const baseline: RunnerSettingsInput = {};
   if (typeof base.threads === "number" && base.threads > context.cores) baseline.threads = context.cores;
+  if (typeof base.threads_batch === "number" && base.threads_batch > context.cores) baseline.threads_batch = context.cores;
   const planned: Planned[] = [{ label: "current settings", axis: null, settings: baseline }];
   const seen = new Set<string>([canonicalJson({ ...base, ...baseline })]);
   const add = (axis: string | null, settings: RunnerSettingsInput) => {
