@@ -67,6 +67,9 @@ export interface SearchResult {
   stoppedEarly: boolean;
 }
 
+/** The coarse grid may use this share of the budget: the rest is kept for the finalists' longer runs. */
+const FIRST_RUNG_SHARE = 0.6;
+
 interface Planned {
   label: string;
   axis: string | null;
@@ -149,7 +152,7 @@ export async function runSearch(
     if (signal?.aborted) {
       record.outcome = "skipped";
       record.reason = "cancelled";
-    } else if (records.length > 0 && elapsed + expected > plan.budgetMs) {
+    } else if (records.length > 0 && elapsed + expected > (rung === 0 ? plan.budgetMs * FIRST_RUNG_SHARE : plan.budgetMs)) {
       record.outcome = "skipped";
       record.reason = `budget: ${Math.round(elapsed / 1000)} s used of ${Math.round(plan.budgetMs / 1000)} s, a candidate takes about ${Math.round(expected / 1000)} s`;
       stoppedEarly = true;

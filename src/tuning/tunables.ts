@@ -129,18 +129,19 @@ const promptCache: Tunable = {
 
 /** Per backend name: what it exposes. llama-server reads them all; node-llama-cpp has no KV types, prompt cache or draft. */
 export const TUNABLES: Readonly<Record<string, readonly Tunable[]>> = {
-  "llama-server": [threads, threadsBatch, parallel, batch, flashAttention, kvCache, gpuLayers, contextSize, draft, promptCache],
+  // in the order a short budget should try them: what usually matters most first
+  "llama-server": [parallel, threads, kvCache, gpuLayers, flashAttention, batch, threadsBatch, draft, contextSize, promptCache],
   "llama.cpp": [
-    threads,
     parallel,
+    threads,
     { ...batch, values: () => [{ batch_size: 256 }, { batch_size: 512 }, { batch_size: 2048 }] },
     flashAttention,
     gpuLayers,
     contextSize,
   ],
   "llama.cpp-cpu": [
-    threads,
     parallel,
+    threads,
     { ...batch, values: () => [{ batch_size: 256 }, { batch_size: 512 }, { batch_size: 2048 }] },
     flashAttention,
     contextSize,
