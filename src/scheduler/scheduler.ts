@@ -356,6 +356,11 @@ export class Scheduler extends EventEmitter {
     return views;
   }
 
+  /** Whether a backend here can offload layers to a GPU (autotune searches GPU layers only then). */
+  get gpuPresent(): boolean {
+    return this.options.gpuPresent;
+  }
+
   /** Whether some backend here opens this model's format and type. */
   opens(descriptor: ModelDescriptor): boolean {
     return this.backends.some((b) => b.canServe(descriptor));

@@ -173,7 +173,7 @@ export class AutotuneService {
   ): Promise<void> {
     const context = {
       cores: this.deps.machine.cores,
-      gpu: model.settings.gpu !== "cpu" && this.deps.machine.gpu !== "cpu",
+      gpu: model.settings.gpu !== "cpu" && this.deps.scheduler.gpuPresent,
       concurrency: Math.max(...named.workload.concurrency),
       base: model.settings,
     };

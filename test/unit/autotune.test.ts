@@ -124,6 +124,8 @@ test("threads: candidates never exceed the real core count, whatever the base as
   }
   assert.equal(grid[0]!.label, "current settings");
   assert.equal(grid[0]!.settings.threads, 2);
+  // no GPU here: GPU layers are not a candidate (a CPU run of each would only measure noise)
+  assert.ok(!grid.some((c) => "gpu_layers" in c.settings));
 });
 
 test("the real core count honours a cgroup CPU quota", () => {
