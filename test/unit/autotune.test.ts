@@ -173,3 +173,50 @@ test("the perf gate compares with the tuned profile in use when it was measured 
   assert.equal(tunedBaseline(profile, workloadKey(resolveWorkload("chat").workload)), null, "another workload does not compare");
   assert.equal(tunedBaseline(null, workload.key), null);
 });
+
+test("lmx autotune's table marks the winner, says why others failed or were skipped, and what was applied", async () => {
+  const { renderResult } = await import("../../src/cli/commands/autotune.js");
+  const { styleFor } = await import("../../src/cli/format.js");
+  const metrics = (tok_s: number) => ({ tok_s, ttft_ms: 100, error_rate: 0, total_ms: 1000 });
+  const rows = [
+    { n: 1, rung: 0, label: "current settings", outcome: "ok" as const, reason: null, metrics: metrics(40), score: 38.5 },
+    {
+      n: 2,
+      rung: 0,
+      label: "cache_type_v=q4_0 flash_attention=false",
+      outcome: "failed" as const,
+      reason: "llama-server exited with code 1",
+      metrics: null,
+      score: null,
+    },
+    { n: 3, rung: 1, label: "parallel=8", outcome: "ok" as const, reason: null, metrics: metrics(50), score: 48.5 },
+  ];
+  const text = renderResult(
+    {
+      id: "j",
+      model_id: "m",
+      backend: "llama-server",
+      status: "completed",
+      workload: "streams-8",
+      progress: null,
+      candidates: rows,
+      result: {
+        profile_id: 4,
+        applied: true,
+        winner: rows[2]!,
+        baseline: rows[0]!,
+        settings: { parallel: 8 },
+        score_gain_pct: 26,
+        tok_s_gain_pct: 25,
+        stopped_early: false,
+      },
+      error: null,
+    },
+    styleFor(false),
+  );
+  assert.match(text, /parallel=8 .* best/);
+  assert.match(text, /failed: llama-server exited with code 1/);
+  assert.match(text, /best: parallel=8 \(\+25% tok\/s/);
+  assert.match(text, /profile #4: parallel=8/);
+  assert.match(text, /applied: used from the model's next load/);
+});
