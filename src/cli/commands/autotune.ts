@@ -138,7 +138,7 @@ async function autotune(model: string, options: AutotuneOptions, io: Io): Promis
     const best = p.best ? `best: ${p.best.label} (score ${p.best.score})` : "best: -";
     const line = `[${"#".repeat(filled)}${"-".repeat(20 - filled)}] candidate ${p.n} of ${p.total}  ${best}  ${Math.round(p.elapsed_ms / 1000)} s`;
     if (bar) io.err(`\r\x1b[2K${line}`);
-    else if (p.message !== lastMessage) io.err(`${p.message}\n`);
+    else if (p.message !== lastMessage) io.err(`${p.message}  (${best})\n`);
     lastMessage = p.message;
   }
   if (bar) io.err("\r\x1b[2K");
