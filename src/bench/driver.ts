@@ -5,6 +5,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { performance } from "node:perf_hooks";
+import type { Dispatcher } from "undici";
 import {
   apiPath,
   createDispatcher,
@@ -187,8 +188,10 @@ function rootUrl(url: string): string {
 
 async function prepareTarget(spec: TargetSpec, workload: Workload, runTag: string, progress: (line: string) => void): Promise<PreparedTarget> {
   const maxConcurrency = Math.max(...workload.concurrency);
-  const agent = createDispatcher(maxConcurrency + 2, workload.timeoutMs);
-  const close = () => agent.close().catch(() => {});
+  // an in-process caller (autotune) may hand its own connection to a runner; that one is the caller's to close
+  const own = spec.dispatcher ? null : createDispatcher(maxConcurrency + 2, workload.timeoutMs);
+  const agent: Dispatcher = spec.dispatcher ?? own!;
+  const close = () => (own ? own.close().catch(() => {}) : Promise.resolve());
   try {
     const model = spec.model ?? (await defaultModel(spec, agent));
     const conn: TargetConnection = { url: spec.url, model, apiKey: spec.apiKey, dispatcher: agent };
@@ -248,7 +251,7 @@ function systemTurn(serial: number, runTag: string, chars: number): ChatTurn {
   return { role: "system", content: `${uniquePrompt(serial, runTag, chars)} You are a helpful assistant: answer questions about this story.` };
 }
 
-async function defaultModel(spec: TargetSpec, agent: ReturnType<typeof createDispatcher>): Promise<string> {
+async function defaultModel(spec: TargetSpec, agent: Dispatcher): Promise<string> {
   const auth: Record<string, string> = spec.apiKey ? { authorization: `Bearer ${spec.apiKey}` } : {};
   const answer = await getJson(apiPath(spec.url, "/v1/models"), agent, auth);
   if (answer.status !== 200) throw new BenchError(`${spec.url}: GET /v1/models answered ${errorMessage(answer)}; pass --model`);
@@ -541,6 +544,16 @@ function compareTurns(a: TargetReport, b: TargetReport): Array<{ concurrency: nu
  * Our gateway: /admin/models/loaded (backend, version, runner settings, runner RSS). llama-server: /props
  * (build, slots, context). Anything else: unknown. Read after the run, so RSS is the loaded, used process.
  */
+/** The tuned profile named in a loaded model's settings_source ("profile:12"), if any setting came from one. */
+function tunedProfileOf(sources: unknown): number | null {
+  if (!sources || typeof sources !== "object") return null;
+  for (const value of Object.values(sources as Record<string, unknown>)) {
+    const match = typeof value === "string" ? /^profile:(\d+)$/.exec(value) : null;
+    if (match) return Number(match[1]);
+  }
+  return null;
+}
+
 async function describeTarget(target: PreparedTarget): Promise<TargetInfo> {
   const root = rootUrl(target.spec.url);
   const auth: Record<string, string> = {};
@@ -566,6 +579,7 @@ async function describeTarget(target: PreparedTarget): Promise<TargetInfo> {
           },
           runner_rss_bytes: typeof rss === "number" ? rss : null,
           runner_pid: typeof entry["pid"] === "number" ? entry["pid"] : null,
+          tuned_profile_id: tunedProfileOf(entry["settings_source"]),
         };
       }
     }

@@ -3,7 +3,6 @@
  * More than `thresholdPct` below the baseline fails. A run with failed requests fails too: its tok/s means
  * nothing.
  */
-import type { StoredResult } from "./store.js";
 
 /** `lmx bench` exit codes (docs/benchmarks.md lists them too). */
 export const BENCH_EXIT = {
@@ -21,6 +20,28 @@ export const BENCH_EXIT = {
 
 export const DEFAULT_GATE_THRESHOLD_PCT = 15;
 
+/** What a run is compared with: a stored baseline run, or the measurement of the tuned profile the model runs with. */
+export interface GateBaseline {
+  id: number;
+  avg_tok_s: number | null;
+  git_commit: string | null;
+  created_at: string;
+  /** Absent: a stored bench baseline. */
+  kind?: "bench" | "tuned_profile";
+}
+
+/**
+ * The tuned profile's own measurement as the baseline, when the model runs with a tuned profile and this run's
+ * workload is the one the profile was measured on (otherwise the figures do not compare: null).
+ */
+export function tunedBaseline(
+  profile: { id: number; createdAt: string; metrics: { tok_s: number }; workload: { key: string } } | null,
+  workloadKey: string,
+): GateBaseline | null {
+  if (!profile || profile.workload.key !== workloadKey) return null;
+  return { id: profile.id, avg_tok_s: profile.metrics.tok_s, git_commit: null, created_at: profile.createdAt, kind: "tuned_profile" };
+}
+
 export type GateStatus = "pass" | "regression" | "no_baseline" | "errors";
 
 export interface GateOutcome {
@@ -29,6 +50,8 @@ export interface GateOutcome {
   current_tok_s: number | null;
   baseline_tok_s: number | null;
   baseline_id: number | null;
+  /** "tuned_profile" when the baseline is the tuned profile the model runs with (its id is the profile's). */
+  baseline_kind: "bench" | "tuned_profile" | null;
   baseline_commit: string | null;
   baseline_date: string | null;
   /** (current − baseline) / baseline × 100; negative is slower. */
@@ -39,7 +62,7 @@ export interface GateOutcome {
 export function evaluateGate(
   current: number | null,
   errors: number,
-  baseline: StoredResult | null,
+  baseline: GateBaseline | null,
   thresholdPct = DEFAULT_GATE_THRESHOLD_PCT,
 ): GateOutcome {
   const base = {
@@ -47,6 +70,7 @@ export function evaluateGate(
     current_tok_s: current,
     baseline_tok_s: baseline?.avg_tok_s ?? null,
     baseline_id: baseline?.id ?? null,
+    baseline_kind: baseline ? (baseline.kind ?? "bench") : null,
     baseline_commit: baseline?.git_commit ?? null,
     baseline_date: baseline?.created_at ?? null,
   };
@@ -65,7 +89,8 @@ export function evaluateGate(
     return { ...base, status: "errors", change_pct: null, message: "the run produced no throughput figure" };
   }
   const change = ((current - baseline.avg_tok_s) / baseline.avg_tok_s) * 100;
-  const detail = `${current.toFixed(1)} tok/s vs baseline ${baseline.avg_tok_s.toFixed(1)} tok/s (${change >= 0 ? "+" : ""}${change.toFixed(1)}%, baseline #${baseline.id}${baseline.git_commit ? ` at ${baseline.git_commit}` : ""}, ${baseline.created_at})`;
+  const what = baseline.kind === "tuned_profile" ? `the tuned profile #${baseline.id}` : `baseline #${baseline.id}`;
+  const detail = `${current.toFixed(1)} tok/s vs baseline ${baseline.avg_tok_s.toFixed(1)} tok/s (${change >= 0 ? "+" : ""}${change.toFixed(1)}%, ${what}${baseline.git_commit ? ` at ${baseline.git_commit}` : ""}, ${baseline.created_at})`;
   if (change < -thresholdPct)
     return { ...base, status: "regression", change_pct: change, message: `perf gate FAILED: ${detail}; more than ${thresholdPct}% slower` };
   return { ...base, status: "pass", change_pct: change, message: `perf gate passed: ${detail}` };

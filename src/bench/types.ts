@@ -1,4 +1,5 @@
 /** The shapes of a benchmark: what is run (Workload) and what comes out (BenchReport, the `--json` document). */
+import type { Dispatcher } from "undici";
 import type { Distribution } from "./stats.js";
 import type { Endpoint } from "./client.js";
 import type { ResponseFormatKind } from "./response-format.js";
@@ -62,6 +63,11 @@ export interface TargetSpec {
   adminKey: string | null;
   /** Chat only: the `response_format` sent to this target; absent means `text` (none sent). */
   responseFormat?: ResponseFormatKind;
+  /**
+   * In-process callers only (autotune): the connection to use instead of one of the driver's own, e.g. a
+   * candidate runner's socket; the caller closes it. `url` then only names the origin.
+   */
+  dispatcher?: Dispatcher;
 }
 
 /** What the harness could learn about a server: part of the stored record and of the gate's settings key. */
@@ -73,6 +79,8 @@ export interface TargetInfo {
   /** Resident memory of the process that runs the model, where the server reports it. */
   runner_rss_bytes: number | null;
   runner_pid: number | null;
+  /** The tuned profile the model runs with (our server's settings_source), for the perf gate; not part of the settings key. */
+  tuned_profile_id?: number | null;
 }
 
 export interface LevelResult {

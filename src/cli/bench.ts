@@ -9,7 +9,9 @@ import path from "node:path";
 import { InvalidArgumentError, type Command } from "commander";
 import { ConfigError, loadConfig } from "../config/load.js";
 import { BenchError, runBenchmark } from "../bench/driver.js";
-import { BENCH_EXIT, DEFAULT_GATE_THRESHOLD_PCT, evaluateGate, exitCodeFor, type GateOutcome } from "../bench/gate.js";
+import { BENCH_EXIT, DEFAULT_GATE_THRESHOLD_PCT, evaluateGate, exitCodeFor, tunedBaseline, type GateOutcome } from "../bench/gate.js";
+import { readProfileFile } from "../tuning/profiles.js";
+import { workloadKey } from "../tuning/workloads.js";
 import { renderReport } from "../bench/render.js";
 import { BenchStore, benchDbPath, recordReport, settingsKey } from "../bench/store.js";
 import { DEFAULT_WORKLOAD, type BenchReport, type Scenario, type TargetSpec, type Workload } from "../bench/types.js";
@@ -214,7 +216,10 @@ export async function runBenchCommand(options: BenchCommandOptions, io: BenchIo)
     const store = BenchStore.open(dbFile);
     try {
       if (options.gate) {
-        const baseline = store.baseline(primary.model, settingsKey(workload, primary));
+        // the tuned profile the model runs with, where this run's workload is the one it was measured on
+        const tunedId = primary.info.tuned_profile_id ?? null;
+        const tuned = tunedId === null ? null : tunedBaseline(readProfileFile(dbFile, tunedId), workloadKey(workload));
+        const baseline = tuned ?? store.baseline(primary.model, settingsKey(workload, primary));
         gate = evaluateGate(primary.avg_output_tok_s, primaryErrors, baseline, options.threshold);
         code = exitCodeFor(gate);
       }

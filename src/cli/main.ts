@@ -7,6 +7,7 @@ import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { Command, CommanderError } from "commander";
 import { registerBenchCommand } from "./bench.js";
+import { registerAutotuneCommand } from "./commands/autotune.js";
 import { registerChatCommand } from "./commands/chat.js";
 import { registerConnectCommand } from "./commands/connect.js";
 import { registerDoCommand } from "./commands/do.js";
@@ -56,6 +57,7 @@ registerServiceCommand(program);
 registerSkillsCommand(program);
 registerAgentsCommand(program);
 registerBenchCommand(program);
+registerAutotuneCommand(program);
 
 try {
   await program.parseAsync(process.argv);

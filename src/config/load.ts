@@ -4,6 +4,7 @@ import path from "node:path";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { configSchema, type ParsedConfig } from "./schema.js";
+import { presetNames } from "../tuning/presets.js";
 
 export class ConfigError extends Error {
   constructor(message: string) {
@@ -159,6 +160,13 @@ export function loadConfig(options: LoadConfigOptions = {}): ServerConfig {
     for (const id of [model.id, ...(model.aliases ?? [])]) {
       if (ids.has(id)) throw new ConfigError(`invalid configuration: model id or alias "${id}" is used twice`);
       ids.add(id);
+    }
+  }
+  for (const model of config.models) {
+    if (model.preset !== undefined && !presetNames(config.presets).includes(model.preset)) {
+      throw new ConfigError(
+        `invalid configuration: model "${model.id}" names preset "${model.preset}"; known: ${presetNames(config.presets).join(", ")}`,
+      );
     }
   }
   return {

@@ -6,6 +6,7 @@ import { agentsConfigSchema } from "../agents/config.js";
 const positiveInt = z.number().int().positive();
 const threadsSetting = z.union([z.literal("auto"), positiveInt]);
 const gpuLayersSetting = z.union([z.literal("auto"), z.literal("max"), z.number().int().min(0)]);
+export const kvCacheType = z.enum(["f16", "q8_0", "q4_0"]);
 export const gpuSetting = z.enum(["auto", "cuda", "metal", "vulkan", "cpu"]);
 
 /** Settings that shape a runner; each model may override the server-wide defaults. */
@@ -26,6 +27,21 @@ export const runnerSettingsSchema = z.strictObject({
   draft_model: z.string().min(1).nullable().optional(),
   /** Tokens drafted per step (llama-server's default: 3). */
   draft_max: positiveInt.max(64).optional(),
+  /** Threads for prompt processing (llama-server engine); "auto": the same as threads. */
+  threads_batch: threadsSetting.optional(),
+  /** Physical batch (llama-server engine); "auto": the same as batch_size. */
+  ubatch_size: z.union([z.literal("auto"), positiveInt]).optional(),
+  /**
+   * KV-cache element type for keys and values (llama-server engine): q8_0 halves and q4_0 quarters the cache of
+   * f16, so the same memory holds more slots or longer contexts. A quantized V cache needs flash attention.
+   */
+  cache_type_k: kvCacheType.optional(),
+  cache_type_v: kvCacheType.optional(),
+  /**
+   * Prompt cache outside the KV cache (llama-server's --cache-ram), in MiB: 0 (the default) keeps none, so all
+   * memory is what the gateway budgets; more lets returning conversations skip their prefix after a slot moved on.
+   */
+  prompt_cache_mb: z.number().int().min(0).max(1_048_576).optional(),
 });
 export type RunnerSettingsInput = z.infer<typeof runnerSettingsSchema>;
 
@@ -67,6 +83,8 @@ export const modelEntrySchema = runnerSettingsSchema.extend({
   pinned: z.boolean().optional(),
   /** This model's load deadline, overriding the server-wide loader_timeout_sec (large models need longer). */
   loader_timeout_sec: z.number().positive().optional(),
+  /** A named preset (built-in or from `presets:`) under this entry's own settings (docs/autotune.md). */
+  preset: z.string().min(1).optional(),
 });
 export type ModelEntryInput = z.infer<typeof modelEntrySchema>;
 
@@ -88,6 +106,20 @@ export const configSchema = z.strictObject({
     .default({ hf_cache: "auto", lmstudio: "auto", ollama: "auto" }),
   models: z.array(modelEntrySchema).default([]),
   defaults: runnerSettingsSchema.default({}),
+  /**
+   * Named runner settings, assignable per model (`preset:` in its entry) or per load; these add to or replace
+   * the built-ins fast-chat, long-context, batch and low-memory (docs/autotune.md).
+   */
+  presets: z.record(z.string().regex(/^[a-z0-9][a-z0-9._-]*$/, "preset names use a-z 0-9 . _ -"), runnerSettingsSchema).default({}),
+  /** Autotune (docs/autotune.md): apply a tuned profile found for a model at its next load. */
+  autotune: z
+    .strictObject({
+      /** Use the current tuned profile of a model at load (below explicit load settings, above presets). */
+      apply_profiles: z.boolean().default(true),
+      /** The longest search the admin API accepts, in seconds. */
+      max_budget_sec: z.number().positive().default(3600),
+    })
+    .prefault({}),
   gpu: gpuSetting.default("auto"),
   auto_load: z.array(z.string().min(1)).default([]),
   /** Load a model on the first request that names it. */

@@ -38,6 +38,7 @@ export const ERROR_CODES = {
   forbidden_origin: { status: 403, type: "permission_error", fault: "client", retryable: false },
   download_in_progress: { status: 409, type: "invalid_request_error", fault: "client", retryable: true },
   benchmark_in_progress: { status: 409, type: "invalid_request_error", fault: "client", retryable: true },
+  autotune_in_progress: { status: 409, type: "invalid_request_error", fault: "client", retryable: true },
   download_checksum_mismatch: { status: 502, type: "server_error", fault: "server", retryable: true },
   download_failed: { status: 502, type: "server_error", fault: "server", retryable: true },
   method_not_allowed: { status: 405, type: "invalid_request_error", fault: "client", retryable: false },

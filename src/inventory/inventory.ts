@@ -14,7 +14,9 @@ import { LmxError } from "../errors/codes.js";
 import { ModelFolders, OUTSIDE_FOLDERS } from "./confine.js";
 import { DEMO_MODEL_ID, ensureDemoModel } from "./demo-model.js";
 import { inspectGguf, type GgufFacts } from "./gguf-inspect.js";
-import { resolveRunnerSettings } from "./settings.js";
+import { resolveLoadSettings, type ResolvedLoadSettings } from "../tuning/precedence.js";
+import { presetNamed } from "../tuning/presets.js";
+import type { RunnerSettingsInput } from "../config/schema.js";
 import { scanGgufFolder } from "./sources/gguf-folders.js";
 import { defaultHfCacheDir, scanHfCache } from "./sources/hf-cache.js";
 import { defaultOllamaDir, scanOllama } from "./sources/ollama.js";
@@ -37,10 +39,44 @@ export class Inventory {
    * @param opens whether some backend here can open a model (the backends decide; the inventory reports files
    *   and facts). What clients may ask for is what is complete and opened by one of them.
    */
+  /** A model's current tuned profile (autotune), or null; set once profiles are available. */
+  private tuned: ((model: ModelDescriptor) => { id: number; settings: RunnerSettingsInput } | null) | null = null;
+
   constructor(
     private readonly config: ServerConfig,
     private readonly opens: (model: ModelDescriptor) => boolean,
   ) {}
+
+  /** Loads use the model's tuned profile from now on (below explicit load settings, above presets). */
+  useTunedProfiles(lookup: (model: ModelDescriptor) => { id: number; settings: RunnerSettingsInput } | null): void {
+    this.tuned = lookup;
+  }
+
+  /**
+   * A model's settings through every layer (src/tuning/precedence.ts): explicit load settings, its tuned
+   * profile, a preset (the load's, else its entry's), its config entry, the server defaults.
+   */
+  settingsFor(
+    model: Pick<ModelDescriptor, "id" | "sizeBytes" | "source">,
+    options: { explicit?: RunnerSettingsInput; preset?: string; tuned?: boolean } = {},
+  ): ResolvedLoadSettings {
+    const entry = model.source === "config" ? (this.config.models.find((m) => m.id === model.id) ?? null) : null;
+    const presetName = options.preset ?? entry?.preset;
+    const preset = presetName === undefined ? null : presetNamed(this.config.presets, presetName, options.preset ? "preset" : "models[].preset");
+    const descriptor = this.byId.get(model.id);
+    const tuned = options.tuned === false || !this.tuned || !descriptor ? null : this.tuned(descriptor);
+    return resolveLoadSettings(
+      {
+        ...(options.explicit ? { explicit: options.explicit } : {}),
+        tuned,
+        preset: preset ? { name: preset.name, settings: preset.settings } : null,
+        model: entry ?? {},
+        defaults: this.config.defaults,
+      },
+      this.config.gpu,
+      model.sizeBytes,
+    );
+  }
 
   /** First scan; prepares the demo model if nothing else can be served. */
   async init(): Promise<void> {
@@ -98,7 +134,10 @@ export class Inventory {
         param: "model",
       });
     }
-    return model;
+    if (!this.tuned) return model;
+    // a profile applied since the scan counts at the next load, whoever starts it (a request or an operator)
+    const resolved = this.settingsFor(model);
+    return { ...model, settings: resolved.settings, settingsSource: resolved.sources };
   }
 
   /** A model by id or alias from the last scan, without waiting for one (routing to remote nodes asks first). */
@@ -239,6 +278,16 @@ export class Inventory {
     return configured.includes(file) || this.folders().containsModel(file);
   }
 
+  private scannedSettings(entry: ModelEntryInput | null, size: number): Pick<ModelDescriptor, "settings" | "settingsSource"> {
+    const preset = entry?.preset === undefined ? null : presetNamed(this.config.presets, entry.preset, "models[].preset");
+    const resolved = resolveLoadSettings(
+      { preset: preset ? { name: preset.name, settings: preset.settings } : null, model: entry ?? {}, defaults: this.config.defaults },
+      this.config.gpu,
+      size,
+    );
+    return { settings: resolved.settings, settingsSource: resolved.sources };
+  }
+
   private async describe(model: DiscoveredModel, entry: ModelEntryInput | null): Promise<ModelDescriptor> {
     let facts: GgufFacts | null = null;
     if (model.format === "gguf" && model.missing.length === 0 && !model.problem && isRegularFile(model.path)) facts = await inspectGguf(model.path);
@@ -251,7 +300,7 @@ export class Inventory {
       type: entry?.type ?? facts?.type ?? "chat",
       source: model.source,
       sizeBytes: size,
-      settings: resolveRunnerSettings(entry ?? {}, this.config.defaults, this.config.gpu, size),
+      ...this.scannedSettings(entry, size),
       keepAliveMs: keepAliveMs(entry?.keep_alive ?? this.config.keep_alive),
       pinned: entry?.pinned ?? false,
       loaderTimeoutMs: entry?.loader_timeout_sec !== undefined ? entry.loader_timeout_sec * 1000 : null,

@@ -1,5 +1,6 @@
 import type { ModelType } from "../config/schema.js";
 import type { ResolvedRunnerSettings } from "../config/runner-settings.js";
+import type { SettingsSources } from "../tuning/precedence.js";
 
 import type { ModelFormat } from "./sources/types.js";
 
@@ -14,6 +15,8 @@ export interface ModelDescriptor {
   source: ModelSource;
   sizeBytes: number;
   settings: ResolvedRunnerSettings;
+  /** Which layer each setting came from (src/tuning/precedence.ts); absent for descriptors built elsewhere. */
+  settingsSource?: SettingsSources;
   /** Idle time before unloading; null = never. */
   keepAliveMs: number | null;
   pinned: boolean;

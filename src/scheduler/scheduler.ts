@@ -21,6 +21,7 @@ import { type MemoryBudget, Mutex } from "./memory-budget.js";
 import { decidePlacement, type PlacementDecision, type Resident } from "./placement.js";
 import { probeBackends, type ProbeResult } from "./probe.js";
 import type { Priority } from "./priority.js";
+import type { SettingsSources } from "../tuning/precedence.js";
 
 export { runtimeSignature } from "./backend-policy.js";
 export type { ProbeResult } from "./probe.js";
@@ -91,6 +92,8 @@ interface ModelSlot {
   wanted: boolean;
   /** Settings an operator chose with an explicit load; kept across crash reloads. */
   overrides: Partial<ResolvedRunnerSettings>;
+  /** Where those came from (src/tuning/precedence.ts), over the descriptor's own sources. */
+  overrideSources: Partial<SettingsSources>;
   /** The backend and compatibility key of the current runner, so its death is recorded against the right key. */
   servedBy: { backend: Backend; key: CompatibilityKey } | null;
   /** Why the runner is draining, for the move to unloaded once it is gone. */
@@ -135,6 +138,9 @@ export interface LoadedModelView {
   reservedBytes: number;
   pinned: boolean;
   keepAliveSec: number | null;
+  /** The settings the runner was started with, and which layer each came from (docs/autotune.md). */
+  settings: ResolvedRunnerSettings;
+  settingsSource: Partial<SettingsSources>;
 }
 
 export interface ModelLoadEvent {
@@ -234,19 +240,33 @@ export class Scheduler extends EventEmitter {
    * this does, and a loaded runner with other settings is drained and replaced. The answer is the runner that
    * serves once this command ran, in the order commands arrived.
    */
-  async load(descriptor: ModelDescriptor, overrides: Partial<ResolvedRunnerSettings>): Promise<{ runner: RunnerHandle; reloaded: boolean }> {
+  async load(
+    descriptor: ModelDescriptor,
+    overrides: Partial<ResolvedRunnerSettings>,
+    sources?: Partial<SettingsSources>,
+  ): Promise<{ runner: RunnerHandle; reloaded: boolean }> {
     this.refuseIfClosed();
     const slot = this.slotFor(descriptor);
     return this.serialized(slot, async () => {
       slot.wanted = true;
       const wanted = { ...slot.overrides, ...overrides };
       const current = this.isReady(slot) ? slot.runner : null;
-      const differs = (Object.keys(overrides) as Array<keyof ResolvedRunnerSettings>).some(
-        (key) => JSON.stringify(this.effectiveSettings(slot)[key]) !== JSON.stringify(wanted[key]),
+      // the model's own settings may have changed too since it loaded (a tuned profile applied or rolled back)
+      const next: ResolvedRunnerSettings = { ...descriptor.settings, ...wanted };
+      const running = this.effectiveSettings(slot);
+      const differs = (Object.keys(next) as Array<keyof ResolvedRunnerSettings>).some(
+        (key) => JSON.stringify(running[key]) !== JSON.stringify(next[key]),
       );
-      if (current && !differs) return { runner: current, reloaded: false };
+      if (current && !differs) {
+        // the same settings, perhaps chosen by another layer now (a profile that picked what the preset had)
+        slot.descriptor = descriptor;
+        if (sources) slot.overrideSources = { ...slot.overrideSources, ...sources };
+        return { runner: current, reloaded: false };
+      }
       if (current) await this.unloadNow(slot, this.options.unloadGraceMs, "reloaded with new settings");
+      slot.descriptor = descriptor;
       slot.overrides = wanted;
+      if (sources) slot.overrideSources = { ...slot.overrideSources, ...sources };
       return { runner: await this.loadNow(slot, current ? "reloaded with new settings" : "requested"), reloaded: current !== null };
     });
   }
@@ -329,9 +349,16 @@ export class Scheduler extends EventEmitter {
         reservedBytes: slot.token ? this.options.memory.held(slot.token) : 0,
         pinned: slot.descriptor.pinned,
         keepAliveSec: slot.descriptor.keepAliveMs === null ? null : slot.descriptor.keepAliveMs / 1000,
+        settings: this.effectiveSettings(slot),
+        settingsSource: { ...slot.descriptor.settingsSource, ...slot.overrideSources },
       });
     }
     return views;
+  }
+
+  /** Whether a backend here can offload layers to a GPU (autotune searches GPU layers only then). */
+  get gpuPresent(): boolean {
+    return this.options.gpuPresent;
   }
 
   /** Whether some backend here opens this model's format and type. */
@@ -388,6 +415,48 @@ export class Scheduler extends EventEmitter {
       descriptor,
       options,
     );
+  }
+
+  /**
+   * Runs `use` against an isolated runner of this model on this backend with the descriptor's settings
+   * (autotune's candidates): never the runner that serves, placed in the same memory budget and never evicting
+   * (a candidate that does not fit is refused with insufficient_memory), stopped again afterwards, whatever
+   * `use` did. A load failure is thrown as the engine's LmxError; what is recorded where is the caller's call.
+   */
+  async trial<T>(
+    descriptor: ModelDescriptor,
+    backend: Backend,
+    options: { token: string; loaderTimeoutMs: number },
+    use: (runner: RunnerHandle) => Promise<T>,
+  ): Promise<T> {
+    this.refuseIfClosed();
+    const memory = this.options.memory;
+    try {
+      const runner = await backend.start(descriptor, {
+        ...this.options.start,
+        log: this.options.log,
+        loaderTimeoutMs: options.loaderTimeoutMs,
+        admit: (estimate) =>
+          this.placementLock.run(async () => {
+            const need = estimate.ram + memory.runnerOverheadBytes;
+            if (!memory.fits(need)) {
+              throw new LmxError(
+                "insufficient_memory",
+                `this candidate needs an estimated ${Math.ceil(need / 1048576)} MiB and the memory budget has ${Math.max(0, Math.floor((memory.budgetBytes - memory.usedBytes) / 1048576))} MiB free; autotune never evicts loaded models`,
+              );
+            }
+            memory.reserve(options.token, `trial:${descriptor.id}`, need, "estimate");
+          }),
+      });
+      try {
+        return await use(runner);
+      } finally {
+        await runner.stop(0);
+      }
+    } finally {
+      memory.release(options.token);
+      this.roomMayHaveChanged();
+    }
   }
 
   // ---- loading -------------------------------------------------------------------------------------------
@@ -787,6 +856,7 @@ export class Scheduler extends EventEmitter {
         lastError: null,
         wanted: false,
         overrides: {},
+        overrideSources: {},
         servedBy: null,
         drainReason: null,
         interactiveSlots: 0,

@@ -66,6 +66,11 @@ interface Row {
 /** The compatibility key, as columns: attempts and quarantine releases are both keyed by it. */
 const KEY_COLUMNS =
   "model_id TEXT NOT NULL, backend TEXT NOT NULL, backend_version TEXT NOT NULL, runtime_signature TEXT NOT NULL, arch TEXT NOT NULL, os TEXT NOT NULL";
+/**
+ * Attempts of autotune candidates (metadata.trial set) are kept as history but say nothing about the model on
+ * that backend: a candidate's settings failed, not the model. They neither quarantine it nor reorder backends.
+ */
+const NOT_TRIAL = "json_extract(metadata, '$.trial') IS NULL";
 const KEY_WHERE = "model_id = ? AND backend = ? AND backend_version = ? AND runtime_signature = ? AND arch = ? AND os = ?";
 
 export class CompatibilityRegistry {
@@ -155,7 +160,7 @@ export class CompatibilityRegistry {
   /** The newest record per (model, backend). */
   latest(modelId?: string): AttemptRecord[] {
     const sql = `SELECT a.* FROM compatibility_attempts a
-      JOIN (SELECT MAX(id) AS id FROM compatibility_attempts WHERE outcome != 'refused' ${modelId ? "AND model_id = ?" : ""} GROUP BY model_id, backend) m ON a.id = m.id
+      JOIN (SELECT MAX(id) AS id FROM compatibility_attempts WHERE outcome != 'refused' AND ${NOT_TRIAL} ${modelId ? "AND model_id = ?" : ""} GROUP BY model_id, backend) m ON a.id = m.id
       ORDER BY a.model_id, a.backend`;
     return this.read(() => (this.state.db.prepare(sql).all(...(modelId ? [modelId] : [])) as Row[]).map(toRecord), []);
   }
@@ -177,7 +182,7 @@ export class CompatibilityRegistry {
         };
         const rows = this.state.db
           .prepare(
-            `SELECT outcome, reason FROM compatibility_attempts WHERE ${KEY_WHERE} AND id > ? AND outcome != 'refused' ORDER BY id DESC LIMIT 50`,
+            `SELECT outcome, reason FROM compatibility_attempts WHERE ${KEY_WHERE} AND id > ? AND outcome != 'refused' AND ${NOT_TRIAL} ORDER BY id DESC LIMIT 50`,
           )
           .all(...args, release.id ?? 0) as Array<{ outcome: AttemptOutcome; reason: string | null }>;
         let failures = 0;

@@ -14,6 +14,11 @@ const settings: ResolvedRunnerSettings = {
   gpu: "auto",
   draftModel: null,
   draftMax: null,
+  threadsBatch: null,
+  ubatchSize: null,
+  cacheTypeK: "f16",
+  cacheTypeV: "f16",
+  promptCacheMb: 0,
 };
 
 function flag(args: string[], name: string): string | undefined {

@@ -13,6 +13,8 @@ interface LoadOptions extends ConnectionOptions {
   batch?: number;
   gpuLayers?: number | "auto" | "max";
   flashAttention?: boolean | "auto";
+  preset?: string;
+  cacheType?: string;
   autoDownload?: boolean;
   json?: boolean;
 }
@@ -49,6 +51,10 @@ export function settingsFrom(options: LoadOptions): Record<string, unknown> {
   if (options.batch !== undefined) settings["batch_size"] = options.batch;
   if (options.gpuLayers !== undefined) settings["gpu_layers"] = options.gpuLayers;
   if (options.flashAttention !== undefined) settings["flash_attention"] = options.flashAttention;
+  if (options.cacheType !== undefined) {
+    settings["cache_type_k"] = options.cacheType;
+    settings["cache_type_v"] = options.cacheType;
+  }
   return settings;
 }
 
@@ -59,6 +65,7 @@ async function load(model: string, options: LoadOptions, io: Io): Promise<number
     model_id: model,
     ...(Object.keys(settings).length > 0 ? { settings } : {}),
     ...(options.autoDownload ? { auto_download: true } : {}),
+    ...(options.preset ? { preset: options.preset } : {}),
   };
   // a load may download, estimate and start a runner: bounded by the server's own loader_timeout_sec, not here
   const { status, body: answer } = await client.post<LoadAnswer>("/admin/models/load", "admin", body, { timeoutMs: null, accept: [202] });
@@ -102,6 +109,8 @@ export function registerLoadCommands(program: Command): void {
     .option("--batch <n>", "batch size", positiveInt)
     .option("--gpu-layers <n>", "layers to offload: auto, max or a number", gpuLayersValue)
     .option("--flash-attention <mode>", "auto, on or off", flashAttentionValue)
+    .option("--preset <name>", "a preset (GET /admin/presets: fast-chat, long-context, batch, low-memory, or the config's own)")
+    .option("--cache-type <type>", "KV-cache type for keys and values: f16, q8_0 or q4_0 (llama-server engine)")
     .option("--auto-download", "fetch missing files from the hub first")
     .option("--json", "print the server's answer as JSON")
     .action((model: string, options: LoadOptions) => run((io) => load(model, options, io)));

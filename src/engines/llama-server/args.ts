@@ -5,7 +5,9 @@
  *   each sequence exactly `context_size` tokens, as the node-llama-cpp engine does;
  * - `--no-context-shift`: a full context ends the answer with finish_reason "length", never silently drops
  *   earlier tokens;
- * - `--cache-ram 0`: no prompt cache outside the KV cache, whose size the gateway budgets (default 8 GiB, unbudgeted);
+ * - `--cache-ram`: the prompt cache outside the KV cache, prompt_cache_mb (default 0, none; llama-server's own default
+ *   is 8 GiB, unbudgeted); the estimate adds what is set here;
+ * - `--cache-type-k/-v`: the KV-cache element types (f16 unless a setting or a tuned profile says otherwise);
  * - `--fit off`: llama.cpp must not shrink the context or move layers behind the gateway's estimate.
  */
 import type { ResolvedRunnerSettings } from "../../runner/protocol.js";
@@ -36,16 +38,20 @@ export function llamaServerArgs({ modelPath, alias, socketPath, settings, contex
     "--threads",
     String(settings.threads),
     "--threads-batch",
-    String(settings.threads),
+    String(settings.threadsBatch ?? settings.threads),
     "--batch-size",
     String(settings.batchSize),
     "--ubatch-size",
-    String(settings.batchSize),
+    String(Math.min(settings.ubatchSize ?? settings.batchSize, settings.batchSize)),
+    "--cache-type-k",
+    settings.cacheTypeK,
+    "--cache-type-v",
+    settings.cacheTypeV,
     "--flash-attn",
     settings.flashAttention === "auto" ? "auto" : settings.flashAttention ? "on" : "off",
     "--no-context-shift",
     "--cache-ram",
-    "0",
+    String(settings.promptCacheMb),
     "--fit",
     "off",
     "--metrics",

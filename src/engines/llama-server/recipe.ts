@@ -11,7 +11,8 @@ import type { ChatCompletionRequest, CompletionRequest } from "../../api/openai/
 import { messageText } from "../../api/openai/messages.js";
 import { parseRawCompletion, type RawCompletionBody } from "../../api/llama/completion.js";
 import type { TemplateInfo } from "../../chat/types.js";
-import type { MemoryEstimate, RunnerInfo, RunnerInitMessage } from "../../runner/protocol.js";
+import type { MemoryEstimate, ResolvedRunnerSettings, RunnerInfo, RunnerInitMessage } from "../../runner/protocol.js";
+import type { KvCacheType } from "../../config/runner-settings.js";
 import type { ChildServerRecipe, ChildServerSpec } from "../child-server/recipe.js";
 import type { Upstream } from "../child-server/upstream.js";
 import { llamaServerArgs } from "./args.js";
@@ -28,7 +29,9 @@ export const llamaServerRecipe: ChildServerRecipe = {
   listen: "unix",
   healthPath: "/health",
 
-  estimate: runEstimate,
+  async estimate(init, spec) {
+    return adjustEstimate(await runEstimate(init, spec), init.settings);
+  },
 
   args({ init, address, contextSize }) {
     if (!("socketPath" in address)) throw new Error("llama-server listens on a Unix socket here");
@@ -278,6 +281,33 @@ async function runCanary(upstream: Upstream): Promise<RunnerInfo["canary"]> {
   const ms = performance.now() - started;
   const tokens = body.tokens_predicted ?? probs.length;
   return { tokens, ms: Math.round(ms), tokensPerSec: Math.round((tokens * 1000) / Math.max(ms, 0.001)) };
+}
+
+/** Bits per element of llama.cpp's KV-cache types (q8_0 and q4_0 blocks carry a 16-bit scale per 32 values). */
+const KV_BITS: Record<KvCacheType, number> = { f16: 16, q8_0: 8.5, q4_0: 4.5 };
+
+/**
+ * node-llama-cpp estimates an f16 KV cache and no prompt cache: a quantized cache holds the context in a share of
+ * that (applied to the whole context estimate, compute buffers included, so a little under the truth for those),
+ * and the prompt cache (--cache-ram) comes on top, in RAM.
+ */
+export function adjustEstimate<T extends { estimate: MemoryEstimate }>(
+  estimated: T,
+  settings: Pick<ResolvedRunnerSettings, "cacheTypeK" | "cacheTypeV" | "promptCacheMb">,
+): T {
+  const factor = (KV_BITS[settings.cacheTypeK] + KV_BITS[settings.cacheTypeV]) / 32;
+  const promptCache = settings.promptCacheMb * 1024 * 1024;
+  const e = estimated.estimate;
+  const contextRam = Math.round(e.contextRam * factor);
+  const contextVram = Math.round(e.contextVram * factor);
+  const estimate: MemoryEstimate = {
+    ...e,
+    contextRam: contextRam + promptCache,
+    contextVram,
+    ram: e.ram - e.contextRam + contextRam + promptCache,
+    vram: e.vram - e.contextVram + contextVram,
+  };
+  return { ...estimated, estimate };
 }
 
 /** The estimate from a short-lived node-llama-cpp process (see estimate-main.ts for why not in the runner). */

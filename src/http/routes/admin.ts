@@ -6,13 +6,13 @@ import type { FastifyInstance } from "fastify";
 import { z } from "zod";
 import { LmxError } from "../../errors/codes.js";
 import { parseRequest } from "../../api/openai/schemas.js";
-import { autoThreads } from "../../inventory/settings.js";
+import { pickBySource } from "../../tuning/precedence.js";
 import { runnerSettingsSchema, type RunnerSettingsInput } from "../../config/schema.js";
-import type { ResolvedRunnerSettings } from "../../runner/protocol.js";
 import { registerReliabilityRoutes } from "./reliability.js";
 import { registerNodeRoutes } from "./nodes.js";
 import { registerBenchmarkRoutes } from "./benchmark.js";
 import { registerEventRoutes } from "./events.js";
+import { registerAutotuneRoutes } from "./autotune.js";
 import { asLmxError as asDownloadLmxError, downloadRequestFor, registerDownloadRoutes, startDownload } from "./downloads.js";
 import type { GatewayContext } from "../context.js";
 import { requireAdminKey } from "../auth.js";
@@ -23,22 +23,16 @@ const modelIdBody = z.strictObject({ model_id: z.string().min(1).max(512) });
 const loadBody = z.strictObject({
   model_id: z.string().min(1).max(512),
   settings: runnerSettingsSchema.optional(),
+  /** A preset (GET /admin/presets) under the explicit settings, instead of the model entry's. */
+  preset: z.string().min(1).max(64).optional(),
   /** Fetch missing files from the hub first (or the whole `org/name[:QUANT]` when nothing is on disk). */
   auto_download: z.boolean().optional(),
 });
 
-/** Only the keys the operator gave: the rest stay as configured. */
-function explicitSettings(input: RunnerSettingsInput, modelBytes: number): Partial<ResolvedRunnerSettings> {
-  const out: Partial<ResolvedRunnerSettings> = {};
-  if (input.context_size !== undefined) out.contextSize = input.context_size;
-  if (input.parallel !== undefined) out.parallel = input.parallel;
-  if (input.threads !== undefined) out.threads = input.threads === "auto" ? autoThreads(modelBytes) : input.threads;
-  if (input.batch_size !== undefined) out.batchSize = input.batch_size;
-  if (input.gpu_layers !== undefined) out.gpuLayers = input.gpu_layers;
-  if (input.flash_attention !== undefined) out.flashAttention = input.flash_attention;
-  if (input.draft_model !== undefined) out.draftModel = input.draft_model === null ? null : path.resolve(expandHome(input.draft_model));
-  if (input.draft_max !== undefined) out.draftMax = input.draft_max;
-  return out;
+/** The operator's settings as given, with a draft model's path made absolute. */
+function explicitSettings(input: RunnerSettingsInput): RunnerSettingsInput {
+  if (input.draft_model === undefined || input.draft_model === null) return input;
+  return { ...input, draft_model: path.resolve(expandHome(input.draft_model)) };
 }
 
 async function diskReport(paths: string[]) {
@@ -106,7 +100,7 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: GatewayContext): 
     });
 
     admin.post("/admin/models/load", async (request, reply) => {
-      const { model_id, settings, auto_download } = parseRequest(loadBody, request.body);
+      const { model_id, settings, preset, auto_download } = parseRequest(loadBody, request.body);
       let model = await ctx.inventory.resolve(model_id).catch(async (error: unknown) => {
         if (!auto_download || !(error instanceof LmxError) || error.code !== "model_not_found" || !model_id.includes("/")) throw error;
         return null;
@@ -133,17 +127,30 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: GatewayContext): 
         });
       }
       if (unservable) throw unservable;
-      const explicit = explicitSettings(settings ?? {}, model.sizeBytes);
+      const given = explicitSettings(settings ?? {});
       // the draft model is a path from the request: only files the server would serve anyway may be opened
-      if (explicit.draftModel && !ctx.inventory.servesFile(explicit.draftModel)) {
+      if (given.draft_model && !ctx.inventory.servesFile(given.draft_model)) {
         throw new LmxError(
           "invalid_value",
           "settings.draft_model must be a GGUF file inside the configured model folders (model_dirs, the HF cache, LM Studio, Ollama) or one the config names",
           { param: "settings.draft_model" },
         );
       }
-      const { runner, reloaded } = await ctx.scheduler.load(model, explicit);
-      return { status: "loaded", model_id: model.id, reloaded, pid: runner.pid, info: runner.info };
+      // every layer in one place (src/tuning/precedence.ts); what this load sets (its settings, its preset) is
+      // kept across crash reloads like any explicit setting, the rest follows the model's layers
+      const resolved = ctx.inventory.settingsFor(model, { explicit: given, ...(preset ? { preset } : {}) });
+      const { overrides, sources } = pickBySource(resolved, (source) => source === "load" || (preset !== undefined && source.startsWith("preset:")));
+      const { runner, reloaded } = await ctx.scheduler.load(model, overrides, sources);
+      const view = ctx.scheduler.loaded().find((m) => m.id === model.id);
+      return {
+        status: "loaded",
+        model_id: model.id,
+        reloaded,
+        pid: runner.pid,
+        info: runner.info,
+        settings: view?.settings ?? null,
+        settings_source: view?.settingsSource ?? resolved.sources,
+      };
     });
 
     admin.post("/admin/models/unload", async (request) => {
@@ -158,6 +165,7 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: GatewayContext): 
     registerNodeRoutes(admin, ctx);
     registerBenchmarkRoutes(admin, ctx);
     registerEventRoutes(admin, ctx);
+    registerAutotuneRoutes(admin, ctx);
 
     admin.get("/admin/status", async () => ({
       version: ctx.version,

@@ -9,7 +9,9 @@ import { z } from "zod";
 import { LmxError } from "../../errors/codes.js";
 import { parseRequest } from "../../api/openai/schemas.js";
 import { BenchError, runBenchmark } from "../../bench/driver.js";
-import { DEFAULT_GATE_THRESHOLD_PCT, evaluateGate, type GateOutcome } from "../../bench/gate.js";
+import { DEFAULT_GATE_THRESHOLD_PCT, evaluateGate, tunedBaseline, type GateOutcome } from "../../bench/gate.js";
+import { workloadKey } from "../../tuning/workloads.js";
+import { autotuneFor } from "./autotune.js";
 import { BenchStore, benchDbPath, recordReport, settingsKey } from "../../bench/store.js";
 import { DEFAULT_WORKLOAD, type Workload } from "../../bench/types.js";
 import type { GatewayContext } from "../context.js";
@@ -110,7 +112,11 @@ export function registerBenchmarkRoutes(admin: FastifyInstance, ctx: GatewayCont
             gate = evaluateGate(
               target.avg_output_tok_s,
               errors,
-              store.baseline(target.model, settingsKey(workload, target)),
+              // the tuned profile in use, measured on this workload, else the stored baseline
+              tunedBaseline(
+                target.info.tuned_profile_id ? autotuneFor(ctx).profiles.get(target.info.tuned_profile_id) : null,
+                workloadKey(workload),
+              ) ?? store.baseline(target.model, settingsKey(workload, target)),
               body.threshold_pct ?? DEFAULT_GATE_THRESHOLD_PCT,
             );
           }
