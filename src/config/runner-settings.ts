@@ -16,4 +16,6 @@ export interface ResolvedRunnerSettings {
   /** Speculative decoding's draft model (llama-server engine only), and tokens drafted per step. */
   draftModel: string | null;
   draftMax: number | null;
+  /** llama.cpp rpc-server workers ("host:port") that hold this model's layers; empty: all on this machine. */
+  rpcWorkers: string[];
 }

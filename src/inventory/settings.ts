@@ -33,5 +33,6 @@ export function resolveRunnerSettings(
     gpu,
     draftModel: pick("draft_model") ?? null,
     draftMax: pick("draft_max") ?? null,
+    rpcWorkers: pick("rpc")?.workers ?? [],
   };
 }

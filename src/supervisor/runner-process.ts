@@ -12,6 +12,7 @@ import type { ModelDescriptor } from "../inventory/types.js";
 import type { RunnerExit, RunnerHandle, StartOptions } from "../engines/backend.js";
 import { openDirectRoute, type DirectRoute } from "../engines/child-server/direct.js";
 import type { ResolvedRunnerSettings, RunnerEngine, RunnerInfo, RunnerInitMessage, RunnerStats, RunnerToGateway } from "../runner/protocol.js";
+import { rpcFailureLine, rpcWorkerLost } from "../engines/llama-server/rpc.js";
 
 const RUNNER_ENTRY = fileURLToPath(new URL("../runner/main.js", import.meta.url));
 
@@ -186,6 +187,9 @@ export class RunnerProcess implements RunnerHandle {
     if (!wasReady) {
       return new LmxError("model_loader_crashed", `the runner for '${modelId}' ${how} while loading`, { details, retryAfterSec: 5 });
     }
+    const workers = this.options.init.settings.rpcWorkers;
+    const rpcLine = workers.length > 0 ? rpcFailureLine(this.stderrTail) : null;
+    if (rpcLine) return rpcWorkerLost(modelId, workers, rpcLine, false);
     const why = this.killedAsHung ? "stopped answering health checks and was killed" : how;
     return new LmxError("model_crashed", `the runner for '${modelId}' ${why}; it will be reloaded on the next request`, {
       details,

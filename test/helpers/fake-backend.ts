@@ -28,6 +28,7 @@ export function fakeModel(id: string, over: Partial<ModelDescriptor> = {}, setti
       gpu: "cpu",
       draftModel: null,
       draftMax: null,
+      rpcWorkers: [],
       ...settings,
     },
     keepAliveMs: null,

@@ -14,6 +14,7 @@ const settings: ResolvedRunnerSettings = {
   gpu: "auto",
   draftModel: null,
   draftMax: null,
+  rpcWorkers: [],
 };
 
 function flag(args: string[], name: string): string | undefined {

@@ -6,7 +6,8 @@
  * - `--no-context-shift`: a full context ends the answer with finish_reason "length", never silently drops
  *   earlier tokens;
  * - `--cache-ram 0`: no prompt cache outside the KV cache, whose size the gateway budgets (default 8 GiB, unbudgeted);
- * - `--fit off`: llama.cpp must not shrink the context or move layers behind the gateway's estimate.
+ * - `--fit off`: llama.cpp must not shrink the context or move layers behind the gateway's estimate;
+ * - `--rpc` (rpc.workers, an RPC build only): the layers live on llama.cpp rpc-server workers (./rpc.ts).
  */
 import type { ResolvedRunnerSettings } from "../../runner/protocol.js";
 
@@ -51,7 +52,11 @@ export function llamaServerArgs({ modelPath, alias, socketPath, settings, contex
     "--metrics",
     "--no-webui",
   ];
-  if (settings.gpu === "cpu") args.push("--gpu-layers", "0", "--device", "none");
+  if (settings.rpcWorkers.length > 0) {
+    // the workers are the model's devices: every layer goes to them (split by their free memory) unless a count
+    // is given; "--device none" would drop them too, so gpu: cpu keeps only this machine's GPUs out by omission
+    args.push("--rpc", settings.rpcWorkers.join(","), "--gpu-layers", typeof settings.gpuLayers === "number" ? String(settings.gpuLayers) : "all");
+  } else if (settings.gpu === "cpu") args.push("--gpu-layers", "0", "--device", "none");
   else if (settings.gpuLayers === "max") args.push("--gpu-layers", "all");
   else if (typeof settings.gpuLayers === "number") args.push("--gpu-layers", String(settings.gpuLayers));
   if (settings.draftModel) {

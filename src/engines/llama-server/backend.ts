@@ -5,6 +5,8 @@ import { isGguf } from "../llama-cpp/backend.js";
 import type { LlamaServerBinary } from "./binary.js";
 import type { ChildServerSpec } from "../child-server/recipe.js";
 import { llamaServerRecipe } from "./recipe.js";
+import { checkRpcWorkers } from "./rpc.js";
+import { LmxError } from "../../errors/codes.js";
 
 export const LLAMA_SERVER_BACKEND = "llama-server";
 
@@ -17,7 +19,11 @@ export class LlamaServerBackend implements Backend {
   readonly name = LLAMA_SERVER_BACKEND;
   readonly version: string;
 
-  constructor(private readonly binary: LlamaServerBinary) {
+  /** `rpcBinary`: the llama-server built with GGML_RPC, for models with rpc.workers (./rpc.ts); null: none here. */
+  constructor(
+    private readonly binary: LlamaServerBinary,
+    private readonly rpcBinary: LlamaServerBinary | null = null,
+  ) {
     this.version = binary.version;
   }
 
@@ -25,13 +31,26 @@ export class LlamaServerBackend implements Backend {
     return isGguf(model) && model.type !== "embedding";
   }
 
-  start(model: ModelDescriptor, options: StartOptions): Promise<RunnerHandle> {
+  async start(model: ModelDescriptor, options: StartOptions): Promise<RunnerHandle> {
+    const workers = model.settings.rpcWorkers;
+    let binary = this.binary;
+    if (workers.length > 0) {
+      if (!this.rpcBinary) {
+        throw new LmxError(
+          "backend_unavailable",
+          `'${model.id}' names rpc.workers, but no llama-server built with RPC is here; build one with: lmx engines build rpc-server`,
+        );
+      }
+      // before any runner starts: llama-server aborts on an unreachable worker without saying which
+      await checkRpcWorkers(model.id, workers);
+      binary = this.rpcBinary;
+    }
     const engine: ChildServerSpec = {
       kind: "child-server",
       recipe: llamaServerRecipe.name,
-      binary: this.binary.path,
-      version: this.binary.version,
-      gpuOffload: this.binary.devices.length > 0,
+      binary: binary.path,
+      version: binary.version,
+      gpuOffload: binary.devices.length > 0,
     };
     return startModelRunner(model, this.name, engine, model.settings, options);
   }
