@@ -118,12 +118,18 @@ cmake -S "$src" -B "$build" \
   ${CMAKE_EXTRA:-}
 
 targets=(llama-server)
-[[ "$rpc" == ON ]] && targets+=(rpc-server)
+rpc_target=rpc-server
+if [[ "$rpc" == ON ]]; then
+  # llama.cpp renamed the worker's target to ggml-rpc-server (its own CMakeLists says which); installed as rpc-server
+  rpc_target="$(sed -n 's/^set(TARGET \([A-Za-z0-9_-]*\)).*/\1/p' "$src/tools/rpc/CMakeLists.txt" 2>/dev/null | head -n 1)"
+  rpc_target="${rpc_target:-rpc-server}"
+  targets+=("$rpc_target")
+fi
 cmake --build "$build" --config Release --target "${targets[@]}" -j "$jobs"
 
 mkdir -p "$out_dir/bin"
 if [[ "$rpc" == ON ]]; then
-  cp -f "$build/bin/rpc-server" "$out_dir/bin/.rpc-server.tmp"
+  cp -f "$build/bin/$rpc_target" "$out_dir/bin/.rpc-server.tmp"
   mv -f "$out_dir/bin/.rpc-server.tmp" "$out_dir/bin/rpc-server"
 fi
 # copied under a temporary name and renamed: a reader (a server starting) never sees a half-written binary

@@ -68,6 +68,8 @@ export class RunnerProcess implements RunnerHandle {
   private stopping = false;
   private killedForTimeout = false;
   private killedAsHung = false;
+  /** llama.cpp's line saying an RPC worker failed this runner's llama-server (models with rpc.workers only). */
+  private rpcFailure: string | null = null;
   private healthTimer: NodeJS.Timeout | null = null;
   private resolveExit!: (exit: RunnerExit) => void;
 
@@ -187,9 +189,7 @@ export class RunnerProcess implements RunnerHandle {
     if (!wasReady) {
       return new LmxError("model_loader_crashed", `the runner for '${modelId}' ${how} while loading`, { details, retryAfterSec: 5 });
     }
-    const workers = this.options.init.settings.rpcWorkers;
-    const rpcLine = workers.length > 0 ? rpcFailureLine(this.stderrTail) : null;
-    if (rpcLine) return rpcWorkerLost(modelId, workers, rpcLine, false);
+    if (this.rpcFailure) return rpcWorkerLost(modelId, this.options.init.settings.rpcWorkers, this.rpcFailure, false);
     const why = this.killedAsHung ? "stopped answering health checks and was killed" : how;
     return new LmxError("model_crashed", `the runner for '${modelId}' ${why}; it will be reloaded on the next request`, {
       details,
@@ -211,6 +211,8 @@ export class RunnerProcess implements RunnerHandle {
 
   private pushLine(line: string): void {
     if (!line.trim()) return;
+    // kept apart from the tail: a debugger's backtrace after llama.cpp's abort can push the line out of it
+    if (this.rpcFailure === null && this.options.init.settings.rpcWorkers.length > 0) this.rpcFailure = rpcFailureLine([line]);
     this.stderrTail.push(line);
     if (this.stderrTail.length > STDERR_TAIL_LINES) this.stderrTail.shift();
     this.options.log("debug", "runner output", { model: this.options.init.modelId, pid: this.pid, line });
