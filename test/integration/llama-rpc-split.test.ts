@@ -89,6 +89,7 @@ describe("llama.cpp RPC: one model's layers on two workers in two network namesp
         { id: "local", path: story.path, context_size: 256, parallel: 1, threads: 1 },
         { id: "split", path: story.path, context_size: 256, parallel: 1, threads: 1, rpc: { workers: endpoints } },
         { id: "other", path: chat.path, context_size: 256, parallel: 1, threads: 1 },
+        { id: "split2", path: chat.path, context_size: 256, parallel: 1, threads: 1, rpc: { workers: endpoints } },
       ],
     });
   });
@@ -119,6 +120,16 @@ describe("llama.cpp RPC: one model's layers on two workers in two network namesp
       const loaded = await getJson<LoadedBody>(`${server.url}/admin/models/loaded`);
       const row = loaded.body.data.find((m) => m.id === "split");
       assert.equal(row?.backend, "llama-server");
+    });
+  });
+
+  test("a second model on the same workers is refused at once (an rpc-server serves one client), not left to time out", async () => {
+    await showLogsOnFailure(server, async () => {
+      const second = await complete("split2", "Once upon a time");
+      assert.equal(second.status, 503, JSON.stringify(second.body));
+      assert.equal(second.body.error.code, "rpc_worker_unavailable");
+      assert.match(second.body.error.message, /holds 'split'/);
+      assert.equal((await complete("split", "Once upon a time")).status, 200, "the first model is untouched");
     });
   });
 

@@ -7,6 +7,9 @@ import { LmxError } from "../../src/errors/codes.js";
 import { llamaServerArgs } from "../../src/engines/llama-server/args.js";
 import { checkRpcWorkers, parseWorker, probeWorker, rpcFailureLine, rpcWorkerLost } from "../../src/engines/llama-server/rpc.js";
 import type { ResolvedRunnerSettings } from "../../src/runner/protocol.js";
+import { LlamaCppBackend } from "../../src/engines/llama-cpp/backend.js";
+import { commandBackend } from "../../src/engines/openai-child/backend.js";
+import { fakeModel } from "../helpers/fake-backend.js";
 
 const settings: ResolvedRunnerSettings = {
   contextSize: 512,
@@ -98,4 +101,14 @@ test("llama.cpp's RPC failure lines are recognised in a dead llama-server's outp
   const error = rpcWorkerLost("big", ["a:1", "b:2"], "Remote RPC server crashed", false);
   assert.equal(error.code, "rpc_worker_unavailable");
   assert.match(error.message, /'big' stopped: an RPC worker \(a:1, b:2\) failed it/);
+});
+
+test("only the llama-server engine takes a model with rpc.workers: node-llama-cpp and the OpenAI servers would load it whole", () => {
+  const split = fakeModel("big", {}, { rpcWorkers: ["10.0.0.2:50052"] });
+  const whole = fakeModel("small");
+  assert.equal(new LlamaCppBackend().canServe(split), false);
+  assert.equal(new LlamaCppBackend().canServe(whole), true);
+  const command = commandBackend({ name: "oa", command: ["/bin/server", "{model}"], formats: ["gguf"], health_path: "/health" });
+  assert.equal(command.canServe({ ...split, format: "gguf" }), false);
+  assert.equal(command.canServe({ ...whole, format: "gguf" }), true);
 });

@@ -57,7 +57,21 @@ test("command lines: mlx_lm.server, vllm-mlx serve, vllm serve (context per sequ
 });
 
 test("openai-compatible: the operator's command with placeholders filled in; an unknown one is refused", () => {
-  const command = ["--model", "{model}", "--host", "{host}", "--port", "{port}", "-c", "{ctx_total}", "-np", "{parallel}", "--alias={alias}", "-t", "{threads}"];
+  const command = [
+    "--model",
+    "{model}",
+    "--host",
+    "{host}",
+    "--port",
+    "{port}",
+    "-c",
+    "{ctx_total}",
+    "-np",
+    "{parallel}",
+    "--alias={alias}",
+    "-t",
+    "{threads}",
+  ];
   assert.deepEqual(openAiChildArgs({ ...common, flavor: "openai-compatible", spec: { command } }), [
     "--model",
     "/models/qwen",
@@ -79,9 +93,17 @@ test("openai-compatible: the operator's command with placeholders filled in; an 
 test("load failures on the servers' output become our codes", () => {
   const cases: Array<[Parameters<typeof classifyOpenAiChildExit>[0], string[], string]> = [
     ["vllm", ["INFO ...", "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB"], "insufficient_memory"],
-    ["vllm", ["ValueError: The model's max seq len (32768) is larger than the maximum number of tokens that can be stored in KV cache (20000)."], "insufficient_memory"],
+    [
+      "vllm",
+      ["ValueError: The model's max seq len (32768) is larger than the maximum number of tokens that can be stored in KV cache (20000)."],
+      "insufficient_memory",
+    ],
     ["vllm", ["safetensors_rust.SafetensorError: Error while deserializing header: HeaderTooLarge"], "model_file_invalid"],
-    ["mlx-lm", ["[METAL] Command buffer execution failed: Insufficient Memory (00000008:kIOGPUCommandBufferCallbackErrorOutOfMemory)"], "insufficient_memory"],
+    [
+      "mlx-lm",
+      ["[METAL] Command buffer execution failed: Insufficient Memory (00000008:kIOGPUCommandBufferCallbackErrorOutOfMemory)"],
+      "insufficient_memory",
+    ],
     ["mlx-lm", ["ModuleNotFoundError: No module named 'mlx'"], "model_loader_crashed"],
     ["vllm-mlx", ["Traceback (most recent call last):", "KeyError: 'foo'"], "model_loader_crashed"],
   ];
@@ -94,7 +116,12 @@ test("load failures on the servers' output become our codes", () => {
 
 test("error answers: context, bad request, busy, anything else internal", () => {
   assert.equal(
-    mapOpenAiChildError("vllm", 400, { object: "error", message: "This model's maximum context length is 4096 tokens. However, you requested 5000 tokens" }, "").code,
+    mapOpenAiChildError(
+      "vllm",
+      400,
+      { object: "error", message: "This model's maximum context length is 4096 tokens. However, you requested 5000 tokens" },
+      "",
+    ).code,
     "context_length_exceeded",
   );
   assert.equal(mapOpenAiChildError("vllm", 400, { error: { message: "temperature must be non-negative" } }, "").code, "invalid_request");
@@ -118,7 +145,10 @@ test("memory estimate from config.json and the safetensors sizes: weights as sto
       quantization: { group_size: 64, bits: 4 },
     };
     writeFileSync(path.join(dir, "config.json"), JSON.stringify(config));
-    for (const [name, size] of [["model-00001-of-00002.safetensors", 3_000_000_000], ["model-00002-of-00002.safetensors", 1_500_000_000]] as const) {
+    for (const [name, size] of [
+      ["model-00001-of-00002.safetensors", 3_000_000_000],
+      ["model-00002-of-00002.safetensors", 1_500_000_000],
+    ] as const) {
       writeFileSync(path.join(dir, name), "");
       truncateSync(path.join(dir, name), size); // sparse: the size is what counts
     }
@@ -137,7 +167,10 @@ test("memory estimate from config.json and the safetensors sizes: weights as sto
     assert.equal(gpu.estimate.contextVram, 131_072 * 4096, "no context_size: the training context, capped at 4096");
     assert.equal(gpu.estimate.modelRam, 0);
     writeFileSync(path.join(dir, "config.json"), JSON.stringify({ model_type: "mystery" }));
-    assert.throws(() => estimateSafetensors(dir, 512, 1, "unified"), (e: LmxError) => e.code === "model_file_invalid");
+    assert.throws(
+      () => estimateSafetensors(dir, 512, 1, "unified"),
+      (e: LmxError) => e.code === "model_file_invalid",
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -161,7 +194,15 @@ const mlx: DialectOptions = { model: null, grammarField: null, extendedSampling:
 const vllm: DialectOptions = { model: "qwen", grammarField: "guided_grammar", extendedSampling: true, contextSize: 2048, serverName: "vLLM" };
 
 test("/completion → /v1/completions: fields mapped, 'until full' is the context, grammar where the server has one", () => {
-  const raw = parseRawCompletion({ prompt: "<|im_start|>user", n_predict: -1, temperature: 0, top_k: 1, stop: ["<|im_end|>"], n_probs: 2, preserved_tokens: ["<tool_call>"] });
+  const raw = parseRawCompletion({
+    prompt: "<|im_start|>user",
+    n_predict: -1,
+    temperature: 0,
+    top_k: 1,
+    stop: ["<|im_end|>"],
+    n_probs: 2,
+    preserved_tokens: ["<tool_call>"],
+  });
   assert.deepEqual(toOpenAiCompletion(raw, mlx), {
     prompt: "<|im_start|>user",
     max_tokens: 2048,
@@ -177,7 +218,10 @@ test("/completion → /v1/completions: fields mapped, 'until full' is the contex
   assert.equal(body["guided_grammar"], 'root ::= "a"');
   assert.equal(body["top_k"], 1);
   assert.equal(body["skip_special_tokens"], false);
-  assert.throws(() => toOpenAiCompletion({ ...raw, grammar: 'root ::= "a"' }, mlx), (e: LmxError) => e.code === "unsupported_parameter");
+  assert.throws(
+    () => toOpenAiCompletion({ ...raw, grammar: 'root ::= "a"' }, mlx),
+    (e: LmxError) => e.code === "unsupported_parameter",
+  );
 });
 
 async function translate(chunks: string[]): Promise<Array<Record<string, unknown>>> {
@@ -276,4 +320,41 @@ test("detection: a console script on PATH is found; the platform decides whether
     process.env["PATH"] = saved;
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test("log-probabilities in the chat API's shape (llama-server's completions) are read too", async () => {
+  const chunk = {
+    choices: [
+      {
+        text: "a",
+        finish_reason: "length",
+        logprobs: {
+          content: [
+            {
+              token: "a",
+              logprob: -0.25,
+              bytes: [97],
+              top_logprobs: [
+                { token: "a", logprob: -0.25, bytes: [97] },
+                { token: "b", logprob: -2 },
+              ],
+            },
+          ],
+        },
+      },
+    ],
+  };
+  const events = await translate([`data: ${JSON.stringify(chunk)}\n\ndata: [DONE]\n\n`]);
+  assert.deepEqual(events[0]!["completion_probabilities"], [
+    {
+      id: -1,
+      token: "a",
+      bytes: [97],
+      logprob: -0.25,
+      top_logprobs: [
+        { id: -1, token: "a", bytes: [97], logprob: -0.25 },
+        { id: -1, token: "b", bytes: [98], logprob: -2 },
+      ],
+    },
+  ]);
 });

@@ -35,7 +35,13 @@ export class OpenAiChildBackend implements Backend {
   }
 
   canServe(model: ModelDescriptor): boolean {
-    return model.type !== "embedding" && this.options.formats.includes(model.format) && model.missing.length === 0;
+    // rpc.workers is llama-server's (llama.cpp RPC): these servers would load the model whole
+    return (
+      model.type !== "embedding" &&
+      this.options.formats.includes(model.format) &&
+      model.missing.length === 0 &&
+      model.settings.rpcWorkers.length === 0
+    );
   }
 
   start(model: ModelDescriptor, options: StartOptions): Promise<RunnerHandle> {

@@ -61,6 +61,13 @@ interface OpenAiLogprobs {
   tokens?: string[];
   token_logprobs?: Array<number | null>;
   top_logprobs?: Array<Record<string, number> | null> | null;
+  /** The chat API's shape, which llama-server also uses for completions. */
+  content?: Array<{
+    token: string;
+    logprob: number;
+    bytes?: number[] | null;
+    top_logprobs?: Array<{ token: string; logprob: number; bytes?: number[] | null }>;
+  }>;
 }
 
 interface OpenAiChunk {
@@ -70,6 +77,21 @@ interface OpenAiChunk {
 }
 
 function probabilities(logprobs: OpenAiLogprobs | null | undefined): CompletionProbability[] {
+  const bytesOf = (text: string, bytes: number[] | null | undefined) => bytes ?? [...Buffer.from(text, "utf8")];
+  if (Array.isArray(logprobs?.content)) {
+    return logprobs.content.map((entry) => ({
+      id: -1,
+      token: entry.token,
+      bytes: bytesOf(entry.token, entry.bytes),
+      logprob: entry.logprob,
+      top_logprobs: (entry.top_logprobs ?? []).map((top) => ({
+        id: -1,
+        token: top.token,
+        bytes: bytesOf(top.token, top.bytes),
+        logprob: top.logprob,
+      })),
+    }));
+  }
   const tokens = logprobs?.tokens ?? [];
   return tokens.map((token, i) => ({
     id: -1,
