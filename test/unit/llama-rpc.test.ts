@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { createServer } from "node:net";
 import { test } from "node:test";
 import { loadConfig } from "../../src/config/load.js";
-import { LmxError } from "../../src/errors/codes.js";
+import { type LmxError } from "../../src/errors/codes.js";
 import { llamaServerArgs } from "../../src/engines/llama-server/args.js";
 import { checkRpcWorkers, parseWorker, probeWorker, rpcFailureLine, rpcWorkerLost } from "../../src/engines/llama-server/rpc.js";
 import type { ResolvedRunnerSettings } from "../../src/runner/protocol.js";

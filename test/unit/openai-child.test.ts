@@ -10,7 +10,7 @@ import path from "node:path";
 import { PassThrough } from "node:stream";
 import { test } from "node:test";
 import { defaultBackendOrder } from "../../src/config/backend-order.js";
-import { LmxError } from "../../src/errors/codes.js";
+import { type LmxError } from "../../src/errors/codes.js";
 import { detectPythonEngines, type PlatformFacts } from "../../src/engines/openai-child/detect.js";
 import { estimateSafetensors, kvCacheBytes, readModelShape } from "../../src/engines/openai-child/model-config.js";
 import { classifyOpenAiChildExit, mapOpenAiChildError, openAiChildArgs, templateFromFolder } from "../../src/engines/openai-child/recipe.js";
