@@ -66,5 +66,5 @@ for size in 100m 260k; do
     --compare "http://127.0.0.1:$port" --compare-model "local-$size" \
     --concurrency 1,4 --requests 8 --prompt-tokens 128 --max-tokens 64 --warmup 1
   # an rpc-server serves one llama-server at a time: free the workers for the next size
-  curl -sf -X POST -H 'content-type: application/json' -d "{\"model\": \"split-$size\"}" "http://127.0.0.1:$port/admin/models/unload" >/dev/null
+  curl -sf -X POST -H 'content-type: application/json' -d "{\"model_id\": \"split-$size\"}" "http://127.0.0.1:$port/admin/models/unload" >/dev/null
 done
