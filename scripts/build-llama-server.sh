@@ -7,8 +7,11 @@
 # Usage: scripts/build-llama-server.sh [OUT_DIR]       (default: $LMX_PEER_DIR or /tmp/lmx-peer)
 #   env: JOBS (default: nproc), NATIVE=OFF for a portable build, CMAKE_EXTRA="-D..." for more flags,
 #        BUILD_LOG=FILE to send cmake's and the compiler's output there instead of stdout,
-#        FORCE=1 to rebuild even when OUT_DIR already holds a build of this llama.cpp with these flags.
-# Result: OUT_DIR/bin/llama-server (printed on the last line). Re-running reuses the clone and the build tree.
+#        FORCE=1 to rebuild even when OUT_DIR already holds a build of this llama.cpp with these flags,
+#        RPC=ON to build with GGML_RPC: llama-server then accepts --rpc, and rpc-server (the worker) is built too.
+#        An RPC build belongs in its own OUT_DIR (lmx engines build rpc-server uses ~/.cache/opta-lmx/llama-rpc):
+#        flipping the flag in one build tree would rebuild most of ggml each time.
+# Result: OUT_DIR/bin/llama-server (printed on the last line), and OUT_DIR/bin/rpc-server with RPC=ON. Re-running reuses the clone and the build tree.
 # OUT_DIR must lie outside the repository: build output is never committed.
 #
 # One build per OUT_DIR at a time: two builds in one tree truncate each other's objects. The script holds an
@@ -55,12 +58,14 @@ if ! take_lock -n; then
 fi
 echo "$$" > "$owner"
 
-flags="native=${NATIVE:-ON} extra=${CMAKE_EXTRA:-}"
+rpc="${RPC:-OFF}"
+[[ "$rpc" == ON || "$rpc" == OFF ]] || { echo "build-llama-server: RPC must be ON or OFF, not '$rpc'" >&2; exit 2; }
+flags="native=${NATIVE:-ON} extra=${CMAKE_EXTRA:-} rpc=$rpc"
 wanted=""
 command -v git >/dev/null && wanted="$(git bundle list-heads "$bundle" 2>/dev/null | head -n 1 | cut -c1-7)" || true
 if [[ -z "${FORCE:-}" && -n "$wanted" && -x "$out_dir/bin/llama-server" && -f "$out_dir/bin/llama-server.json" ]]; then
-  built="$(node -e 'const m = require(process.argv[1]); console.log(`${m.commit} native=${m.native} extra=${m.cmake_extra ?? ""}`)' "$out_dir/bin/llama-server.json" 2>/dev/null || true)"
-  if [[ "$built" == "$wanted $flags" ]]; then
+  built="$(node -e 'const m = require(process.argv[1]); console.log(`${m.commit} native=${m.native} extra=${m.cmake_extra ?? ""} rpc=${m.rpc ?? "OFF"}`)' "$out_dir/bin/llama-server.json" 2>/dev/null || true)"
+  if [[ "$built" == "$wanted $flags" && ( "$rpc" == OFF || -x "$out_dir/bin/rpc-server" ) ]]; then
     echo "build-llama-server: $out_dir/bin/llama-server is already built from llama.cpp $wanted with these flags; reusing it (FORCE=1, or lmx engines build --force, rebuilds)" >&2
     echo "$out_dir/bin/llama-server"
     exit 0
@@ -100,7 +105,7 @@ cmake -S "$src" -B "$build" \
   -DCMAKE_BUILD_TYPE=Release \
   -DBUILD_SHARED_LIBS=OFF \
   -DGGML_NATIVE="${NATIVE:-ON}" \
-  -DGGML_CUDA=OFF -DGGML_VULKAN=OFF -DGGML_METAL=OFF -DGGML_HIP=OFF -DGGML_SYCL=OFF -DGGML_RPC=OFF \
+  -DGGML_CUDA=OFF -DGGML_VULKAN=OFF -DGGML_METAL=OFF -DGGML_HIP=OFF -DGGML_SYCL=OFF -DGGML_RPC="$rpc" \
   -DLLAMA_CURL=OFF \
   -DLLAMA_OPENSSL=OFF \
   -DLLAMA_BUILD_UI=OFF \
@@ -112,13 +117,25 @@ cmake -S "$src" -B "$build" \
   -DLLAMA_BUILD_SERVER=ON \
   ${CMAKE_EXTRA:-}
 
-cmake --build "$build" --config Release --target llama-server -j "$jobs"
+targets=(llama-server)
+rpc_target=rpc-server
+if [[ "$rpc" == ON ]]; then
+  # llama.cpp renamed the worker's target to ggml-rpc-server (its own CMakeLists says which); installed as rpc-server
+  rpc_target="$(sed -n 's/^set(TARGET \([A-Za-z0-9_-]*\)).*/\1/p' "$src/tools/rpc/CMakeLists.txt" 2>/dev/null | head -n 1)"
+  rpc_target="${rpc_target:-rpc-server}"
+  targets+=("$rpc_target")
+fi
+cmake --build "$build" --config Release --target "${targets[@]}" -j "$jobs"
 
 mkdir -p "$out_dir/bin"
+if [[ "$rpc" == ON ]]; then
+  cp -f "$build/bin/$rpc_target" "$out_dir/bin/.rpc-server.tmp"
+  mv -f "$out_dir/bin/.rpc-server.tmp" "$out_dir/bin/rpc-server"
+fi
 # copied under a temporary name and renamed: a reader (a server starting) never sees a half-written binary
 cp -f "$build/bin/llama-server" "$out_dir/bin/.llama-server.tmp"
 mv -f "$out_dir/bin/.llama-server.tmp" "$out_dir/bin/llama-server"
-node -e 'const [release, commit, native, extra, file] = process.argv.slice(1);
-  require("fs").writeFileSync(file, JSON.stringify({ release, commit, native, cmake_extra: extra, built: new Date().toISOString().slice(0, 19) + "Z" }) + "\n")' \
-  "$release" "$commit" "${NATIVE:-ON}" "${CMAKE_EXTRA:-}" "$out_dir/bin/llama-server.json"
+node -e 'const [release, commit, native, extra, rpc, file] = process.argv.slice(1);
+  require("fs").writeFileSync(file, JSON.stringify({ release, commit, native, cmake_extra: extra, rpc, built: new Date().toISOString().slice(0, 19) + "Z" }) + "\n")' \
+  "$release" "$commit" "${NATIVE:-ON}" "${CMAKE_EXTRA:-}" "$rpc" "$out_dir/bin/llama-server.json"
 echo "$out_dir/bin/llama-server" >&3

@@ -7,6 +7,7 @@ import type { ServerConfig } from "../config/load.js";
 import { fail, ok, warn, type Check } from "./checks.js";
 import { formatBytes } from "./format.js";
 import { compareVersions, type GpuFacts } from "./gpu-info.js";
+import type { PlatformFacts, PythonEngine } from "../engines/openai-child/detect.js";
 
 export const BUILD_CUDA_FROM_SOURCE = "npx --no node-llama-cpp source download --gpu cuda";
 const LOW_DISK_BYTES = 1024 ** 3;
@@ -273,6 +274,30 @@ export function llamaServerCheck(found: LlamaServerBinary | null, setting: strin
   }
   const devices = found.devices.length > 0 ? `, offloads to ${found.devices.join("; ")}` : ", CPU";
   return ok("engine", `${found.version} at ${found.path}${devices}`);
+}
+
+/**
+ * The Python engines (mlx_lm.server, vllm-mlx, vLLM): found or not, and whether this platform can run them. Only
+ * an engine that fits the platform and is missing is worth a warning; all are marked not verified on real hardware.
+ */
+export function pythonEngineChecks(engines: readonly PythonEngine[], facts: PlatformFacts): Check[] {
+  return engines.map((engine) => {
+    const label = `${engine.name} (not verified on real hardware)`;
+    if (engine.available) return ok("engine", `${label}: ${engine.version ?? ""} via ${engine.note}`);
+    const fits = engine.name === "vllm" ? facts.platform === "linux" && facts.cuda : facts.appleSilicon;
+    if (fits && !engine.installed) {
+      return warn("engine", `${label}: ${engine.note}`, engine.name === "vllm" ? "pip install vllm" : `pip install ${engine.name}`);
+    }
+    return ok("engine", `${label}: ${engine.note}`);
+  });
+}
+
+/** The llama.cpp RPC build: only worth mentioning when a model names rpc.workers and the build is missing. */
+export function rpcBuildCheck(rpcModels: readonly string[], found: boolean): Check | null {
+  if (rpcModels.length === 0) return null;
+  if (found)
+    return ok("engine", `llama.cpp RPC build present for ${rpcModels.join(", ")} (rpc.workers); RPC is unauthenticated: private networks only`);
+  return fail("engine", `${rpcModels.join(", ")} name rpc.workers, but no llama-server built with RPC is here`, "lmx engines build rpc-server");
 }
 
 export function exposureCheck(config: Pick<ServerConfig, "host" | "admin_key" | "api_keys">): Check {

@@ -25,4 +25,6 @@ export interface ResolvedRunnerSettings {
   cacheTypeV: KvCacheType;
   /** llama-server's prompt cache outside the KV cache, MiB (0: none). */
   promptCacheMb: number;
+  /** llama.cpp rpc-server workers ("host:port") that hold this model's layers; empty: all on this machine. */
+  rpcWorkers: string[];
 }

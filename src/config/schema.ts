@@ -2,11 +2,20 @@ import { z } from "zod";
 import { skillsConfigSchema } from "../skills/config.js";
 import { nodesConfigSchema } from "../nodes/config.js";
 import { agentsConfigSchema } from "../agents/config.js";
+import { defaultBackendOrder } from "./backend-order.js";
 
 const positiveInt = z.number().int().positive();
 const threadsSetting = z.union([z.literal("auto"), positiveInt]);
 const gpuLayersSetting = z.union([z.literal("auto"), z.literal("max"), z.number().int().min(0)]);
 export const kvCacheType = z.enum(["f16", "q8_0", "q4_0"]);
+/** "host:port" of a llama.cpp rpc-server; an IPv6 host in brackets ("[fd00::2]:50052"). */
+const rpcEndpoint = z
+  .string()
+  .regex(/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'an RPC worker is "host:port" (an IPv6 host in brackets)')
+  .refine((value) => {
+    const port = Number(value.slice(value.lastIndexOf(":") + 1));
+    return port >= 1 && port <= 65535;
+  }, "an RPC worker's port is 1-65535");
 export const gpuSetting = z.enum(["auto", "cuda", "metal", "vulkan", "cpu"]);
 
 /** Settings that shape a runner; each model may override the server-wide defaults. */
@@ -42,6 +51,12 @@ export const runnerSettingsSchema = z.strictObject({
    * memory is what the gateway budgets; more lets returning conversations skip their prefix after a slot moved on.
    */
   prompt_cache_mb: z.number().int().min(0).max(1_048_576).optional(),
+  /**
+   * One model across machines (llama-server engine built with `lmx engines build rpc-server`): its layers go to
+   * these llama.cpp `rpc-server` workers. The RPC protocol is unauthenticated: private networks only
+   * (docs/scale-out.md). An empty list turns it off where defaults set it.
+   */
+  rpc: z.strictObject({ workers: z.array(rpcEndpoint) }).optional(),
 });
 export type RunnerSettingsInput = z.infer<typeof runnerSettingsSchema>;
 
@@ -147,13 +162,38 @@ export const configSchema = z.strictObject({
   backends: z
     .strictObject({
       /** Preference order; a failed load falls through to the next backend that can open the model. */
-      order: z.array(z.string().min(1)).default(["llama-server", "llama.cpp", "llama.cpp-cpu"]),
+      order: z.array(z.string().min(1)).default(() => defaultBackendOrder()),
       /**
        * llama.cpp's own server as a runner engine: "auto" uses $LMX_LLAMA_SERVER, else a build under
        * <state_dir>/engines/llama-server, else the machine's one build in ~/.cache/opta-lmx/llama-server (what
        * `lmx engines build` and `npm test` make); a path names a binary; false never uses it.
        */
       llama_server: z.union([z.literal("auto"), z.literal(false), z.string().min(1)]).default("auto"),
+      /**
+       * The llama-server built with GGML_RPC (`lmx engines build rpc-server`), used for models with rpc.workers:
+       * "auto" looks in ~/.cache/opta-lmx/llama-rpc, a path names the binary, false never uses RPC.
+       */
+      llama_server_rpc: z.union([z.literal("auto"), z.literal(false), z.string().min(1)]).default("auto"),
+      /**
+       * mlx_lm.server, vllm-mlx and vLLM as engines where they are installed and the platform fits (Apple Silicon
+       * for MLX, Linux + CUDA for vLLM): "auto" looks for them at start; false never. Not verified on real hardware.
+       */
+      python_engines: z.union([z.literal("auto"), z.literal(false)]).default("auto"),
+      /**
+       * Any OpenAI-compatible server as an engine, started per model by this command line ({model} {alias} {host}
+       * {port} {ctx} {ctx_total} {parallel} {threads} are filled in); it serves the formats listed.
+       */
+      openai_compatible: z
+        .array(
+          z.strictObject({
+            name: z.string().regex(/^[a-z0-9][a-z0-9._-]*$/, "a backend name: lowercase letters, digits, . _ -"),
+            command: z.array(z.string().min(1)).min(1),
+            formats: z.array(z.enum(["gguf", "mlx-safetensors", "safetensors"])).min(1),
+            /** Answers 200 once the model is loaded. */
+            health_path: z.string().startsWith("/").default("/v1/models"),
+          }),
+        )
+        .default([]),
       /** Add a CPU-only llama.cpp after the GPU one: "auto" where a GPU backend exists here. */
       cpu_fallback: z.union([z.literal("auto"), z.boolean()]).default("auto"),
       /** Try combinations that failed or are quarantined anyway. */
@@ -166,8 +206,11 @@ export const configSchema = z.strictObject({
       child_path: z.enum(["direct", "runner"]).default("direct"),
     })
     .default({
-      order: ["llama-server", "llama.cpp", "llama.cpp-cpu"],
+      order: defaultBackendOrder(),
       llama_server: "auto",
+      llama_server_rpc: "auto",
+      python_engines: "auto",
+      openai_compatible: [],
       cpu_fallback: "auto",
       allow_unsupported_runtime: false,
       child_path: "direct",

@@ -61,6 +61,11 @@ export const ERROR_CODES = {
   runner_busy: { status: 503, type: "server_error", fault: "resource", retryable: true },
   /** The remote node(s) serving this model are down or refused us (src/nodes/); local models are unaffected. */
   node_unavailable: { status: 503, type: "server_error", fault: "backend", retryable: true },
+  /**
+   * A llama.cpp RPC worker (rpc.workers) does not accept connections before a load, or went away under a loaded
+   * model. Not the backend's or the file's fault: no fallthrough, no quarantine; it serves again once the worker is back.
+   */
+  rpc_worker_unavailable: { status: 503, type: "server_error", fault: "resource", retryable: true },
   insufficient_memory: { status: 507, type: "server_error", fault: "resource", retryable: true },
   insufficient_disk: { status: 507, type: "server_error", fault: "resource", retryable: false },
   skill_not_found: { status: 404, type: "invalid_request_error", fault: "client", retryable: false },

@@ -9,6 +9,9 @@ import type { ServerConfig } from "../config/load.js";
 import { LmxError } from "../errors/codes.js";
 import { LlamaCppBackend } from "../engines/llama-cpp/backend.js";
 import { LlamaServerBackend } from "../engines/llama-server/backend.js";
+import { findRpcLlamaServer } from "../engines/llama-server/rpc.js";
+import { detectPythonEngines, platformFacts } from "../engines/openai-child/detect.js";
+import { commandBackend, pythonEngineBackend } from "../engines/openai-child/backend.js";
 import { findLlamaServer } from "../engines/llama-server/binary.js";
 import { Inventory } from "../inventory/inventory.js";
 import { DownloadManager } from "../inventory/downloads/download-manager.js";
@@ -240,7 +243,18 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
 async function backendsFor(config: ServerConfig, warn: (message: string) => void): Promise<{ backends: Backend[]; gpuPresent: boolean }> {
   const backends: Backend[] = [new LlamaCppBackend()];
   const llamaServer = findLlamaServer(config.backends.llama_server, config.state_dir, warn);
-  if (llamaServer) backends.unshift(new LlamaServerBackend(llamaServer));
+  // the RPC build only serves models with rpc.workers, and only beside a plain llama-server (llama_server: false means none)
+  if (llamaServer) backends.unshift(new LlamaServerBackend(llamaServer, findRpcLlamaServer(config.backends.llama_server_rpc, warn)));
+  // the Python servers go before llama-server in the list; the configured order decides which is tried first
+  const python = config.backends.python_engines === "auto" ? detectPythonEngines(platformFacts(), "when-useful") : [];
+  for (const engine of python) {
+    const backend = pythonEngineBackend(engine);
+    if (backend) {
+      backends.unshift(backend);
+      warn(`${engine.name} found (${engine.note}); it is NOT VERIFIED ON REAL HARDWARE`);
+    }
+  }
+  for (const entry of config.backends.openai_compatible) backends.unshift(commandBackend(entry));
   let gpuPresent = (llamaServer?.devices.length ?? 0) > 0;
   if (config.gpu !== "cpu") {
     const { getLlamaGpuTypes } = await import("node-llama-cpp");

@@ -802,7 +802,8 @@ export class Scheduler extends EventEmitter {
     } else if (exit.reason !== "stopped") {
       slot.lastError = { code: exit.reason.code, message: exit.reason.message, at: new Date().toISOString() };
       if (slot.servedBy) {
-        this.options.registry.record(slot.servedBy.key, "failure", {
+        // a lost RPC worker is the network's fault, not the backend's: it neither demotes nor quarantines
+        this.options.registry.record(slot.servedBy.key, attemptOutcome(exit.reason), {
           reason: exit.reason.code,
           message: exit.reason.message,
           metadata: { signal: exit.signal, exitCode: exit.code, stderrTail: exit.stderrTail.slice(-10), uptimeMs: Date.now() - runner.startedAt },

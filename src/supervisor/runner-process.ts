@@ -12,6 +12,7 @@ import type { ModelDescriptor } from "../inventory/types.js";
 import type { RunnerExit, RunnerHandle, StartOptions } from "../engines/backend.js";
 import { openDirectRoute, type DirectRoute } from "../engines/child-server/direct.js";
 import type { ResolvedRunnerSettings, RunnerEngine, RunnerInfo, RunnerInitMessage, RunnerStats, RunnerToGateway } from "../runner/protocol.js";
+import { rpcFailureLine, rpcWorkerLost } from "../engines/llama-server/rpc.js";
 
 const RUNNER_ENTRY = fileURLToPath(new URL("../runner/main.js", import.meta.url));
 
@@ -67,6 +68,8 @@ export class RunnerProcess implements RunnerHandle {
   private stopping = false;
   private killedForTimeout = false;
   private killedAsHung = false;
+  /** llama.cpp's line saying an RPC worker failed this runner's llama-server (models with rpc.workers only). */
+  private rpcFailure: string | null = null;
   private healthTimer: NodeJS.Timeout | null = null;
   private resolveExit!: (exit: RunnerExit) => void;
 
@@ -186,6 +189,7 @@ export class RunnerProcess implements RunnerHandle {
     if (!wasReady) {
       return new LmxError("model_loader_crashed", `the runner for '${modelId}' ${how} while loading`, { details, retryAfterSec: 5 });
     }
+    if (this.rpcFailure) return rpcWorkerLost(modelId, this.options.init.settings.rpcWorkers, this.rpcFailure, false);
     const why = this.killedAsHung ? "stopped answering health checks and was killed" : how;
     return new LmxError("model_crashed", `the runner for '${modelId}' ${why}; it will be reloaded on the next request`, {
       details,
@@ -207,6 +211,8 @@ export class RunnerProcess implements RunnerHandle {
 
   private pushLine(line: string): void {
     if (!line.trim()) return;
+    // kept apart from the tail: a debugger's backtrace after llama.cpp's abort can push the line out of it
+    if (this.rpcFailure === null && this.options.init.settings.rpcWorkers.length > 0) this.rpcFailure = rpcFailureLine([line]);
     this.stderrTail.push(line);
     if (this.stderrTail.length > STDERR_TAIL_LINES) this.stderrTail.shift();
     this.options.log("debug", "runner output", { model: this.options.init.modelId, pid: this.pid, line });

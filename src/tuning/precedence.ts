@@ -22,6 +22,7 @@ export const SETTING_NAMES = [
   "prompt_cache_mb",
   "draft_model",
   "draft_max",
+  "rpc",
 ] as const satisfies ReadonlyArray<keyof RunnerSettingsInput>;
 export type SettingName = (typeof SETTING_NAMES)[number];
 
@@ -40,6 +41,7 @@ export const RESOLVED_KEY: Readonly<Record<SettingName, keyof ResolvedRunnerSett
   prompt_cache_mb: "promptCacheMb",
   draft_model: "draftModel",
   draft_max: "draftMax",
+  rpc: "rpcWorkers",
 };
 
 /** The resolved values of the settings whose source passes `from`, with their sources (what a load overrides). */
@@ -132,6 +134,7 @@ export function resolveLoadSettings(layers: SettingsLayers, gpu: GpuChoice, mode
       cacheTypeK: c.cache_type_k ?? "f16",
       cacheTypeV: c.cache_type_v ?? "f16",
       promptCacheMb: c.prompt_cache_mb ?? 0,
+      rpcWorkers: c.rpc?.workers ?? [],
     },
   };
 }

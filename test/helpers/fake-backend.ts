@@ -33,6 +33,7 @@ export function fakeModel(id: string, over: Partial<ModelDescriptor> = {}, setti
       cacheTypeK: "f16",
       cacheTypeV: "f16",
       promptCacheMb: 0,
+      rpcWorkers: [],
       ...settings,
     },
     keepAliveMs: null,

@@ -33,42 +33,46 @@ async function complete(priority: string, tokens: number): Promise<{ status: num
   return { status: res.status, ms: performance.now() - started };
 }
 
-test("a batch request is admitted within 2 × aging_sec plus the turns ahead of it under a constant interactive stream", { timeout: 120_000 }, async () => {
-  await complete("normal", 1); // loads the model
-  let stop = false;
-  let interactiveServed = 0;
-  let longestTurnMs = 0;
-  // three interactive clients back to back: with one sequence, two of them are always waiting
-  const clients = [0, 1, 2].map(async () => {
-    while (!stop) {
-      const started = performance.now();
-      const { status } = await complete("interactive", 48);
-      assert.equal(status, 200);
-      interactiveServed++;
-      longestTurnMs = Math.max(longestTurnMs, performance.now() - started);
-    }
-  });
-  await waitFor(
-    async () => (await getJson<{ queue: { waiting: number } }>(`${server.url}/admin/status`)).body.queue.waiting >= 2,
-    10_000,
-    "interactive requests waiting",
-  );
-  const servedBefore = interactiveServed;
-  const batch = await complete("batch", 4);
-  const servedMeanwhile = interactiveServed - servedBefore;
-  stop = true;
-  await Promise.all(clients);
+test(
+  "a batch request is admitted within 2 × aging_sec plus the turns ahead of it under a constant interactive stream",
+  { timeout: 120_000 },
+  async () => {
+    await complete("normal", 1); // loads the model
+    let stop = false;
+    let interactiveServed = 0;
+    let longestTurnMs = 0;
+    // three interactive clients back to back: with one sequence, two of them are always waiting
+    const clients = [0, 1, 2].map(async () => {
+      while (!stop) {
+        const started = performance.now();
+        const { status } = await complete("interactive", 48);
+        assert.equal(status, 200);
+        interactiveServed++;
+        longestTurnMs = Math.max(longestTurnMs, performance.now() - started);
+      }
+    });
+    await waitFor(
+      async () => (await getJson<{ queue: { waiting: number } }>(`${server.url}/admin/status`)).body.queue.waiting >= 2,
+      10_000,
+      "interactive requests waiting",
+    );
+    const servedBefore = interactiveServed;
+    const batch = await complete("batch", 4);
+    const servedMeanwhile = interactiveServed - servedBefore;
+    stop = true;
+    await Promise.all(clients);
 
-  assert.equal(batch.status, 200);
-  // without ageing the batch request would wait for the stream to end, which it never does while the batch waits
-  assert.ok(servedMeanwhile >= 1, "the interactive stream kept flowing while the batch request waited");
-  const metrics = await (await fetch(`${server.url}/metrics`)).text();
-  const waitSum = Number(/lmx:queue_wait_seconds_sum\{priority="batch"\} ([\d.e+-]+)/.exec(metrics)?.[1]);
-  assert.ok(Number.isFinite(waitSum), "the batch request's queue wait is in the metrics");
-  // the documented bound, with turns measured in this run (a loaded machine makes turns, not the bound, longer):
-  // ahead of it at most the running request and the two interactive ones waiting when it arrived
-  const boundSec = 2 * AGING_SEC + (3 * longestTurnMs) / 1000;
-  assert.ok(waitSum <= boundSec, `batch waited ${waitSum.toFixed(3)} s; bound 2 × aging_sec + 3 turns = ${boundSec.toFixed(3)} s`);
-  // and it did wait for ageing: it was not simply admitted ahead of the waiting interactive requests
-  assert.ok(waitSum >= AGING_SEC, `batch waited ${waitSum.toFixed(3)} s, less than one aging step: it passed interactive requests`);
-});
+    assert.equal(batch.status, 200);
+    // without ageing the batch request would wait for the stream to end, which it never does while the batch waits
+    assert.ok(servedMeanwhile >= 1, "the interactive stream kept flowing while the batch request waited");
+    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    const waitSum = Number(/lmx:queue_wait_seconds_sum\{priority="batch"\} ([\d.e+-]+)/.exec(metrics)?.[1]);
+    assert.ok(Number.isFinite(waitSum), "the batch request's queue wait is in the metrics");
+    // the documented bound, with turns measured in this run (a loaded machine makes turns, not the bound, longer):
+    // ahead of it at most the running request and the two interactive ones waiting when it arrived
+    const boundSec = 2 * AGING_SEC + (3 * longestTurnMs) / 1000;
+    assert.ok(waitSum <= boundSec, `batch waited ${waitSum.toFixed(3)} s; bound 2 × aging_sec + 3 turns = ${boundSec.toFixed(3)} s`);
+    // and it did wait for ageing: it was not simply admitted ahead of the waiting interactive requests
+    assert.ok(waitSum >= AGING_SEC, `batch waited ${waitSum.toFixed(3)} s, less than one aging step: it passed interactive requests`);
+  },
+);

@@ -19,6 +19,7 @@ const settings: ResolvedRunnerSettings = {
   cacheTypeK: "f16",
   cacheTypeV: "f16",
   promptCacheMb: 0,
+  rpcWorkers: [],
 };
 
 function flag(args: string[], name: string): string | undefined {

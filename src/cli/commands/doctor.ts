@@ -27,11 +27,15 @@ import {
   type ModelFacts,
   type PortState,
   llamaServerCheck,
+  pythonEngineChecks,
+  rpcBuildCheck,
 } from "../doctor-checks.js";
 import { findLlamaServer, llamaServerCandidates } from "../../engines/llama-server/binary.js";
 import { EXIT } from "../exit.js";
 import { gatherGpuFacts } from "../gpu-info.js";
 import { urlForListenAddress } from "../target.js";
+import { findRpcLlamaServer } from "../../engines/llama-server/rpc.js";
+import { detectPythonEngines, platformFacts } from "../../engines/openai-child/detect.js";
 
 interface DoctorOptions {
   config?: string;
@@ -128,6 +132,7 @@ export async function doctorChecks(options: DoctorOptions, env: NodeJS.ProcessEn
     portState(config.host, config.port),
     gatherGpuFacts(),
   ]);
+  const facts = platformFacts();
   return [
     nodeCheck(process.version),
     configCheck(configPath, configError),
@@ -143,8 +148,17 @@ export async function doctorChecks(options: DoctorOptions, env: NodeJS.ProcessEn
       gpu.nvidiaSmi.found && !gpu.nvidiaSmi.error,
       llamaServerCandidates(config.backends.llama_server, config.state_dir).paths,
     ),
+    ...(config.backends.python_engines === false ? [] : pythonEngineChecks(detectPythonEngines(facts), facts)),
+    ...[rpcBuildCheck(rpcModels(config), findRpcLlamaServer(config.backends.llama_server_rpc) !== null)].filter((c) => c !== null),
     exposureCheck(config),
   ];
+}
+
+/** Models whose layers go to llama.cpp RPC workers (per model, or every model through defaults). */
+function rpcModels(config: ServerConfig): string[] {
+  const global = (config.defaults.rpc?.workers.length ?? 0) > 0;
+  const named = config.models.filter((m) => (m.rpc?.workers.length ?? (global ? 1 : 0)) > 0).map((m) => m.id);
+  return global && named.length === 0 ? ["every model (defaults.rpc)"] : named;
 }
 
 async function doctor(options: DoctorOptions, io: Io): Promise<number> {

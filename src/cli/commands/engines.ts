@@ -12,6 +12,8 @@ import { loadConfig } from "../../config/load.js";
 import { nodeLlamaCppVersion } from "../../engines/llama-cpp/backend.js";
 import { findLlamaServer, llamaServerCandidates, userCacheLlamaServerDir } from "../../engines/llama-server/binary.js";
 import { runLlamaServerBuild } from "../../engines/llama-server/build.js";
+import { findRpcLlamaServer, rpcBinaryPaths, userCacheRpcDir } from "../../engines/llama-server/rpc.js";
+import { detectPythonEngines, platformFacts } from "../../engines/openai-child/detect.js";
 import { buildProgressPrinter } from "../build-progress.js";
 import { printJson, run, type Io } from "../command-kit.js";
 import { EXIT } from "../exit.js";
@@ -32,15 +34,32 @@ interface BuildOptions extends EnginesOptions {
   force?: boolean;
 }
 
-function settingsFor(options: EnginesOptions): { stateDir: string; setting: string | false } {
+function settingsFor(options: EnginesOptions): { stateDir: string; setting: string | false; config: ReturnType<typeof loadConfig> } {
   const config = loadConfig({ configPath: options.config, overrides: options.stateDir ? { state_dir: options.stateDir } : {} });
-  return { stateDir: config.state_dir, setting: config.backends.llama_server };
+  return { stateDir: config.state_dir, setting: config.backends.llama_server, config };
+}
+
+interface EngineRow {
+  name: string;
+  available: boolean;
+  version: string | null;
+  path: string | null;
+  devices: string[];
+  lookedAt: string[];
+  how: string | null;
+  /** False for engines nobody has run on the hardware they are for (MLX, vLLM). */
+  verified: boolean;
+  note: string | null;
 }
 
 async function list(options: EnginesOptions, io: Io): Promise<number> {
-  const { stateDir, setting } = settingsFor(options);
+  const { stateDir, setting, config } = settingsFor(options);
   const found = findLlamaServer(setting, stateDir, (message) => io.err(`${message}\n`));
-  const engines = [
+  const rpcSetting = config.backends.llama_server_rpc;
+  const rpc = findRpcLlamaServer(rpcSetting, (message) => io.err(`${message}\n`));
+  const rpcPaths = rpcBinaryPaths();
+  const rpcWorker = existsSync(rpcPaths.rpcServer) ? rpcPaths.rpcServer : null;
+  const engines: EngineRow[] = [
     {
       name: "llama-server",
       available: found !== null,
@@ -49,31 +68,89 @@ async function list(options: EnginesOptions, io: Io): Promise<number> {
       devices: found?.devices ?? [],
       lookedAt: llamaServerCandidates(setting, stateDir).paths,
       how: found ? null : `lmx engines build llama-server (→ ${userCacheLlamaServerDir()})`,
+      verified: true,
+      note: null,
     },
-    { name: "llama.cpp", available: true, version: `node-llama-cpp ${nodeLlamaCppVersion()}`, path: null, devices: [], lookedAt: [], how: null },
+    {
+      name: "llama.cpp-rpc",
+      available: rpc !== null && rpcWorker !== null,
+      version: rpc?.version ?? null,
+      path: rpc?.path ?? null,
+      devices: [],
+      lookedAt: rpcSetting === false ? [] : [rpcSetting === "auto" ? rpcPaths.llamaServer : rpcSetting, rpcPaths.rpcServer],
+      how: rpc && rpcWorker ? null : `lmx engines build rpc-server (→ ${userCacheRpcDir()})`,
+      verified: true,
+      note: rpcWorker ? `workers: ${rpcWorker} -H <private address> -p 50052 (UNAUTHENTICATED: private networks only)` : null,
+    },
+    {
+      name: "llama.cpp",
+      available: true,
+      version: `node-llama-cpp ${nodeLlamaCppVersion()}`,
+      path: null,
+      devices: [],
+      lookedAt: [],
+      how: null,
+      verified: true,
+      note: null,
+    },
   ];
+  const facts = platformFacts();
+  if (config.backends.python_engines !== false) {
+    for (const engine of detectPythonEngines(facts)) {
+      engines.push({
+        name: engine.name,
+        available: engine.available,
+        version: engine.version,
+        path: engine.binary ? [engine.binary, ...engine.launcher].join(" ") : null,
+        devices: [],
+        lookedAt: [],
+        how: engine.installed ? null : engine.name === "vllm" ? "pip install vllm (Linux + CUDA)" : `pip install ${engine.name} (Apple Silicon)`,
+        verified: false,
+        note: engine.note,
+      });
+    }
+  }
+  for (const entry of config.backends.openai_compatible) {
+    engines.push({
+      name: entry.name,
+      available: true,
+      version: null,
+      path: entry.command.join(" "),
+      devices: [],
+      lookedAt: [],
+      how: null,
+      verified: false,
+      note: `backends.openai_compatible, serves ${entry.formats.join(", ")}`,
+    });
+  }
   if (options.json) {
-    printJson(io, { engines });
+    printJson(io, { platform: facts, order: config.backends.order, engines });
     return EXIT.ok;
   }
   for (const e of engines) {
-    const state = e.available ? io.style.green("available") : io.style.yellow("not built");
+    const state = e.available ? io.style.green("available") : io.style.yellow(e.how?.startsWith("lmx engines build") ? "not built" : "not available");
+    const unverified = e.verified ? "" : `  ${io.style.yellow("(not verified on real hardware)")}`;
     io.out(
-      `${e.name.padEnd(14)} ${state}  ${e.version ?? ""}${e.path ? `  ${e.path}` : ""}${e.devices.length ? `  devices: ${e.devices.join("; ")}` : ""}\n`,
+      `${e.name.padEnd(14)} ${state}  ${e.version ?? ""}${e.path ? `  ${e.path}` : ""}${e.devices.length ? `  devices: ${e.devices.join("; ")}` : ""}${unverified}\n`,
     );
-    if (e.how) io.out(`${"".padEnd(14)} looked at: ${e.lookedAt.join(", ")}\n${"".padEnd(14)} build it: ${e.how}\n`);
+    if (e.note) io.out(`${"".padEnd(14)} ${e.note}\n`);
+    if (e.how) io.out(`${e.lookedAt.length ? `${"".padEnd(14)} looked at: ${e.lookedAt.join(", ")}\n` : ""}${"".padEnd(14)} get it: ${e.how}\n`);
   }
+  io.out(`order: ${config.backends.order.join(" → ")} (backends.order; ${facts.platform}/${facts.arch}${facts.cuda ? ", CUDA" : ""})\n`);
   return EXIT.ok;
 }
 
-async function build(options: BuildOptions, io: Io): Promise<number> {
-  const out = path.resolve(options.out ?? userCacheLlamaServerDir());
+async function build(options: BuildOptions, io: Io, rpc = false): Promise<number> {
+  // the RPC build has its own folder: flipping GGML_RPC in the plain build's tree would rebuild most of ggml each time
+  const out = path.resolve(options.out ?? (rpc ? userCacheRpcDir() : userCacheLlamaServerDir()));
   if (!existsSync(BUILD_SCRIPT)) {
     io.err(`the build script is missing (${BUILD_SCRIPT}); this install does not ship it\n`);
     return EXIT.failed;
   }
-  io.err(`building llama-server into ${out} (about 10 minutes on 2 cores; compiler output: ${path.join(out, "build.log")})\n`);
+  const what = rpc ? "rpc-server and an RPC-enabled llama-server" : "llama-server";
+  io.err(`building ${what} into ${out} (about 10 minutes on 2 cores; compiler output: ${path.join(out, "build.log")})\n`);
   const env: NodeJS.ProcessEnv = {};
+  if (rpc) env["RPC"] = "ON";
   if (options.jobs) env["JOBS"] = options.jobs;
   if (options.portable) env["NATIVE"] = "OFF";
   if (options.cuda) env["CMAKE_EXTRA"] = `${process.env["CMAKE_EXTRA"] ?? ""} -DGGML_CUDA=ON`.trim();
@@ -92,6 +169,14 @@ async function build(options: BuildOptions, io: Io): Promise<number> {
     io.err(`the build failed: ${result.reason}; the server keeps serving with node-llama-cpp\n`);
     return EXIT.failed;
   }
+  if (rpc) {
+    const { rpcServer } = rpcBinaryPaths(out);
+    io.out(
+      `rpc-server ready: ${rpcServer} (start it on each worker machine: rpc-server -H <private address> -p 50052; UNAUTHENTICATED, private networks only)\n` +
+        `llama-server with --rpc: ${result.binary}; models with rpc.workers use it (backends.llama_server_rpc: auto looks there)\n`,
+    );
+    return EXIT.ok;
+  }
   io.out(`llama-server ready: ${result.binary}; a server started from now on uses it (backends.llama_server: auto looks there)\n`);
   return EXIT.ok;
 }
@@ -106,8 +191,8 @@ export function registerEnginesCommand(program: Command): void {
     .action((options: EnginesOptions) => run((io) => list(options, io)));
   engines
     .command("build")
-    .argument("<engine>", "llama-server")
-    .description("compile llama.cpp's llama-server from the source bundled in node-llama-cpp (needs git, cmake, a C++ compiler)")
+    .argument("<engine>", "llama-server, or rpc-server (llama.cpp RPC workers plus a llama-server that drives them)")
+    .description("compile llama.cpp's llama-server (or rpc-server) from the source bundled in node-llama-cpp (needs git, cmake, a C++ compiler)")
     .option("--out <dir>", "install folder (default: ~/.cache/opta-lmx/llama-server, the machine's one build that npm test uses too)")
     .option("--jobs <n>", "parallel compile jobs (default: all cores)")
     .option("--portable", "no -march=native (a binary for other CPUs of the same architecture)")
@@ -115,11 +200,11 @@ export function registerEnginesCommand(program: Command): void {
     .option("--force", "rebuild even when the folder holds a build of this llama.cpp with these flags")
     .action((engine: string, _options: BuildOptions, command: Command) =>
       run(async (io) => {
-        if (engine !== "llama-server") {
-          io.err(`unknown engine '${engine}': only llama-server is built from source\n`);
+        if (engine !== "llama-server" && engine !== "rpc-server") {
+          io.err(`unknown engine '${engine}': llama-server and rpc-server are built from source\n`);
           return EXIT.usage;
         }
-        return build({ ...command.parent?.opts<EnginesOptions>(), ...command.opts<BuildOptions>() }, io);
+        return build({ ...command.parent?.opts<EnginesOptions>(), ...command.opts<BuildOptions>() }, io, engine === "rpc-server");
       }),
     );
 }

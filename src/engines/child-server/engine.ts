@@ -25,6 +25,7 @@ export class ChildServerEngine {
   private constructor(
     readonly recipe: ChildServerRecipe,
     private readonly child: ChildProcess,
+    private readonly spec: ChildServerSpec,
     readonly upstream: Upstream,
     readonly info: RunnerInfo,
     /** Only from test fault injection (src/runners/fault-injection.ts); 0 otherwise. */
@@ -61,7 +62,7 @@ export class ChildServerEngine {
       exitedEarly?.(recipe.classifyLoadExit(code, signal, tail, init.modelPath));
     child.once("exit", onEarlyExit);
     try {
-      await Promise.race([waitUntilHealthy(upstream, recipe.healthPath), earlyExit]);
+      await Promise.race([waitUntilHealthy(upstream, healthPath(recipe, spec)), earlyExit]);
       const canary = await Promise.race([recipe.canary(upstream), earlyExit]);
       const facts = await Promise.race([recipe.describe(upstream, context), earlyExit]);
       child.off("exit", onEarlyExit);
@@ -90,13 +91,14 @@ export class ChildServerEngine {
           engine: "child-server",
           recipe: recipe.name,
           childPid: child.pid ?? null,
+          modelId: init.modelId,
           // the gateway may send requests straight to the child (src/engines/child-server/direct.ts); not while a
-          // test slows tokens down in this relay
-          ...(testTokenDelayMs > 0 ? {} : { direct: { recipe: recipe.name, address } }),
+          // test slows tokens down in this relay, nor when the relay rewrites the child's answers
+          ...(testTokenDelayMs > 0 || recipe.translatesRaw ? {} : { direct: { recipe: recipe.name, address } }),
         },
       };
       log(`${recipe.name} ready: pid ${child.pid}, ${info.parallel} slots × ${facts.contextSize} tokens`);
-      const engine = new ChildServerEngine(recipe, child, upstream, info, testTokenDelayMs);
+      const engine = new ChildServerEngine(recipe, child, spec, upstream, info, testTokenDelayMs);
       child.once("exit", (code, signal) => engine.childExited(code, signal));
       return engine;
     } catch (error) {
@@ -115,7 +117,7 @@ export class ChildServerEngine {
   }
 
   healthy(timeoutMs: number): Promise<boolean> {
-    return answersHealth(this.upstream, this.recipe.healthPath, timeoutMs);
+    return answersHealth(this.upstream, healthPath(this.recipe, this.spec), timeoutMs);
   }
 
   async stats(): Promise<RunnerStats> {
@@ -145,6 +147,10 @@ export class ChildServerEngine {
   private removeSocket(): void {
     if (this.upstream.socketPath) rmSync(this.upstream.socketPath, { force: true });
   }
+}
+
+function healthPath(recipe: ChildServerRecipe, spec: ChildServerSpec): string {
+  return spec.healthPath ?? recipe.healthPath;
 }
 
 /** A socket file beside the runner's own, or a free loopback port picked now. */

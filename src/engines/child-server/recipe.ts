@@ -23,6 +23,12 @@ export interface ChildServerSpec {
   version: string;
   /** Whether the binary offloads to a GPU: decides the memory estimate's layer placement. */
   gpuOffload: boolean;
+  /** Arguments before the recipe's own (a Python module: binary python3, launcher ["-m", "mlx_lm.server"]). */
+  launcher?: string[];
+  /** The operator's command line with {placeholders} (the openai-compatible recipe). */
+  command?: string[];
+  /** Overrides the recipe's health path (the operator's server may answer 200 elsewhere). */
+  healthPath?: string;
 }
 
 export interface ChildStartContext {
@@ -38,6 +44,8 @@ export interface PreparedRequest {
   body: Record<string, unknown>;
   /** Rejects with our error when the request must be refused; null when nothing needs checking. */
   check: Promise<void> | null;
+  /** The answer is OpenAI's streamed `/v1/completions` and goes back as `/completion` events (../openai-child/translate.ts). */
+  translate?: "completion";
 }
 
 /** What the server says about itself once it is up. */
@@ -62,6 +70,8 @@ export interface ChildServerRecipe {
   readonly listen: "unix" | "tcp";
   /** Answers 200 once the model is loaded. */
   readonly healthPath: string;
+  /** Its answers are rewritten in the runner's relay (`translate`), so the gateway may not reach it directly. */
+  readonly translatesRaw?: boolean;
   /**
    * The memory the load will take, before any weights are read, and the model's training context; null when
    * this recipe cannot tell (then the gateway budgets what the file proves).

@@ -10,6 +10,7 @@ import { LmxError } from "../../errors/codes.js";
 import { listenRunnerHttp, readJson, sendJson, type RunnerHttpServer } from "../../runner/internal-http.js";
 import type { ChildServerEngine } from "./engine.js";
 import { readAnswer } from "./upstream.js";
+import { CompletionStreamTranslator } from "../openai-child/translate.js";
 
 const HEALTH_TIMEOUT_MS = 2_000;
 
@@ -37,7 +38,7 @@ async function route(engine: ChildServerEngine, req: http.IncomingMessage, res: 
   try {
     const prepared = engine.recipe.prepare(url, body as Record<string, unknown>, engine.upstream, engine.info, controller.signal);
     await prepared.check;
-    await relay(engine, prepared.path, prepared.body, res, controller.signal);
+    await relay(engine, prepared.path, prepared.body, res, controller.signal, prepared.translate);
   } finally {
     active.delete(controller);
     engine.counters.requestsActive--;
@@ -45,7 +46,14 @@ async function route(engine: ChildServerEngine, req: http.IncomingMessage, res: 
   }
 }
 
-async function relay(engine: ChildServerEngine, path: string, body: Record<string, unknown>, res: http.ServerResponse, signal: AbortSignal) {
+async function relay(
+  engine: ChildServerEngine,
+  path: string,
+  body: Record<string, unknown>,
+  res: http.ServerResponse,
+  signal: AbortSignal,
+  translate?: "completion",
+) {
   let upstream: http.IncomingMessage;
   try {
     upstream = await engine.upstream.request("POST", path, JSON.stringify(body), signal);
@@ -56,6 +64,20 @@ async function relay(engine: ChildServerEngine, path: string, body: Record<strin
   if (upstream.statusCode !== 200) {
     const answer = await readAnswer(upstream);
     throw engine.recipe.mapError(answer.status, answer.json, answer.text);
+  }
+  if (translate === "completion") {
+    res.writeHead(200, { "content-type": "text/event-stream" });
+    const translated = upstream.pipe(new CompletionStreamTranslator());
+    await new Promise<void>((resolve) => {
+      translated.pipe(res);
+      translated.once("end", resolve);
+      upstream.once("error", () => {
+        res.destroy();
+        resolve();
+      });
+      res.once("close", resolve);
+    });
+    return;
   }
   res.writeHead(200, { "content-type": String(upstream.headers["content-type"] ?? "application/json") });
   const delay = engine.testTokenDelayMs;

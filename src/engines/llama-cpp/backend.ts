@@ -54,7 +54,8 @@ export class LlamaCppBackend implements Backend {
   canServe(model: ModelDescriptor): boolean {
     // this runner has no speculative decoding: a model configured with a draft model needs the llama-server engine
     if (model.settings.draftModel) return false;
-    return isGguf(model);
+    // rpc.workers: only the llama-server engine can spread the layers; loading it whole here would ignore them
+    return isGguf(model) && model.settings.rpcWorkers.length === 0;
   }
 
   start(model: ModelDescriptor, options: StartOptions): Promise<RunnerHandle> {

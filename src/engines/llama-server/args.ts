@@ -8,7 +8,8 @@
  * - `--cache-ram`: the prompt cache outside the KV cache, prompt_cache_mb (default 0, none; llama-server's own default
  *   is 8 GiB, unbudgeted); the estimate adds what is set here;
  * - `--cache-type-k/-v`: the KV-cache element types (f16 unless a setting or a tuned profile says otherwise);
- * - `--fit off`: llama.cpp must not shrink the context or move layers behind the gateway's estimate.
+ * - `--fit off`: llama.cpp must not shrink the context or move layers behind the gateway's estimate;
+ * - `--rpc` (rpc.workers, an RPC build only): the layers live on llama.cpp rpc-server workers (./rpc.ts).
  */
 import type { ResolvedRunnerSettings } from "../../runner/protocol.js";
 
@@ -57,7 +58,11 @@ export function llamaServerArgs({ modelPath, alias, socketPath, settings, contex
     "--metrics",
     "--no-webui",
   ];
-  if (settings.gpu === "cpu") args.push("--gpu-layers", "0", "--device", "none");
+  if (settings.rpcWorkers.length > 0) {
+    // the workers are the model's devices: every layer goes to them (split by their free memory) unless a count
+    // is given; "--device none" would drop them too, so gpu: cpu keeps only this machine's GPUs out by omission
+    args.push("--rpc", settings.rpcWorkers.join(","), "--gpu-layers", typeof settings.gpuLayers === "number" ? String(settings.gpuLayers) : "all");
+  } else if (settings.gpu === "cpu") args.push("--gpu-layers", "0", "--device", "none");
   else if (settings.gpuLayers === "max") args.push("--gpu-layers", "all");
   else if (typeof settings.gpuLayers === "number") args.push("--gpu-layers", String(settings.gpuLayers));
   if (settings.draftModel) {

@@ -17,6 +17,7 @@ import type { ChildServerRecipe, ChildServerSpec } from "../child-server/recipe.
 import type { Upstream } from "../child-server/upstream.js";
 import { llamaServerArgs } from "./args.js";
 import { parsePrometheus } from "./prometheus.js";
+import { rpcFailureLine, rpcWorkerLost } from "./rpc.js";
 
 const ESTIMATE_ENTRY = fileURLToPath(new URL("../llama-cpp/estimate-main.js", import.meta.url));
 const CONTROL_TIMEOUT_MS = 10_000;
@@ -54,6 +55,8 @@ export const llamaServerRecipe: ChildServerRecipe = {
     const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
     const text = tail.join("\n");
     const last = tail.slice(-5).join(" | ");
+    const rpcLine = rpcFailureLine(tail);
+    if (rpcLine) return rpcWorkerLost(modelPath, rpcWorkersOf(tail), rpcLine, true);
     if (
       !signal &&
       /failed to load model|invalid magic|gguf_init|failed to read|unknown model architecture|tensor .* data is not within/i.test(text)
@@ -308,6 +311,13 @@ export function adjustEstimate<T extends { estimate: MemoryEstimate }>(
     vram: e.vram - e.contextVram + contextVram,
   };
   return { ...estimated, estimate };
+}
+
+/** The endpoints llama.cpp names in its RPC failure lines ("Failed to connect to 10.0.0.2:50052"). */
+function rpcWorkersOf(tail: readonly string[]): string[] {
+  const found = new Set<string>();
+  for (const line of tail) for (const m of line.matchAll(/(?:connect to|failed for|RPC\d*\[)\s*(\[?[\w.:-]+\]?:\d+)/g)) found.add(m[1]!);
+  return found.size > 0 ? [...found] : ["see rpc.workers"];
 }
 
 /** The estimate from a short-lived node-llama-cpp process (see estimate-main.ts for why not in the runner). */
