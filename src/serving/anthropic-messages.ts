@@ -13,7 +13,7 @@ import type { CountTokensRequest, MessagesRequest } from "../api/anthropic/schem
 import { anthropicUsage, MessageAssembler, messageBody, MessageStreamEncoder, stopOf, type MessageMeta } from "../api/anthropic/wire.js";
 import type { Priority } from "../scheduler/priority.js";
 import type { ServingContext } from "./context.js";
-import { startChatRun, type ChoiceEvent } from "./chat.js";
+import { originOf, startChatRun, type ChoiceEvent } from "./chat.js";
 import { GENERATION_ENDPOINTS, resolveServable, type GenerateInput, type GenerateOutcome } from "./generate.js";
 import { countPromptTokens } from "./tokenize.js";
 import { checkPromptSize } from "./prompt-size.js";
@@ -34,19 +34,7 @@ export async function answerMessages(ctx: ServingContext, input: MessagesInput):
   const { model, equivalent } = await resolveServable(ctx, body.model, accepts, input.recorder);
   let run;
   try {
-    run = await startChatRun(
-      ctx,
-      {
-        model,
-        job,
-        sampling: samplingOf(body),
-        signal,
-        priority: input.priority,
-        recorder: input.recorder,
-        runnerHeaders: input.runnerHeaders,
-      },
-      input.chatOutcomes ?? null,
-    );
+    run = await startChatRun(ctx, { model, job, sampling: samplingOf(body), ...originOf(input) }, input.chatOutcomes ?? null);
   } catch (error) {
     if (signal.aborted) return { kind: "client_left" };
     throw error;

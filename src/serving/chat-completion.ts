@@ -10,7 +10,7 @@ import { toOpenAiBody, type LmxError } from "../errors/codes.js";
 import type { ModelDescriptor } from "../inventory/types.js";
 import type { ChatJob } from "../chat/request.js";
 import type { ServingContext } from "./context.js";
-import { startChatRun, type ChatOutcomeSink, type ChoiceUsage, type SamplingRequest } from "./chat.js";
+import { originOf, startChatRun, type ChatOutcomeSink, type ChoiceUsage, type SamplingRequest } from "./chat.js";
 import { answerWithToolLoop } from "./tool-loop.js";
 import type { GenerateInput, GenerateOutcome } from "./generate.js";
 import { deadlineFor, deadlineWriter } from "./write-deadline.js";
@@ -26,19 +26,7 @@ export async function answerChatCompletion(
   const body = input.body as ChatCompletionRequest;
   const { signal } = input;
   if (job.serverTools && job.serverTools.size > 0) return answerWithToolLoop(ctx, input, model, job, outcomes, servedAs);
-  const run = await startChatRun(
-    ctx,
-    {
-      model,
-      job,
-      sampling: samplingOf(body),
-      signal,
-      priority: input.priority,
-      recorder: input.recorder,
-      runnerHeaders: input.runnerHeaders,
-    },
-    outcomes,
-  );
+  const run = await startChatRun(ctx, { model, job, sampling: samplingOf(body), ...originOf(input) }, outcomes);
   const completionId = `chatcmpl-${randomBytes(12).toString("hex")}`;
   const meta: ChatAnswerMeta = { id: completionId, model: model.id, created: Math.floor(Date.now() / 1000), topLogprobs: job.logprobs };
   const raw = input.response.raw;

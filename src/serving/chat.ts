@@ -33,16 +33,24 @@ export interface SamplingRequest {
   ignoreEos?: boolean | undefined;
 }
 
-export interface ChatRunInput {
+/** Who asked, as every generation carries it: the abort signal, the class, the metrics, the trace headers. */
+export interface RequestOrigin {
+  signal: AbortSignal;
+  priority: Priority;
+  recorder: RequestRecorder | null;
+  runnerHeaders: Record<string, string>;
+}
+
+export function originOf(request: RequestOrigin): RequestOrigin {
+  return { signal: request.signal, priority: request.priority, recorder: request.recorder, runnerHeaders: request.runnerHeaders };
+}
+
+export interface ChatRunInput extends RequestOrigin {
   model: ModelDescriptor;
   job: ChatJob;
   /** How the job meets the model's template; planChat unless the caller has its own (a raw text completion). */
   plan?: (template: TemplateInfo) => ChatPlan;
   sampling: SamplingRequest;
-  signal: AbortSignal;
-  priority: Priority;
-  recorder: RequestRecorder | null;
-  runnerHeaders: Record<string, string>;
 }
 
 export interface ChatRun {

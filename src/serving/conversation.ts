@@ -11,13 +11,10 @@
  * held while a skill runs.
  */
 import { LmxError } from "../errors/codes.js";
-import type { ModelDescriptor } from "../inventory/types.js";
-import type { RequestRecorder } from "../metrics/request.js";
-import type { Priority } from "../scheduler/priority.js";
 import type { ChatJob } from "../chat/request.js";
 import type { ChatTurn, ToolCallRecord, ToolChoice } from "../chat/types.js";
 import type { LoopSkills, ServingContext } from "./context.js";
-import { startChatRun, type ChatOutcomeSink, type ChatRun, type ChoiceEvent, type ChoiceUsage, type SamplingRequest } from "./chat.js";
+import { originOf, startChatRun, type ChatOutcomeSink, type ChatRun, type ChoiceEvent, type ChoiceUsage, type ChatRunInput } from "./chat.js";
 
 export const DEFAULT_MAX_LOOP_STEPS = 4;
 
@@ -50,14 +47,7 @@ export interface ConversationSink {
   callFinished?(index: number, result: ExecutedToolCall): boolean | Promise<boolean>;
 }
 
-export interface ConversationInput {
-  model: ModelDescriptor;
-  job: ChatJob;
-  sampling: SamplingRequest;
-  signal: AbortSignal;
-  priority: Priority;
-  recorder: RequestRecorder | null;
-  runnerHeaders: Record<string, string>;
+export interface ConversationInput extends Omit<ChatRunInput, "plan"> {
   /** Whose calls the skills audit records (e.g. `loop:chatcmpl-…`, `agent:run-…`). */
   caller: string;
   maxSteps: number;
@@ -104,19 +94,7 @@ export async function converse(
     const stepJob: ChatJob = step === 0 ? job : { ...job, turns: [...turns], choice, tools: choice.kind === "none" ? [] : job.offeredTools };
     let run: ChatRun;
     try {
-      run = await startChatRun(
-        ctx,
-        {
-          model: input.model,
-          job: stepJob,
-          sampling: input.sampling,
-          signal,
-          priority: input.priority,
-          recorder: input.recorder,
-          runnerHeaders: input.runnerHeaders,
-        },
-        outcomes,
-      );
+      run = await startChatRun(ctx, { model: input.model, job: stepJob, sampling: input.sampling, ...originOf(input) }, outcomes);
     } catch (error) {
       if (signal.aborted) return { kind: "left" };
       // before anything went out the caller answers the refusal (a grown conversation past the context included)

@@ -26,7 +26,7 @@ import { streamedErrorFor } from "../errors/dialects.js";
 import { deadlineFor, deadlineWriter } from "./write-deadline.js";
 import type { ServingContext } from "./context.js";
 import type { ChoiceEvent, ChoiceUsage } from "../chat/events.js";
-import { startChatRun, type ChatOutcomeSink, type SamplingRequest } from "./chat.js";
+import { originOf, startChatRun, type ChatOutcomeSink, type SamplingRequest } from "./chat.js";
 import { GENERATION_ENDPOINTS, type GenerateInput, type GenerateOutcome } from "./generate.js";
 
 export type OllamaPiece =
@@ -137,20 +137,7 @@ export async function startOllamaGeneration(ctx: ServingContext, input: OllamaGe
   // the prompt as written for raw requests and models without a template; the model's template otherwise
   const plan = (template: TemplateInfo): ChatPlan =>
     raw && (raw.always || template.jinja === null) ? rawPlan(raw.prompt) : planChat(input.job, template, input.sampling.maxTokens);
-  const run = await startChatRun(
-    ctx,
-    {
-      model,
-      job: input.job,
-      plan,
-      sampling: input.sampling,
-      signal: input.signal,
-      priority: input.priority,
-      recorder: input.recorder,
-      runnerHeaders: input.runnerHeaders,
-    },
-    input.outcomes,
-  );
+  const run = await startChatRun(ctx, { model, job: input.job, plan, sampling: input.sampling, ...originOf(input) }, input.outcomes);
   const firstAt = performance.now();
   if (!wasLoaded && loadMs === 0) loadMs = ctx.scheduler.runnerFor(model.id)?.info.loadMs ?? 0;
   return { model, headers: run.runnerHeaders, pieces: pieces(ctx, model, input, run.events, { runStart, firstAt, loadMs }) };

@@ -11,7 +11,7 @@ import { chatJobFromResponses, chatRequestFrom } from "../api/openai/responses/t
 import { initialResponse, ResponseAssembler, type ResponseObject, type ResponseStreamEvent } from "../api/openai/responses/wire.js";
 import type { ResponsesStore } from "../state/responses-store.js";
 import type { ServingContext } from "./context.js";
-import { startChatRun, type ChatRun } from "./chat.js";
+import { originOf, startChatRun, type ChatRun } from "./chat.js";
 import { GENERATION_ENDPOINTS, resolveServable, type GenerateInput, type GenerateOutcome } from "./generate.js";
 import { deadlineFor, deadlineWriter } from "./write-deadline.js";
 
@@ -52,10 +52,7 @@ export async function answerResponse(ctx: ServingContext, store: StoredResponses
           seed: body.seed,
           stop: [],
         },
-        signal,
-        priority: input.priority,
-        recorder,
-        runnerHeaders: input.runnerHeaders,
+        ...originOf({ ...input, recorder }),
       },
       input.chatOutcomes ?? null,
     );

@@ -13,7 +13,7 @@ import type { ChatJob } from "../chat/request.js";
 import type { OutputParser } from "../chat/types.js";
 import type { ServingContext } from "./context.js";
 import { samplingOf } from "./chat-completion.js";
-import { startChatRun, type ChoiceUsage, type FinishReason } from "./chat.js";
+import { originOf, startChatRun, type ChoiceUsage, type FinishReason } from "./chat.js";
 import type { GenerateInput, GenerateOutcome } from "./generate.js";
 import type { TokenLogprob } from "../chat/events.js";
 import { deadlineFor, deadlineWriter } from "./write-deadline.js";
@@ -85,20 +85,7 @@ export async function answerTextCompletion(ctx: ServingContext, input: GenerateI
     newParser: textParser,
   });
   const { signal } = input;
-  const run = await startChatRun(
-    ctx,
-    {
-      model,
-      job,
-      plan,
-      sampling: samplingOf(body),
-      signal,
-      priority: input.priority,
-      recorder: input.recorder,
-      runnerHeaders: input.runnerHeaders,
-    },
-    null,
-  );
+  const run = await startChatRun(ctx, { model, job, plan, sampling: samplingOf(body), ...originOf(input) }, null);
   const id = `cmpl-${randomBytes(12).toString("hex")}`;
   const created = Math.floor(Date.now() / 1000);
   const raw = input.response.raw;

@@ -10,7 +10,7 @@ import { toOpenAiBody } from "../errors/codes.js";
 import type { ModelDescriptor } from "../inventory/types.js";
 import type { ChatJob } from "../chat/request.js";
 import type { ServingContext } from "./context.js";
-import type { ChatOutcomeSink, ChatRun } from "./chat.js";
+import { originOf, type ChatOutcomeSink, type ChatRun } from "./chat.js";
 import { samplingOf } from "./chat-completion.js";
 import { converse, DEFAULT_MAX_LOOP_STEPS, type ConversationSink } from "./conversation.js";
 import type { GenerateInput, GenerateOutcome } from "./generate.js";
@@ -71,10 +71,7 @@ export async function answerWithToolLoop(
       model,
       job,
       sampling: samplingOf(body),
-      signal,
-      priority: input.priority,
-      recorder: input.recorder,
-      runnerHeaders: input.runnerHeaders,
+      ...originOf(input),
       caller: `loop:${completionId}`,
       maxSteps: ctx.config.skills?.max_loop_steps ?? DEFAULT_MAX_LOOP_STEPS,
     },
