@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Autotune, measured: searches a model's runner settings on this machine (lmx autotune, streams-8 workload), then
+# Autotune, measured: searches a model's runner settings on this machine (lmx autotune, streams-8 workload, or
+# streams-32 with CONCURRENCY=32), then
 # benches the tuned settings against our defaults and against llama-server's own defaults, side by side with
 # `lmx bench --compare` (docs/benchmarks.md, "Autotune"). Three servers: ours with the tuned profile, ours with
 # profiles off (our defaults), llama-server alone with nothing but the model, its slots and the same context.
@@ -50,8 +51,9 @@ trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null' EXIT
 pids+=($!)
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$tuned/healthz" >/dev/null && break; sleep 0.2; done
 
-echo "== autotune $id (budget ${budget}s, workload streams-8)" >&2
-"${lmx[@]}" autotune "$id" --url "http://127.0.0.1:$tuned" --budget "$budget" --json > "$out/autotune.json"
+workload=$([ "$concurrency" = 32 ] && echo streams-32 || echo streams-8)
+echo "== autotune $id (budget ${budget}s, workload $workload)" >&2
+"${lmx[@]}" autotune "$id" --url "http://127.0.0.1:$tuned" --budget "$budget" --workload "$workload" --json > "$out/autotune.json"
 "${lmx[@]}" autotune "$id" --url "http://127.0.0.1:$tuned" --show > "$out/profile.json"
 node -e '
   const job = require(process.argv[1]);

@@ -10,6 +10,8 @@ import { canonicalJson } from "../bench/store.js";
 export const WORKLOADS: Readonly<Record<string, Partial<Workload>>> = {
   /** Eight chat-length completions at once: a shared server's or an agent fleet's load. */
   "streams-8": { concurrency: [8], promptTokens: 128, maxTokens: 64, requests: 16 },
+  /** Thirty-two at once: a GPU's batch, where slots and batch shapes decide throughput. */
+  "streams-32": { concurrency: [32], promptTokens: 128, maxTokens: 64, requests: 64 },
   /** One person, then eight at once. */
   chat: { concurrency: [1, 8], promptTokens: 128, maxTokens: 64, requests: 8 },
   /** One long prompt at a time: prompt processing dominates. */

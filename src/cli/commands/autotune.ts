@@ -154,7 +154,7 @@ export function registerAutotuneCommand(program: Command): void {
       .argument("<model>", "model id or alias")
       .description("find the best runner settings for a model on this machine by measurement, and apply them at its next load"),
   )
-    .option("--workload <name>", "streams-8 (default), chat or long-prompt")
+    .option("--workload <name>", "streams-8 (default), streams-32, chat or long-prompt")
     .option("--budget <sec>", "time budget of the search in seconds (default 300)", positiveInt)
     .option("--axes <list>", "search only these axes, comma-separated (threads,parallel,batch,flash_attention,kv_cache,...)")
     .option("--dry-run", "record the result without applying it")
