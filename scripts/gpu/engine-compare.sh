@@ -9,6 +9,8 @@
 #   bash scripts/gpu/engine-compare.sh isolate # carry dist, after bench: ours vs llama-server with our runner's exact
 #                                              # flags, and llama-server default vs the same, at 8 streams
 #   bash scripts/gpu/engine-compare.sh flags   # carry dist, after bench: the runner's flags minus one at a time vs default
+#   CONCURRENCY=8 bash scripts/gpu/engine-compare.sh autotune # carry dist, after wait: scripts/bench/autotune.sh on
+#                                              # the 1.1B (BUDGET seconds of search, default 150; CONCURRENCY 8 or 32)
 #   bash scripts/gpu/engine-compare.sh priority # carry dist, after wait: `lmx bench --scenario priority` (32 batch
 #                                              # streams, parallel 4) on ours with priority classes, ours FIFO, llama-server
 # Here, before: npm run build; bash ../shared/gpu/pack.sh; bash scripts/gpu/pack-cpu-prebuilt.sh
@@ -107,6 +109,19 @@ case "${1:-}" in
       kill $pid; wait $pid 2>/dev/null || true
       port=$((port + 1))
     done
+    ;;
+  autotune)
+    # docs/benchmarks.md "Autotune": search, then tuned vs our defaults vs llama-server's own defaults
+    stage_dist
+    rm -rf $R/nlc/scripts && cp -r "$OLDPWD/scripts" $R/nlc/scripts
+    record_gpu
+    make_model
+    pkill -f "main.js serve" 2>/dev/null || true
+    pkill -f llama-server 2>/dev/null || true
+    sleep 1
+    c=${CONCURRENCY:-8}
+    MODEL=/root/models/rand-1b-f16.gguf LLAMA_SERVER=$LSB/bin/llama-server GPU_LAYERS=max ID=rand-1b CONCURRENCY=$c \
+      MAX_TOKENS=128 OUT=$OUT/autotune-$c bash scripts/bench/autotune.sh "${BUDGET:-150}" 2>&1 | tail -40
     ;;
   priority)
     # docs/benchmarks.md "Priority classes": the same workload as scripts/bench/scenarios.sh priority, on the GPU
