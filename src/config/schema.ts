@@ -198,8 +198,22 @@ export const configSchema = z.strictObject({
       runner_overhead_mb: z.number().min(0).default(120),
       /** Evict idle, unpinned models (least recently used first) to make room; false answers 507 instead. */
       eviction: z.boolean().default(true),
+      /** Share of each GPU's total memory (nvidia-smi) that loaded models may use; ignored where no GPU is seen. */
+      gpu_max_percent: z.number().gt(0).max(100).default(90),
+      /** An absolute budget per GPU instead of gpu_max_percent. */
+      gpu_budget_bytes: positiveInt.nullable().default(null),
+      /** What a GPU runner costs on the device besides weights, KV cache and compute buffers (the CUDA context). */
+      gpu_runner_overhead_mb: z.number().min(0).default(300),
     })
-    .default({ max_percent: 90, budget_bytes: null, runner_overhead_mb: 120, eviction: true }),
+    .default({
+      max_percent: 90,
+      budget_bytes: null,
+      runner_overhead_mb: 120,
+      eviction: true,
+      gpu_max_percent: 90,
+      gpu_budget_bytes: null,
+      gpu_runner_overhead_mb: 300,
+    }),
   /** Requests that may wait for a free sequence, across all models; past that → 429. */
   queue_size: z.number().int().min(0).default(256),
   queue_timeout_sec: z.number().positive().default(300),
