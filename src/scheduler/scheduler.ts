@@ -580,10 +580,9 @@ export class Scheduler extends EventEmitter {
    */
   private preEstimate(descriptor: ModelDescriptor): Need {
     const onGpu = this.options.gpuPresent && descriptor.settings.gpuLayers !== 0 && descriptor.settings.gpu !== "cpu";
-    if (!onGpu) return this.needOf({ ram: descriptor.sizeBytes, vram: 0 });
-    // every layer on the GPU ("max"/"auto"): the weights are there; a layer count is left to the exact estimate
-    const allLayers = typeof descriptor.settings.gpuLayers !== "number";
-    return this.needOf({ ram: 0, vram: allLayers ? descriptor.sizeBytes : 0 });
+    // GPU memory is placed only with the exact estimate: a guess from the file could evict a GPU model for a load
+    // that the estimate then refuses anyway
+    return this.needOf({ ram: onGpu ? 0 : descriptor.sizeBytes, vram: 0 });
   }
 
   /**
