@@ -90,17 +90,31 @@ context_vram=$(loaded_field "$OUT/loaded-1.json" rand-1b memory.context_vram)
 model_ram=$(loaded_field "$OUT/loaded-1.json" rand-1b memory.model_ram)
 context_ram=$(loaded_field "$OUT/loaded-1.json" rand-1b memory.context_ram)
 reserved=$(loaded_field "$OUT/loaded-1.json" rand-1b "reserved_vram_bytes[0]")
-grep -o '"line":"[^"]*buffer size[^"]*"' /root/lmx-vram-1.log | sed 's/"line":"//; s/"$//' > "$OUT/llama-server-buffers.txt" || true
+runner=$(node -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv[1],"utf8")).data.find((m)=>m.id==="rand-1b").pid)' "$OUT/loaded-1.json")
+ps -o args= -p "$(pgrep -x llama-server | head -1)" > "$OUT/llama-server-args.txt" || true
+rss="runner $(ps -o rss= -p "$runner") kB, its llama-server $(ps -o rss= -p "$(pgrep -x llama-server | head -1)") kB"
 stop_gateway
+# llama-server's own buffer sizes (it prints them at verbosity 4 only): the runner's flags, by hand, briefly
+$LSB/bin/llama-server -m /root/models/rand-1b-f16.gguf --ctx-size 32768 --parallel 32 --no-kv-unified --threads 4 \
+  --threads-batch 4 --batch-size 2048 --ubatch-size 2048 --flash-attn auto --no-context-shift --cache-ram 0 --fit off \
+  --no-webui --gpu-layers all --port 18185 -lv 4 > /root/hand.log 2>&1 &
+HAND=$!
+for _ in $(seq 1 120); do curl -sf http://127.0.0.1:18185/health > /dev/null 2>&1 && break; sleep 1; done
+hand_mib=$(nvidia-smi --query-compute-apps=pid,used_memory --format=csv,noheader,nounits | awk -F, '{s+=$2} END {print s+0}')
+kill $HAND 2> /dev/null || true
+wait $HAND 2> /dev/null || true
+grep -E "buffer size|memory breakdown|CUDA0 \(|Host" /root/hand.log > "$OUT/llama-server-buffers.txt" || true
 {
   echo "== 1. rand-1b F16, 32 slots x 1024, all layers on the GPU (llama-server engine) =="
   echo "ours (estimate):      model_vram $((model_vram / MIB)) MiB + context_vram $((context_vram / MIB)) MiB = $(((model_vram + context_vram) / MIB)) MiB"
   echo "ours (reserved VRAM): $((reserved / MIB)) MiB (estimate + memory.gpu_runner_overhead_mb)"
   echo "ours (RAM):           model_ram $((model_ram / MIB)) MiB + context_ram $((context_ram / MIB)) MiB"
+  echo "RSS (ps):             $rss"
   echo "nvidia-smi:           $real_mib MiB ($(tr '\n' ' ' < "$OUT/compute-apps-1.csv"))"
   awk -v r="$reserved" -v e="$((model_vram + context_vram))" -v n="$real_mib" -v m=$MIB 'BEGIN {
+    if (n == 0) { print "nvidia-smi lists no compute process: no ratio"; exit }
     printf "ratio reserved/nvidia-smi: %.3f   estimate/nvidia-smi: %.3f   nvidia-smi - estimate: %d MiB (the overhead that would match)\n", r/m/n, e/m/n, n - e/m }'
-  echo "llama-server's own buffers:"
+  echo "llama-server by hand, same flags: nvidia-smi $hand_mib MiB; its own buffers (-lv 4):"
   sed 's/^/  /' "$OUT/llama-server-buffers.txt"
 } | tee "$OUT/vram.txt"
 

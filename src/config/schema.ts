@@ -202,8 +202,12 @@ export const configSchema = z.strictObject({
       gpu_max_percent: z.number().gt(0).max(100).default(90),
       /** An absolute budget per GPU instead of gpu_max_percent. */
       gpu_budget_bytes: positiveInt.nullable().default(null),
-      /** What a GPU runner costs on the device besides weights, KV cache and compute buffers (the CUDA context). */
-      gpu_runner_overhead_mb: z.number().min(0).default(300),
+      /**
+       * What a GPU runner holds on the device besides the estimate (CUDA context, cuBLAS workspace, llama.cpp's
+       * memory pool): nvidia-smi showed 3,578 MiB per llama-server for the 1.1B F16 at 32 × 1024 on an H200 after a
+       * benchmark, of which the estimate covers 3,106.
+       */
+      gpu_runner_overhead_mb: z.number().min(0).default(450),
     })
     .default({
       max_percent: 90,
@@ -212,7 +216,7 @@ export const configSchema = z.strictObject({
       eviction: true,
       gpu_max_percent: 90,
       gpu_budget_bytes: null,
-      gpu_runner_overhead_mb: 300,
+      gpu_runner_overhead_mb: 450,
     }),
   /** Requests that may wait for a free sequence, across all models; past that → 429. */
   queue_size: z.number().int().min(0).default(256),
