@@ -109,4 +109,8 @@ test("a CPU machine with a GPU budget configured: no GPU listed, RAM budgeted as
   assert.deepEqual(entry.reserved_vram_bytes, [], "nothing reserved on a GPU that is not there");
   assert.equal(entry.memory["model_vram"], 0);
   assert.ok(status.body.memory.used_bytes > 0, "RAM is budgeted");
+  const metrics = await (await fetch(`${server.url}/metrics`)).text();
+  assert.match(metrics, /^# TYPE lmx:gpu_memory_budget_bytes gauge$/m, "the GPU gauges exist");
+  assert.doesNotMatch(metrics, /^lmx:gpu_memory_(budget|used)_bytes\{/m, "with no series: there is no GPU");
+  assert.match(metrics, /^lmx:memory_used_bytes [1-9]/m);
 });
