@@ -77,6 +77,8 @@ test("the estimate process puts offloaded weights and KV cache on the GPU, in pr
   assert.ok(half.contextVram > 0 && half.contextVram < all.contextVram, `1 of 2 layers: part of the KV cache (${half.contextVram})`);
   assert.ok(half.contextRam > all.contextRam, "the rest of it is RAM");
   assert.ok(half.modelVram < all.modelVram && half.modelRam > all.modelRam, "and so are the weights of the layer left on the CPU");
+  // a binary without a GPU ignores gpu_layers: nothing goes to a GPU
+  assert.equal((await estimate(modelPath, false, 1)).vram, 0);
 });
 
 interface Loaded {

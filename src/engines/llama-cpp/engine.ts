@@ -689,7 +689,9 @@ export async function estimateMemory(
   const { settings } = init;
   const trainContextSize = insights.trainContextSize ?? DEFAULT_MAX_CONTEXT;
   const contextSize = defaultContextSize(settings.contextSize, trainContextSize);
-  const gpuLayers = typeof settings.gpuLayers === "number" ? settings.gpuLayers : gpuOffload ? insights.totalLayers : 0;
+  // no GPU to offload to (or gpu: cpu): llama.cpp ignores gpu_layers and everything is RAM
+  const offload = gpuOffload && settings.gpu !== "cpu";
+  const gpuLayers = !offload ? 0 : typeof settings.gpuLayers === "number" ? settings.gpuLayers : insights.totalLayers;
   const embedding = init.modelType === "embedding";
   const contextOptions = {
     contextSize,
