@@ -114,6 +114,8 @@ export interface ServerStatus {
     budget_bytes: number;
     used_bytes: number;
     runner_overhead_bytes?: number;
+    /** One per GPU the server budgets (nvidia-smi); absent from older servers, [] without GPUs. */
+    gpus?: Array<{ index: number; total_bytes: number; budget_bytes: number; used_bytes: number }>;
     models?: Record<string, { bytes: number; kind: string }>;
   };
   disk?: DiskReport[];

@@ -274,8 +274,26 @@ export const configSchema = z.strictObject({
       runner_overhead_mb: z.number().min(0).default(120),
       /** Evict idle, unpinned models (least recently used first) to make room; false answers 507 instead. */
       eviction: z.boolean().default(true),
+      /** Share of each GPU's total memory (nvidia-smi) that loaded models may use; ignored where no GPU is seen. */
+      gpu_max_percent: z.number().gt(0).max(100).default(90),
+      /** An absolute budget per GPU instead of gpu_max_percent. */
+      gpu_budget_bytes: positiveInt.nullable().default(null),
+      /**
+       * What a GPU runner holds on the device besides the estimate (CUDA context, cuBLAS workspace, llama.cpp's
+       * memory pool): nvidia-smi showed 3,578 MiB per llama-server for the 1.1B F16 at 32 × 1024 on an H200 after a
+       * benchmark, of which the estimate covers 3,106.
+       */
+      gpu_runner_overhead_mb: z.number().min(0).default(450),
     })
-    .default({ max_percent: 90, budget_bytes: null, runner_overhead_mb: 120, eviction: true }),
+    .default({
+      max_percent: 90,
+      budget_bytes: null,
+      runner_overhead_mb: 120,
+      eviction: true,
+      gpu_max_percent: 90,
+      gpu_budget_bytes: null,
+      gpu_runner_overhead_mb: 450,
+    }),
   /** Requests that may wait for a free sequence, across all models; past that → 429. */
   queue_size: z.number().int().min(0).default(256),
   queue_timeout_sec: z.number().positive().default(300),

@@ -17,6 +17,7 @@ import { Inventory } from "../inventory/inventory.js";
 import { DownloadManager } from "../inventory/downloads/download-manager.js";
 import { defaultHfCacheDir } from "../inventory/sources/hf-cache.js";
 import { MemoryBudget } from "../scheduler/memory-budget.js";
+import { detectGpus } from "../scheduler/gpu-devices.js";
 import { Scheduler } from "../scheduler/scheduler.js";
 import { EventHub } from "../events/hub.js";
 import { LmxMetrics } from "../metrics/metrics.js";
@@ -82,6 +83,11 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     maxPercent: config.memory.max_percent,
     budgetBytes: config.memory.budget_bytes,
     runnerOverheadBytes: Math.round(config.memory.runner_overhead_mb * 1024 * 1024),
+    // a GPU budget only where layers can go to a GPU that nvidia-smi lists (CUDA); elsewhere GPU memory is RAM or absent
+    gpus: gpuPresent && config.gpu !== "cpu" ? await detectGpus() : [],
+    gpuMaxPercent: config.memory.gpu_max_percent,
+    gpuBudgetBytes: config.memory.gpu_budget_bytes,
+    gpuRunnerOverheadBytes: Math.round(config.memory.gpu_runner_overhead_mb * 1024 * 1024),
   });
   const state = openStateDatabase(config.state_dir, (message, fields) => log.warn(fields, message));
   const registry = new CompatibilityRegistry(state, config.quarantine_after);

@@ -284,6 +284,23 @@ export class LmxMetrics {
     gauge("lmx:memory_used_bytes", "Memory reserved by loaded and loading models against the budget (estimates, then measured).", [], (g) => {
       g.set(sources.memory.snapshot().used_bytes);
     });
+    // one series per GPU nvidia-smi listed at start; none on a machine without GPU budget
+    gauge(
+      "lmx:gpu_memory_budget_bytes",
+      "Memory of each GPU that loaded models may use (memory.gpu_max_percent or gpu_budget_bytes).",
+      ["gpu"],
+      (g) => {
+        for (const gpu of sources.memory.snapshot().gpus) g.set({ gpu: String(gpu.index) }, gpu.budget_bytes);
+      },
+    );
+    gauge(
+      "lmx:gpu_memory_used_bytes",
+      "GPU memory reserved by loaded and loading models (estimate plus memory.gpu_runner_overhead_mb).",
+      ["gpu"],
+      (g) => {
+        for (const gpu of sources.memory.snapshot().gpus) g.set({ gpu: String(gpu.index) }, gpu.used_bytes);
+      },
+    );
     gauge("lmx:models_loaded", "Models with a running runner.", [], (g) => {
       g.set(sources.models.loaded().length);
     });

@@ -4,16 +4,27 @@
  * it allocated. So two loads started at once cannot both take the last free gigabyte.
  */
 import os from "node:os";
+import type { GpuDevice } from "./gpu-devices.js";
 
 export interface MemoryBudgetOptions {
   maxPercent: number;
   budgetBytes: number | null;
   runnerOverheadBytes: number;
   totalBytes?: number;
+  /** The GPUs whose memory is budgeted too (none: no GPU budget). */
+  gpus?: readonly GpuDevice[];
+  /** Share of each GPU's total memory models may use (memory.gpu_max_percent). */
+  gpuMaxPercent?: number;
+  /** An absolute budget per GPU instead (memory.gpu_budget_bytes). */
+  gpuBudgetBytes?: number | null;
+  /** What a runner on a GPU holds there besides its estimate (the CUDA context). */
+  gpuRunnerOverheadBytes?: number;
 }
 
 export interface Reservation {
   bytes: number;
+  /** Per GPU, in the order of `gpus`; empty where there are no GPUs. */
+  vram: number[];
   kind: "estimate" | "actual";
 }
 
@@ -33,6 +44,32 @@ export class MemoryBudget {
     this.totalBytes = options.totalBytes ?? os.totalmem();
   }
 
+  get gpus(): readonly GpuDevice[] {
+    return this.options.gpus ?? [];
+  }
+
+  /**
+   * Each GPU's budget: gpu_budget_bytes as given, or gpu_max_percent of its total less what other processes
+   * already used when the gateway started (a GPU shared with something else has less to give).
+   */
+  get gpuBudgets(): number[] {
+    return this.gpus.map((g) => {
+      if (this.options.gpuBudgetBytes) return this.options.gpuBudgetBytes;
+      return Math.max(0, Math.min(Math.floor((g.totalBytes * (this.options.gpuMaxPercent ?? 90)) / 100), g.totalBytes - g.usedBytes));
+    });
+  }
+
+  get gpuRunnerOverheadBytes(): number {
+    return this.options.gpuRunnerOverheadBytes ?? 0;
+  }
+
+  /** Reserved per GPU, all runners together. */
+  get gpuUsed(): number[] {
+    const used = this.gpus.map(() => 0);
+    for (const r of this.reservations.values()) r.vram.forEach((bytes, i) => (used[i] = (used[i] ?? 0) + bytes));
+    return used;
+  }
+
   get budgetBytes(): number {
     return this.options.budgetBytes ?? Math.floor((this.totalBytes * this.options.maxPercent) / 100);
   }
@@ -47,12 +84,19 @@ export class MemoryBudget {
     return sum;
   }
 
-  fits(bytes: number): boolean {
-    return this.usedBytes + bytes <= this.budgetBytes;
+  fits(bytes: number, vram: readonly number[] = []): boolean {
+    const used = this.gpuUsed;
+    const budgets = this.gpuBudgets;
+    return this.usedBytes + bytes <= this.budgetBytes && vram.every((v, i) => v <= 0 || (used[i] ?? 0) + v <= (budgets[i] ?? 0));
   }
 
-  reserve(token: string, model: string, bytes: number, kind: Reservation["kind"]): void {
-    this.reservations.set(token, { model, bytes, kind });
+  reserve(token: string, model: string, bytes: number, kind: Reservation["kind"], vram: readonly number[] = []): void {
+    this.reservations.set(token, { model, bytes, kind, vram: [...vram] });
+  }
+
+  /** What one runner (or load attempt) holds on each GPU. */
+  heldVram(token: string): number[] {
+    return this.reservations.get(token)?.vram ?? this.gpus.map(() => 0);
   }
 
   release(token: string): void {
@@ -69,7 +113,8 @@ export class MemoryBudget {
     let found = null as Reservation | null;
     for (const r of this.reservations.values()) {
       if (r.model !== model) continue;
-      found = { bytes: (found?.bytes ?? 0) + r.bytes, kind: found?.kind === "estimate" || r.kind === "estimate" ? "estimate" : "actual" };
+      const vram = this.gpus.map((_, i) => (found?.vram[i] ?? 0) + (r.vram[i] ?? 0));
+      found = { bytes: (found?.bytes ?? 0) + r.bytes, vram, kind: found?.kind === "estimate" || r.kind === "estimate" ? "estimate" : "actual" };
     }
     return found;
   }
@@ -85,6 +130,15 @@ export class MemoryBudget {
       budget_bytes: this.budgetBytes,
       used_bytes: this.usedBytes,
       runner_overhead_bytes: this.runnerOverheadBytes,
+      // one entry per GPU nvidia-smi listed at start; [] on a machine without one (no GPU budget)
+      gpus: this.gpus.map((g, i) => ({
+        index: g.index,
+        total_bytes: g.totalBytes,
+        used_by_others_at_start_bytes: g.usedBytes,
+        budget_bytes: this.gpuBudgets[i] ?? 0,
+        used_bytes: this.gpuUsed[i] ?? 0,
+      })),
+      gpu_runner_overhead_bytes: this.gpuRunnerOverheadBytes,
       models: Object.fromEntries(this.models().map((model) => [model, this.reservation(model)])),
     };
   }

@@ -6,6 +6,7 @@ import type { Backend, StartOptions } from "../engines/backend.js";
 import { LmxError } from "../errors/codes.js";
 import { fileProblem } from "../inventory/inventory.js";
 import type { ModelDescriptor } from "../inventory/types.js";
+import type { MemoryEstimate } from "../runner/protocol.js";
 import type { CompatibilityRegistry } from "../state/compatibility-registry.js";
 import { attemptOutcome, compatibilityKey } from "./backend-policy.js";
 
@@ -23,10 +24,12 @@ export interface ProbeDeps {
   candidates: readonly Backend[];
   registry: CompatibilityRegistry;
   start: Omit<StartOptions, "admit" | "loaderTimeoutMs">;
-  /** Reserves memory for the probe's runner, or throws insufficient_memory; never evicts. */
-  admit: (token: string, model: string, needBytes: number) => Promise<void>;
+  /**
+   * Reserves memory for the probe's runner (its estimate plus the runner's overheads, in RAM and on the GPU), or
+   * throws insufficient_memory; never evicts.
+   */
+  admit: (token: string, model: string, estimate: MemoryEstimate) => Promise<void>;
   release: (token: string) => void;
-  overheadBytes: number;
 }
 
 export async function probeBackends(
@@ -57,7 +60,7 @@ export async function probeBackends(
       const runner = await backend.start(descriptor, {
         ...deps.start,
         loaderTimeoutMs: options.timeoutMs,
-        admit: (estimate) => deps.admit(token, `probe:${descriptor.id}`, estimate.ram + deps.overheadBytes),
+        admit: (estimate) => deps.admit(token, `probe:${descriptor.id}`, estimate),
       });
       const loadMs = Date.now() - started;
       registry.record(key, "success", {

@@ -18,6 +18,7 @@ import { AdmissionQueue, type AdmissionSnapshot } from "./admission.js";
 import { attemptOutcome, compatibilityKey, fallsThrough, orderCandidates } from "./backend-policy.js";
 import { ModelLifecycle, type ModelPhase, type ModelTransition } from "./lifecycle.js";
 import { type MemoryBudget, Mutex } from "./memory-budget.js";
+import { spreadOverGpus } from "./gpu-devices.js";
 import { decidePlacement, type PlacementDecision, type Resident } from "./placement.js";
 import { probeBackends, type ProbeResult } from "./probe.js";
 import type { Priority } from "./priority.js";
@@ -34,6 +35,12 @@ const DRAIN_POLL_MS = 20;
 const ACQUIRE_ATTEMPTS = 3;
 
 export type ModelStatus = "loaded" | "loading" | "available";
+
+/** What a load needs: RAM, and each budgeted GPU's memory (in MemoryBudget.gpus order; [] without GPU budget). */
+interface Need {
+  ram: number;
+  vram: number[];
+}
 
 export interface ModelLease {
   readonly runner: RunnerHandle;
@@ -136,6 +143,8 @@ export interface LoadedModelView {
   memory: RunnerHandle["info"]["memory"];
   estimate: RunnerHandle["info"]["estimate"];
   reservedBytes: number;
+  /** What the runner holds of each GPU's budget (memory.gpus order): its weights, KV cache and CUDA context. */
+  reservedVramBytes: number[];
   pinned: boolean;
   keepAliveSec: number | null;
   /** The settings the runner was started with, and which layer each came from (docs/autotune.md). */
@@ -347,6 +356,7 @@ export class Scheduler extends EventEmitter {
         memory: info.memory,
         estimate: info.estimate,
         reservedBytes: slot.token ? this.options.memory.held(slot.token) : 0,
+        reservedVramBytes: slot.token ? this.options.memory.heldVram(slot.token) : this.options.memory.gpus.map(() => 0),
         pinned: slot.descriptor.pinned,
         keepAliveSec: slot.descriptor.keepAliveMs === null ? null : slot.descriptor.keepAliveMs / 1000,
         settings: this.effectiveSettings(slot),
@@ -399,18 +409,18 @@ export class Scheduler extends EventEmitter {
         candidates: this.candidates(descriptor, options.allowUnsupported),
         registry: this.options.registry,
         start: { ...this.options.start, log: this.options.log },
-        admit: (token, model, need) =>
+        admit: (token, model, estimate) =>
           this.placementLock.run(async () => {
-            if (!this.options.memory.fits(need)) {
+            const need = this.needOf(estimate);
+            if (!this.options.memory.fits(need.ram, need.vram)) {
               throw new LmxError(
                 "insufficient_memory",
-                `a probe needs an estimated ${Math.ceil(need / 1048576)} MiB and the memory budget has less free; probes never evict loaded models`,
+                `a probe needs an estimated ${Math.ceil(need.ram / 1048576)} MiB (${need.vram.map((v) => Math.ceil(v / 1048576)).join("/") || 0} MiB on the GPUs) and the memory budget has less free; probes never evict loaded models`,
               );
             }
-            this.options.memory.reserve(token, model, need, "estimate");
+            this.options.memory.reserve(token, model, need.ram, "estimate", need.vram);
           }),
         release: (token) => this.options.memory.release(token),
-        overheadBytes: this.options.memory.runnerOverheadBytes,
       },
       descriptor,
       options,
@@ -586,7 +596,7 @@ export class Scheduler extends EventEmitter {
             ...this.options.start,
             loaderTimeoutMs,
             log: this.options.log,
-            admit: (estimate) => this.placeWaiting(slot, token, estimate.ram + this.options.memory.runnerOverheadBytes),
+            admit: (estimate) => this.placeWaiting(slot, token, this.needOf(estimate)),
           });
         });
       } catch (error) {
@@ -617,8 +627,9 @@ export class Scheduler extends EventEmitter {
           pid: runner.pid,
         },
       });
-      const measured = runner.info.memory.modelRam + runner.info.memory.contextRam + this.options.memory.runnerOverheadBytes;
-      this.options.memory.reserve(token, descriptor.id, measured, "actual");
+      const { memory } = runner.info;
+      const measured = this.needOf({ ram: memory.modelRam + memory.contextRam, vram: memory.modelVram + memory.contextVram });
+      this.options.memory.reserve(token, descriptor.id, measured.ram, "actual", measured.vram);
       this.options.log("info", "model loaded", { model: descriptor.id, backend: backend.name, ms: durationMs, pid: runner.pid });
       this.emit("load", { model: descriptor.id, backend: backend.name, outcome: "success", code: null, durationMs } satisfies ModelLoadEvent);
       if (this.closed) {
@@ -636,16 +647,29 @@ export class Scheduler extends EventEmitter {
    * What a load holds before its runner estimates: the weights (read into RAM unless layers go to a GPU) plus
    * a runner's own overhead. Enough that a burst of loads cannot start more processes than the budget holds.
    */
-  private preEstimate(descriptor: ModelDescriptor): number {
+  private preEstimate(descriptor: ModelDescriptor): Need {
     const onGpu = this.options.gpuPresent && descriptor.settings.gpuLayers !== 0 && descriptor.settings.gpu !== "cpu";
-    return (onGpu ? 0 : descriptor.sizeBytes) + this.options.memory.runnerOverheadBytes;
+    // GPU memory is placed only with the exact estimate: a guess from the file could evict a GPU model for a load
+    // that the estimate then refuses anyway
+    return this.needOf({ ram: onGpu ? 0 : descriptor.sizeBytes, vram: 0 });
+  }
+
+  /**
+   * What a load needs of RAM and of each GPU, overheads included. Without a GPU budget (no nvidia-smi: a CPU
+   * machine, or Apple Silicon, whose GPU memory is the RAM) whatever llama.cpp puts on "the GPU" counts as RAM.
+   */
+  private needOf(estimate: { ram: number; vram: number }): Need {
+    const memory = this.options.memory;
+    if (memory.gpus.length === 0) return { ram: estimate.ram + estimate.vram + memory.runnerOverheadBytes, vram: [] };
+    const onGpu = estimate.vram > 0 ? estimate.vram + memory.gpuRunnerOverheadBytes : 0;
+    return { ram: estimate.ram + memory.runnerOverheadBytes, vram: spreadOverGpus(onGpu, memory.gpus) };
   }
 
   /**
    * Places `need` for this load's token; when it does not fit only because other models are busy, waits for
    * them (affinity): they finish what runs and take nothing new, then the swap happens. Bounded by maxWaitMs.
    */
-  private async placeWaiting(slot: ModelSlot, token: string, need: number): Promise<void> {
+  private async placeWaiting(slot: ModelSlot, token: string, need: Need): Promise<void> {
     const id = slot.descriptor.id;
     const affinity = this.options.affinity ?? null;
     const waitStarted = Date.now();
@@ -658,7 +682,14 @@ export class Scheduler extends EventEmitter {
         if (refusal.never || !affinity || this.closed || Date.now() >= deadline) {
           const waited = affinity && !refusal.never && Date.now() >= deadline ? ` (waited affinity.max_wait_sec for busy models)` : "";
           throw new LmxError("insufficient_memory", `cannot load '${id}': ${refusal.reason}${waited}`, {
-            details: { estimate_bytes: need, budget_bytes: this.options.memory.budgetBytes, used_bytes: this.options.memory.usedBytes },
+            details: {
+              estimate_bytes: need.ram,
+              budget_bytes: this.options.memory.budgetBytes,
+              used_bytes: this.options.memory.usedBytes,
+              ...(need.vram.length > 0
+                ? { estimate_vram_bytes: need.vram, gpu_budget_bytes: this.options.memory.gpuBudgets, gpu_used_bytes: this.options.memory.gpuUsed }
+                : {}),
+            },
             retryAfterSec: refusal.never ? undefined : 5,
           });
         }
@@ -720,7 +751,7 @@ export class Scheduler extends EventEmitter {
    * Runs under the placement lock: fits `need` for this load's token, evicting idle models if it must; the
    * refusal when it cannot (yet).
    */
-  private async place(slot: ModelSlot, token: string, need: number): Promise<Extract<PlacementDecision, { kind: "refused" }> | null> {
+  private async place(slot: ModelSlot, token: string, need: Need): Promise<Extract<PlacementDecision, { kind: "refused" }> | null> {
     const id = slot.descriptor.id;
     const memory = this.options.memory;
     const residents: Resident[] = [];
@@ -734,6 +765,7 @@ export class Scheduler extends EventEmitter {
       residents.push({
         model: other,
         bytes: memory.reservation(other)?.bytes ?? 0,
+        vramBytes: memory.reservation(other)?.vram ?? [],
         pinned: s.descriptor.pinned,
         // a model yielding its turn is done once nothing runs on it: its waiters queue for its next turn. With
         // affinity, a model used within min_resident_sec is in use (its clients are between two requests), not
@@ -751,11 +783,16 @@ export class Scheduler extends EventEmitter {
       {
         budgetBytes: memory.budgetBytes,
         usedBytes: memory.usedBytes - memory.held(token),
+        gpus: memory.gpus.map((g, i) => ({
+          index: g.index,
+          budgetBytes: memory.gpuBudgets[i] ?? 0,
+          usedBytes: (memory.gpuUsed[i] ?? 0) - (memory.heldVram(token)[i] ?? 0),
+        })),
         maxLoadedModels: this.options.maxLoadedModels,
         eviction: this.options.eviction,
         residents,
       },
-      { model: id, needBytes: need },
+      { model: id, needBytes: need.ram, needVram: need.vram },
     );
     if (decision.kind === "refused") return decision;
     // every victim's unload is queued before any is awaited, so no later command of theirs can slip in between
@@ -765,8 +802,14 @@ export class Scheduler extends EventEmitter {
         return this.serialized(victimSlot, () => this.unloadNow(victimSlot, this.options.unloadGraceMs, `evicted to make room for '${id}'`));
       }),
     );
-    memory.reserve(token, id, need, "estimate");
-    this.options.log("info", "load admitted", { model: id, estimate_bytes: need, used_bytes: memory.usedBytes, budget_bytes: memory.budgetBytes });
+    memory.reserve(token, id, need.ram, "estimate", need.vram);
+    this.options.log("info", "load admitted", {
+      model: id,
+      estimate_bytes: need.ram,
+      used_bytes: memory.usedBytes,
+      budget_bytes: memory.budgetBytes,
+      ...(need.vram.length > 0 ? { estimate_vram_bytes: need.vram, gpu_used_bytes: memory.gpuUsed } : {}),
+    });
     return null;
   }
 

@@ -96,6 +96,8 @@ export interface FakeBehaviour {
   stopMs?: number;
   /** RAM the runner estimates for itself (bytes). */
   estimateBytes?: number;
+  /** GPU memory the runner estimates for itself (bytes; 0 by default). */
+  estimateVramBytes?: number;
   /** Fail the load with this code instead of starting. */
   failWith?: ErrorCode;
 }
@@ -125,7 +127,8 @@ export class FakeBackend implements Backend {
     this.maxStarting = Math.max(this.maxStarting, this.starting);
     try {
       const ram = b.estimateBytes ?? model.sizeBytes;
-      await options.admit?.({ ram, vram: 0, modelRam: ram, contextRam: 0, modelVram: 0, contextVram: 0 });
+      const vram = b.estimateVramBytes ?? 0;
+      await options.admit?.({ ram, vram, modelRam: ram, contextRam: 0, modelVram: vram, contextVram: 0 });
       await new Promise((r) => setTimeout(r, b.loadMs ?? 5));
       if (b.failWith) throw new LmxError(b.failWith, `${this.name} failed on purpose`);
       const s = model.settings;
@@ -146,8 +149,8 @@ export class FakeBackend implements Backend {
           template: { jinja: null, bosToken: null, eosToken: null, addsBos: false },
           embeddingSize: null,
           canary: { tokens: 1, ms: 1, tokensPerSec: 1000 },
-          memory: { modelRam: ram, modelVram: 0, contextRam: 0, contextVram: 0 },
-          estimate: { ram, vram: 0, modelRam: ram, contextRam: 0, modelVram: 0, contextVram: 0 },
+          memory: { modelRam: ram, modelVram: vram, contextRam: 0, contextVram: 0 },
+          estimate: { ram, vram, modelRam: ram, contextRam: 0, modelVram: vram, contextVram: 0 },
           loadMs: b.loadMs ?? 5,
         },
         b.stopMs ?? 5,

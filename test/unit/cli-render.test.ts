@@ -103,6 +103,25 @@ test("status shows readiness, memory budget, loaded models, degraded storage and
   assert.match(text, /^quarantined\s+bad on llama\.cpp \(model_loader_crashed\)$/m);
   assert.match(text, /^storage\s+DEGRADED \(in memory\): 1 problem\(s\)$/m);
   assert.match(text, /registry: SQLITE_FULL/);
+  assert.doesNotMatch(text, /^gpu /m, "no GPU line without GPUs");
+});
+
+test("status shows each budgeted GPU", () => {
+  const GiB = 1024 ** 3;
+  const text = renderStatus(
+    {
+      memory: {
+        total_bytes: 16 * GiB,
+        available_bytes: 8 * GiB,
+        budget_bytes: 14 * GiB,
+        used_bytes: GiB,
+        gpus: [{ index: 0, total_bytes: 140 * GiB, budget_bytes: 126 * GiB, used_bytes: 3.5 * GiB }],
+      },
+    },
+    "http://127.0.0.1:1234",
+    plain,
+  );
+  assert.match(text, /^gpu 0\s+3\.50 GiB used of a 126 GiB budget \(of 140 GiB\)$/m);
 });
 
 test("probe table and recommendation", () => {

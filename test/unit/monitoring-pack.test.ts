@@ -43,7 +43,16 @@ async function exportedNames(): Promise<Set<string>> {
       }),
     }),
     memory: {
-      snapshot: () => ({ total_bytes: 0, available_bytes: 0, budget_bytes: 0, used_bytes: 0, runner_overhead_bytes: 0, models: {} }),
+      snapshot: () => ({
+        total_bytes: 0,
+        available_bytes: 0,
+        budget_bytes: 0,
+        used_bytes: 0,
+        runner_overhead_bytes: 0,
+        gpus: [],
+        gpu_runner_overhead_bytes: 0,
+        models: {},
+      }),
     },
     downloads: { list: () => [] },
     diskPaths: [PROJECT_ROOT],

@@ -40,6 +40,12 @@ export function renderStatus(status: ServerStatus, url: string, style: Style): s
       "memory",
       `${formatBytes(mem.used_bytes)} used of a ${formatBytes(mem.budget_bytes)} budget${share} · ${formatBytes(mem.available_bytes)} free on the machine`,
     ]);
+    for (const gpu of mem.gpus ?? []) {
+      pairs.push([
+        `gpu ${gpu.index}`,
+        `${formatBytes(gpu.used_bytes)} used of a ${formatBytes(gpu.budget_bytes)} budget (of ${formatBytes(gpu.total_bytes)})`,
+      ]);
+    }
   }
   if (status.queue) pairs.push(["queue", `${status.queue.running} running · ${status.queue.waiting} waiting`]);
   const loaded = status.models_loaded ?? [];

@@ -689,17 +689,28 @@ export async function estimateMemory(
   const { settings } = init;
   const trainContextSize = insights.trainContextSize ?? DEFAULT_MAX_CONTEXT;
   const contextSize = defaultContextSize(settings.contextSize, trainContextSize);
-  const gpuLayers = typeof settings.gpuLayers === "number" ? settings.gpuLayers : gpuOffload ? insights.totalLayers : 0;
-  const model = await insights.estimateModelResourceRequirementsV2({ gpuLayers });
+  // no GPU to offload to (or gpu: cpu): llama.cpp ignores gpu_layers and everything is RAM
+  const offload = gpuOffload && settings.gpu !== "cpu";
+  const gpuLayers = !offload ? 0 : typeof settings.gpuLayers === "number" ? settings.gpuLayers : insights.totalLayers;
   const embedding = init.modelType === "embedding";
-  const context = await insights.estimateContextResourceRequirementsV2({
+  const contextOptions = {
     contextSize,
     modelGpuLayers: gpuLayers,
     batchSize: embedding ? Math.min(settings.batchSize, contextSize) : settings.batchSize,
     sequences: embedding ? 1 : settings.parallel,
     isEmbeddingContext: embedding,
-    flashAttention: settings.flashAttention,
-  });
+  };
+  // Estimating for another binary's GPU (the llama-server engine's CPU-only estimate process): node-llama-cpp's
+  // simulation allocates on this process's backends, the CPU alone, and would report the offloaded weights and
+  // KV cache as RAM. Its arithmetic estimators split tensors and KV cache by layer instead (CUDA builds run flash
+  // attention under "auto").
+  const offloadedElsewhere = gpuLayers > 0 && llama.gpu === false;
+  const model = offloadedElsewhere
+    ? insights.estimateModelResourceRequirements({ gpuLayers, useMmap: false })
+    : await insights.estimateModelResourceRequirementsV2({ gpuLayers });
+  const context = offloadedElsewhere
+    ? insights.estimateContextResourceRequirements({ ...contextOptions, flashAttention: settings.flashAttention !== false })
+    : await insights.estimateContextResourceRequirementsV2({ ...contextOptions, flashAttention: settings.flashAttention });
   const contexts = embedding ? settings.parallel : 1;
   return {
     estimate: {
