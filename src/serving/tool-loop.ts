@@ -15,6 +15,7 @@ import { samplingOf } from "./chat-completion.js";
 import { converse, DEFAULT_MAX_LOOP_STEPS, type ConversationSink } from "./conversation.js";
 import type { GenerateInput, GenerateOutcome } from "./generate.js";
 import { deadlineFor, deadlineWriter } from "./write-deadline.js";
+import { SSE_HEADERS } from "./sse.js";
 
 export async function answerWithToolLoop(
   ctx: ServingContext,
@@ -127,9 +128,6 @@ function sseHeaders(
     ...headers,
     ...runnerHeaders,
     ...servedAs,
-    "content-type": "text/event-stream; charset=utf-8",
-    "cache-control": "no-cache",
-    connection: "keep-alive",
-    "x-accel-buffering": "no",
+    ...SSE_HEADERS,
   };
 }

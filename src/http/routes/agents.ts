@@ -12,6 +12,7 @@ import { parseRequest } from "../../api/openai/schemas.js";
 import { traceContextFor } from "../../metrics/trace.js";
 import type { GatewayContext } from "../context.js";
 import { chatOutcomeSink, priorityOf } from "./generation.js";
+import { SSE_HEADERS } from "../../serving/sse.js";
 
 const idParams = z.strictObject({ id: z.string().min(1).max(256) });
 const KEEPALIVE_MS = 15_000;
@@ -62,12 +63,7 @@ export function registerAgentRoutes(app: FastifyInstance, ctx: GatewayContext): 
     agents.get(id); // 404 before the stream starts
     reply.hijack();
     const out = reply.raw;
-    out.writeHead(200, {
-      "content-type": "text/event-stream; charset=utf-8",
-      "cache-control": "no-cache",
-      connection: "keep-alive",
-      "x-accel-buffering": "no",
-    });
+    out.writeHead(200, SSE_HEADERS);
     let ended = false;
     const keepalive = setInterval(() => out.write(": keep-alive\n\n"), KEEPALIVE_MS);
     keepalive.unref();

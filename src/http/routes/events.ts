@@ -6,6 +6,7 @@
 import type { FastifyInstance } from "fastify";
 import type { SequencedEvent } from "../../events/hub.js";
 import type { GatewayContext } from "../context.js";
+import { SSE_HEADERS } from "../../serving/sse.js";
 
 const KEEPALIVE_MS = 15_000;
 
@@ -13,13 +14,7 @@ export function registerEventRoutes(admin: FastifyInstance, ctx: GatewayContext)
   admin.get("/admin/events", (request, reply) => {
     reply.hijack();
     const out = reply.raw;
-    out.writeHead(200, {
-      "content-type": "text/event-stream; charset=utf-8",
-      "cache-control": "no-cache",
-      connection: "keep-alive",
-      // proxies such as nginx would otherwise hold events back in their buffers
-      "x-accel-buffering": "no",
-    });
+    out.writeHead(200, SSE_HEADERS);
     const write = (name: string, data: unknown, id?: number) => {
       out.write(`${id === undefined ? "" : `id: ${id}\n`}event: ${name}\ndata: ${JSON.stringify(data)}\n\n`);
     };
